@@ -1,0 +1,165 @@
+// Program kinds: the contract each kind of downloaded code is verified and run under
+// (DESIGN.md §4). A kind fixes the registers at entry, the memory a program may touch
+// (context, stack, output area), its helpers, and how long it may run.
+// docs/bpf.md describes each kind's context layout.
+
+/// The helpers the engine offers, each callable only from the kinds that list it.
+/// Arguments are in r1-r5; the result is in r0; r1-r5 are clobbered.
+public enum Helper: Int32, CaseIterable, Sendable {
+    /// The conformance suite's helper 5: returns r1, and when r1 is 0 ends the program at
+    /// once with result 0.
+    case unwind = 5
+    /// The kernel clock in ticks, as exposed to wakeup predicates. Not deterministic.
+    case clockTicks = 16
+
+    /// Number of argument registers (from r1) the helper reads; all must hold numbers.
+    public var argumentCount: Int {
+        switch self {
+        case .unwind: 1
+        case .clockTicks: 0
+        }
+    }
+
+    /// Whether the result depends only on the arguments.
+    public var isDeterministic: Bool {
+        switch self {
+        case .unwind: true
+        case .clockTicks: false
+        }
+    }
+
+    public var name: String {
+        switch self {
+        case .unwind: "unwind"
+        case .clockTicks: "clockTicks"
+        }
+    }
+}
+
+/// What r1 and r2 hold when a program starts.
+public enum ContextSize: Hashable, Sendable {
+    /// r1 points to exactly this many bytes; r2 holds the same number.
+    case fixed(Int)
+    /// r1 points to between 0 and `max` bytes; r2 holds the actual length, and the program
+    /// must compare r2 (or a copy) before reading at a known offset.
+    case variable(max: Int)
+
+    var bounds: (min: Int, max: Int) {
+        switch self {
+        case .fixed(let n): (n, n)
+        case .variable(let max): (0, max)
+        }
+    }
+}
+
+/// The contract of one kind of downloaded code.
+public struct ProgramKind: Hashable, Sendable {
+    /// A short name (`udfOwns`, `packetFilter`, …) used by the CLI and in messages.
+    public var name: String
+    /// Size of the context r1 points to; r2 holds its length.
+    public var context: ContextSize
+    /// Whether the program may write its context (only the conformance kind may).
+    public var contextWritable: Bool
+    /// Bytes of the output area r3 points to (zeroed before each run), or 0 for none.
+    public var outputBytes: Int
+    /// Helpers the program may call.
+    public var helpers: [Helper]
+    /// Instructions one run may execute, or nil when the kind allows no backward jumps.
+    public var instructionBudget: Int?
+    /// Whether results must depend on the input alone (UDFs): non-deterministic helpers
+    /// are refused.
+    public var deterministic: Bool
+    /// Whether registers r3-r9 and the stack start zeroed and count as written (as the
+    /// conformance suite's runtimes do). Otherwise reading them before writing is refused.
+    public var startsZeroed: Bool
+
+    public init(name: String, context: ContextSize, contextWritable: Bool = false, outputBytes: Int = 0,
+                helpers: [Helper] = [], instructionBudget: Int?, deterministic: Bool, startsZeroed: Bool = false) {
+        precondition(!deterministic || helpers.allSatisfy { $0.isDeterministic }, "a deterministic kind lists only deterministic helpers")
+        precondition(context.bounds.max >= 0 && outputBytes >= 0)
+        self.name = name
+        self.context = context
+        self.contextWritable = contextWritable
+        self.outputBytes = outputBytes
+        self.helpers = helpers
+        self.instructionBudget = instructionBudget
+        self.deterministic = deterministic
+        self.startsZeroed = startsZeroed
+    }
+
+    /// XN's `owns` UDF: reads one metadata block (r1, read-only; r2 = 4096) and writes the
+    /// (block, type) pairs it points to into the output area (r3): `ownsEntriesMax` entries
+    /// of two little-endian 64-bit words. Returns in r0 how many entries it wrote.
+    public static let udfOwns = ProgramKind(
+        name: "udfOwns", context: .fixed(Limits.metadataBlockBytes),
+        outputBytes: Limits.ownsEntriesMax * Limits.ownsEntryBytes,
+        instructionBudget: Limits.udfBudget, deterministic: true)
+
+    /// XN's `acl` UDF: reads the `AclContext` (r1, read-only; r2 = its size): the block
+    /// before and after a proposed change, the changed byte range and the credential.
+    /// Returns 1 to allow the change, 0 to deny it.
+    public static let udfAcl = ProgramKind(
+        name: "udfAcl", context: .fixed(AclContext.bytes),
+        instructionBudget: Limits.udfBudget, deterministic: true)
+
+    /// XN's `size` UDF: reads one metadata block (r1, read-only; r2 = 4096) and returns in
+    /// r0 the byte size of the data it describes.
+    public static let udfSize = ProgramKind(
+        name: "udfSize", context: .fixed(Limits.metadataBlockBytes),
+        instructionBudget: Limits.udfBudget, deterministic: true)
+
+    /// A wakeup predicate: reads a window of exposed kernel state (r1, read-only; r2 = its
+    /// size) and returns nonzero to wake its environment. No loops: the kernel evaluates
+    /// predicates whenever the state they read changes, so each must be short.
+    public static let wakeupPredicate = ProgramKind(
+        name: "wakeupPredicate", context: .fixed(Limits.wakeupWindowBytes),
+        helpers: [.clockTicks], instructionBudget: nil, deterministic: false)
+
+    /// A packet filter: reads one frame (r1, read-only; r2 = its length, at most
+    /// `frameBytesMax`) and returns the number of bytes to accept, 0 to reject.
+    public static let packetFilter = ProgramKind(
+        name: "packetFilter", context: .variable(max: Limits.frameBytesMax),
+        instructionBudget: Limits.packetFilterBudget, deterministic: true)
+
+    /// The conformance suite's runtime: r1 points to `memoryBytes` of writable input, r2
+    /// holds that length, every other register and the stack start zeroed, and helper 5
+    /// (`unwind`) is offered.
+    public static func conformance(memoryBytes: Int) -> ProgramKind {
+        ProgramKind(name: "conformance", context: .fixed(memoryBytes), contextWritable: true,
+                    helpers: [.unwind], instructionBudget: Limits.conformanceBudget,
+                    deterministic: true, startsZeroed: true)
+    }
+
+    /// The system's kinds by name (the conformance kind with no input memory).
+    public static let all: [ProgramKind] = [.udfOwns, .udfAcl, .udfSize, .wakeupPredicate, .packetFilter, .conformance(memoryBytes: 0)]
+
+    /// The kind called `name`, if any (`conformance` gets `memoryBytes` of input).
+    public static func named(_ name: String, memoryBytes: Int = 0) -> ProgramKind? {
+        if name == "conformance" { return .conformance(memoryBytes: memoryBytes) }
+        return all.first { $0.name == name }
+    }
+}
+
+/// The context of an `acl` UDF, laid out by the kernel (XN) before each run:
+///
+///     offset 0      +-------------------------------+
+///                   | block before the change (4096) |
+///     offset 4096   +-------------------------------+
+///                   | block after the change  (4096) |
+///     offset 8192   +-------------------------------+
+///                   | change: first byte (u32), byte count (u32)
+///     offset 8200   +-------------------------------+
+///                   | credential: rights (u64), component count (u64),
+///                   |             components (8 × u64)
+///     offset 8280   +-------------------------------+
+///
+/// All integers little-endian. The credential is the capability the caller named.
+public enum AclContext {
+    public static let blockBeforeOffset = 0
+    public static let blockAfterOffset = Limits.metadataBlockBytes
+    public static let changeOffset = 2 * Limits.metadataBlockBytes
+    public static let credentialOffset = changeOffset + 8
+    /// Name components a credential carries at most.
+    public static let credentialComponentsMax = 8
+    public static let bytes = credentialOffset + 16 + 8 * credentialComponentsMax
+}

@@ -1,0 +1,225 @@
+// The verifier's abstract domain: what it knows about each register and stack byte at a
+// point of the program, over every path that reaches it. Joins are sound
+// over-approximations; widening to the program's own constants makes loops settle.
+
+/// A set of unsigned 64-bit values, `lo...hi`.
+struct Interval: Equatable {
+    var lo: UInt64
+    var hi: UInt64
+
+    static let full = Interval(lo: 0, hi: .max)
+    static let low32 = Interval(lo: 0, hi: UInt64(UInt32.max))
+    static func constant(_ v: UInt64) -> Interval { Interval(lo: v, hi: v) }
+
+    var constant: UInt64? { lo == hi ? lo : nil }
+    var fits32: Bool { hi <= UInt64(UInt32.max) }
+
+    func hull(_ other: Interval) -> Interval { Interval(lo: min(lo, other.lo), hi: max(hi, other.hi)) }
+    func intersection(_ other: Interval) -> Interval? {
+        let l = max(lo, other.lo), h = min(hi, other.hi)
+        return l <= h ? Interval(lo: l, hi: h) : nil
+    }
+    /// Values a load of `bytes` can produce.
+    static func ofSize(_ bytes: Int) -> Interval {
+        bytes >= 8 ? .full : Interval(lo: 0, hi: (1 << UInt64(bytes * 8)) - 1)
+    }
+}
+
+/// The memory regions a program can address.
+enum Region: UInt8, Equatable, Sendable {
+    case context, stack, output
+
+    var name: String {
+        switch self {
+        case .context: "context"
+        case .stack: "stack"
+        case .output: "output"
+        }
+    }
+}
+
+/// Byte offsets of an address from the start of its region (for the stack: from r10),
+/// kept within ±`Offsets.magnitudeMax`; beyond that the offset is simply unknown.
+struct Offsets: Equatable {
+    var lo: Int64
+    var hi: Int64
+
+    static let magnitudeMax: Int64 = 1 << 40
+    static let unknown = Offsets(lo: -magnitudeMax, hi: magnitudeMax)
+    static func exactly(_ v: Int64) -> Offsets { Offsets(lo: v, hi: v) }
+
+    init(lo: Int64, hi: Int64) {
+        if lo < -Offsets.magnitudeMax || hi > Offsets.magnitudeMax || lo > hi {
+            self.lo = -Offsets.magnitudeMax
+            self.hi = Offsets.magnitudeMax
+        } else {
+            self.lo = lo
+            self.hi = hi
+        }
+    }
+
+    var isExact: Bool { lo == hi }
+
+    /// The offsets moved by a number in `delta` (as signed values), or unknown when the
+    /// number may be too large to say.
+    func moved(by delta: Interval, negated: Bool) -> Offsets {
+        guard let (dlo, dhi) = delta.asSmallSigned else { return .unknown }
+        return negated ? Offsets(lo: lo - dhi, hi: hi - dlo) : Offsets(lo: lo + dlo, hi: hi + dhi)
+    }
+}
+
+extension Interval {
+    /// The interval read as signed numbers, when all of it lies within ±2^40.
+    var asSmallSigned: (Int64, Int64)? {
+        let m = UInt64(Offsets.magnitudeMax)
+        if hi <= m { return (Int64(lo), Int64(hi)) }
+        if lo >= 0 &- m { return (Int64(bitPattern: lo), Int64(bitPattern: hi)) }
+        return nil
+    }
+}
+
+/// What a register holds on every path to a point.
+enum Value: Equatable {
+    /// Not written on some path.
+    case uninitialized
+    /// An address on some paths and a number (or another region's address) on others.
+    case conflicted
+    case scalar(Interval)
+    /// The length of a variable-size context (bounded by the state's `contextLength`).
+    case contextLength
+    /// An address in `Region` at `Offsets`.
+    case pointer(Region, Offsets)
+
+    static func constant(_ v: UInt64) -> Value { .scalar(.constant(v)) }
+
+    func joined(with other: Value) -> Value {
+        switch (self, other) {
+        case (.uninitialized, _), (_, .uninitialized): .uninitialized
+        case (.conflicted, _), (_, .conflicted): .conflicted
+        case (.scalar(let a), .scalar(let b)): .scalar(a.hull(b))
+        case (.contextLength, .contextLength): .contextLength
+        case (.pointer(let r, let a), .pointer(let s, let b)) where r == s:
+            .pointer(r, Offsets(lo: min(a.lo, b.lo), hi: max(a.hi, b.hi)))
+        default: .conflicted
+        }
+    }
+}
+
+/// Which of the current frame's stack bytes are written on every path.
+struct StackMask: Equatable {
+    private var words: [UInt64]
+
+    init(allWritten: Bool) {
+        words = Array(repeating: allWritten ? .max : 0, count: Limits.stackBytes / 64)
+    }
+
+    /// Whether every byte in `range` (indices from the frame's bottom) is written.
+    func allWritten(_ range: Range<Int>) -> Bool {
+        for i in range where words[i >> 6] & (1 << UInt64(i & 63)) == 0 { return false }
+        return true
+    }
+
+    mutating func markWritten(_ range: Range<Int>) {
+        for i in range { words[i >> 6] |= 1 << UInt64(i & 63) }
+    }
+
+    func intersection(_ other: StackMask) -> StackMask {
+        var result = self
+        for i in words.indices { result.words[i] &= other.words[i] }
+        return result
+    }
+}
+
+/// What the verifier knows at one point of one path.
+struct AbstractState: Equatable {
+    var registers: [Value]
+    var stack: StackMask
+    /// Bounds on the context's length on this path (one value for a fixed-size context).
+    var contextLength: Interval
+
+    subscript(_ r: Register) -> Value {
+        get { registers[Int(r.rawValue)] }
+        set { registers[Int(r.rawValue)] = newValue }
+    }
+
+    func joined(with other: AbstractState) -> AbstractState {
+        var result = self
+        for i in registers.indices { result.registers[i] = registers[i].joined(with: other.registers[i]) }
+        result.stack = stack.intersection(other.stack)
+        result.contextLength = contextLength.hull(other.contextLength)
+        return result
+    }
+
+    /// The registers in words, for rejections: `r1=context+0 r2=4096 r10=stack+0`.
+    var rendered: String {
+        var parts: [String] = []
+        for r in Register.allCases {
+            let text: String
+            switch self[r] {
+            case .uninitialized: continue
+            case .conflicted: text = "mixed"
+            case .scalar(let i): text = i.rendered
+            case .contextLength: text = "length" + contextLength.rendered
+            case .pointer(let region, let o): text = region.name + (o.isExact ? (o.lo < 0 ? "\(o.lo)" : "+\(o.lo)") : "+[\(o.lo), \(o.hi)]")
+            }
+            parts.append("r\(r.rawValue)=" + text)
+        }
+        return parts.isEmpty ? "no register written" : parts.joined(separator: " ")
+    }
+}
+
+extension Interval {
+    var rendered: String {
+        if let c = constant { return c < 1 << 16 ? "\(c)" : "0x" + String(c, radix: 16) }
+        if self == .full { return "any" }
+        return "[\(lo), \(hi)]"
+    }
+}
+
+/// The constants a program mentions, sorted: the points to which widening extends a
+/// growing range, so a loop bounded by `jlt r6, 4096` keeps the bound 4096.
+struct Thresholds {
+    private var unsigned: [UInt64]
+    private var signed: [Int64]
+
+    init(constants: [UInt64]) {
+        var set = Set<UInt64>([0, 1, .max])
+        for c in constants {
+            set.insert(c); set.insert(c &+ 1); set.insert(c &- 1)
+        }
+        unsigned = set.sorted()
+        var s = Set<Int64>()
+        for c in unsigned {
+            let v = Int64(bitPattern: c)
+            if v >= -Offsets.magnitudeMax && v <= Offsets.magnitudeMax { s.insert(v) }
+        }
+        s.insert(-Offsets.magnitudeMax); s.insert(Offsets.magnitudeMax)
+        signed = s.sorted()
+    }
+
+    func above(_ v: UInt64) -> UInt64 { unsigned.first { $0 >= v } ?? .max }
+    func below(_ v: UInt64) -> UInt64 { unsigned.last { $0 <= v } ?? 0 }
+    func above(_ v: Int64) -> Int64 { signed.first { $0 >= v } ?? Offsets.magnitudeMax }
+    func below(_ v: Int64) -> Int64 { signed.last { $0 <= v } ?? -Offsets.magnitudeMax }
+
+    func widen(_ old: Interval, _ new: Interval) -> Interval {
+        Interval(lo: new.lo < old.lo ? below(new.lo) : new.lo, hi: new.hi > old.hi ? above(new.hi) : new.hi)
+    }
+
+    func widen(_ old: Value, _ new: Value) -> Value {
+        switch (old, new) {
+        case (.scalar(let a), .scalar(let b)): .scalar(widen(a, b))
+        case (.pointer(let r, let a), .pointer(let s, let b)) where r == s:
+            .pointer(r, Offsets(lo: b.lo < a.lo ? below(b.lo) : b.lo, hi: b.hi > a.hi ? above(b.hi) : b.hi))
+        default: new
+        }
+    }
+
+    /// `new` (which includes `old`) with every range that grew pushed out to a threshold.
+    func widen(_ old: AbstractState, _ new: AbstractState) -> AbstractState {
+        var result = new
+        for i in new.registers.indices { result.registers[i] = widen(old.registers[i], new.registers[i]) }
+        result.contextLength = widen(old.contextLength, new.contextLength)
+        return result
+    }
+}

@@ -1,0 +1,261 @@
+// The verifier's transfer function: what one statement does to the abstract state, and
+// every rule that statement must keep on the path being analysed.
+
+extension Analysis {
+    func transfer(_ statement: Statement, at slot: Int, _ state: inout AbstractState, depth: Int) throws(VerificationError) -> Flow {
+        func reject(_ rule: VerificationRule, _ detail: String) -> VerificationError {
+            VerificationError(instruction: slot, rule: rule, detail: detail, registers: state.rendered)
+        }
+        /// The register's value; it must be written on every path.
+        func read(_ r: Register) throws(VerificationError) -> Value {
+            switch state[r] {
+            case .uninitialized: throw reject(.uninitializedRegister, "r\(r.rawValue) is read before it is written")
+            case .conflicted: throw reject(.addressLeak, "r\(r.rawValue) holds an address on some paths and not on others")
+            default: return state[r]
+            }
+        }
+        /// The register's value as a number; an address here would leak.
+        func number(_ v: Value, _ use: String) throws(VerificationError) -> Interval {
+            switch v {
+            case .scalar(let i): return i
+            case .contextLength: return state.contextLength
+            case .pointer(let region, _): throw reject(.addressLeak, "\(use) a \(region.name) address")
+            case .uninitialized, .conflicted: preconditionFailure("read() admits only written values")
+            }
+        }
+        func write(_ r: Register, _ v: Value) throws(VerificationError) {
+            guard r != .r10 else { throw reject(.frameRegisterWritten, "r10 is written") }
+            state[r] = v
+        }
+        func operandValue(_ operand: Operand, _ width: Width) throws(VerificationError) -> Value {
+            switch operand {
+            case .register(let r): return try read(r)
+            case .immediate(let v): return .constant(width == .bits64 ? Semantics.immediate(v) : UInt64(UInt32(bitPattern: v)))
+            }
+        }
+
+        switch statement {
+        case .alu(let operation, let width, let dst, let operand):
+            guard dst != .r10 else { throw reject(.frameRegisterWritten, "r10 is written") }
+            let source = try operandValue(operand, width)
+            if operation == .mov {
+                if width == .bits64 {
+                    state[dst] = source
+                } else {
+                    state[dst] = .scalar(IntervalArithmetic.alu(.mov, .bits32, .full, try number(source, "mov32 truncates")))
+                }
+                return .next
+            }
+            let target = try read(dst)
+            switch (target, source) {
+            case (.pointer(let region, let offsets), .pointer(let sourceRegion, let sourceOffsets)):
+                guard operation == .sub, width == .bits64, region == sourceRegion else {
+                    throw reject(.addressArithmetic, "only the difference of two addresses in one region is a number")
+                }
+                state[dst] = .scalar(Interval(signedFrom: offsets.lo - sourceOffsets.hi, to: offsets.hi - sourceOffsets.lo))
+            case (.pointer(let region, let offsets), _):
+                guard (operation == .add || operation == .sub) && width == .bits64 else {
+                    throw reject(.addressArithmetic, "only add and sub of a number may change an address")
+                }
+                state[dst] = .pointer(region, offsets.moved(by: try number(source, "adds"), negated: operation == .sub))
+            case (_, .pointer(let region, let offsets)):
+                guard operation == .add && width == .bits64 else {
+                    throw reject(.addressArithmetic, "a number may only have an address added to it")
+                }
+                state[dst] = .pointer(region, offsets.moved(by: try number(target, "adds"), negated: false))
+            default:
+                state[dst] = .scalar(IntervalArithmetic.alu(operation, width, try number(target, ""), try number(source, "")))
+            }
+            return .next
+
+        case .negate(let width, let dst):
+            let v = try number(try read(dst), "negates")
+            try write(dst, .scalar(IntervalArithmetic.negate(width, v)))
+            return .next
+
+        case .moveSignExtend(let width, let dst, let src, let bits):
+            let v = try number(try read(src), "sign-extends")
+            try write(dst, .scalar(IntervalArithmetic.signExtend(width, v, fromBits: bits)))
+            return .next
+
+        case .byteOrder(let order, let dst, let bits):
+            let v = try number(try read(dst), "swaps the bytes of")
+            try write(dst, .scalar(IntervalArithmetic.byteOrder(order, v, bits: bits)))
+            return .next
+
+        case .loadImmediate64(let dst, let value):
+            try write(dst, .constant(value))
+            return .next
+
+        case .load(let size, let dst, let base, let offset, let signExtend):
+            try access(base, offset, bytes: size.bytes, reads: true, writes: false, at: slot, &state)
+            try write(dst, .scalar(signExtend ? .full : .ofSize(size.bytes)))
+            return .next
+
+        case .store(let size, let base, let offset, let value):
+            if case .register(let r) = value { _ = try number(try read(r), "stores") }
+            try access(base, offset, bytes: size.bytes, reads: false, writes: true, at: slot, &state)
+            return .next
+
+        case .atomic(let operation, let width, let base, let offset, let source):
+            _ = try number(try read(source), "stores")
+            if operation == .compareExchange { _ = try number(try read(.r0), "compares") }
+            let bytes = width == .bits64 ? 8 : 4
+            try access(base, offset, bytes: bytes, reads: true, writes: true, at: slot, &state)
+            if operation == .compareExchange {
+                state[.r0] = .scalar(.ofSize(bytes))
+            } else if operation.fetches {
+                try write(source, .scalar(.ofSize(bytes)))
+            }
+            return .next
+
+        case .jump(let offset, _):
+            return .goto([(slot + 1 + Int(offset), state)])
+
+        case .branch(let condition, let width, let dst, let operand, let offset):
+            let a = try read(dst), b = try operandValue(operand, width)
+            let refined = IntervalArithmetic.refine(condition, width, try number(a, "compares"), try number(b, "compares"))
+            var successors: [(Int, AbstractState)] = []
+            /// `state` with the registers compared narrowed to `pair`, or nil if no value fits.
+            func narrowed(_ pair: (Interval, Interval)?) -> AbstractState? {
+                guard let (x, y) = pair else { return nil }
+                var s = state
+                var registers: [(Register, Interval)] = [(dst, x)]
+                if case .register(let r) = operand { registers.append((r, y)) }
+                for (r, interval) in registers {
+                    switch s[r] {
+                    case .contextLength:
+                        guard let bounded = s.contextLength.intersection(interval) else { return nil }
+                        s.contextLength = bounded
+                    case .scalar(let old):
+                        guard let bounded = old.intersection(interval) else { return nil }
+                        s[r] = .scalar(bounded)
+                    default: break
+                    }
+                }
+                return s
+            }
+            if let taken = narrowed(refined.taken) { successors.append((slot + 1 + Int(offset), taken)) }
+            if let notTaken = narrowed(refined.fallthrough) { successors.append((slot + 1, notTaken)) }
+            return .goto(successors)
+
+        case .callHelper(let id):
+            return try callHelper(id, at: slot, &state)
+
+        case .callRegister(let r):
+            guard case .scalar(let v) = try read(r), let id = v.constant, let helper = Helper(rawValue: Int32(truncatingIfNeeded: id)),
+                  UInt64(bitPattern: Int64(helper.rawValue)) == id else {
+                throw reject(.unknownCallTarget, "r\(r.rawValue) does not hold one known helper id")
+            }
+            if let earlier = facts[slot].helper, earlier != helper {
+                throw reject(.unknownCallTarget, "r\(r.rawValue) holds helper \(earlier.rawValue) on one path and \(helper.rawValue) on another")
+            }
+            facts[slot].helper = helper
+            return try callHelper(helper.rawValue, at: slot, &state)
+
+        case .callLocal(let offset):
+            let target = slot + 1 + Int(offset)
+            precondition(depth < Limits.callDepthMax, "the call graph check bounds the depth")
+            var entry = state
+            for r in [Register.r0, .r6, .r7, .r8, .r9] { entry[r] = .uninitialized }
+            for r in [Register.r1, .r2, .r3, .r4, .r5] {
+                if case .pointer(.stack, _) = state[r] {
+                    throw reject(.stackAddressPassed, "r\(r.rawValue) holds a stack address; each function has its own stack")
+                }
+            }
+            entry[.r10] = .pointer(.stack, .exactly(0))
+            entry.stack = StackMask(allWritten: false)
+            guard let result = try analyze(function: function(at: target), entry: entry, depth: depth + 1) else { return .stop }
+            state[.r0] = result
+            for r in [Register.r1, .r2, .r3, .r4, .r5] { state[r] = .uninitialized }
+            return .next
+
+        case .exit:
+            let r0 = try number(try read(.r0), "returns")
+            return .exit(.scalar(r0))
+        }
+    }
+
+    private func callHelper(_ id: Int32, at slot: Int, _ state: inout AbstractState) throws(VerificationError) -> Flow {
+        func reject(_ rule: VerificationRule, _ detail: String) -> VerificationError {
+            VerificationError(instruction: slot, rule: rule, detail: detail, registers: state.rendered)
+        }
+        guard let helper = Helper(rawValue: id), kind.helpers.contains(helper) else {
+            if let helper = Helper(rawValue: id), kind.deterministic, !helper.isDeterministic {
+                throw reject(.nondeterministic, "helper \(helper.name) is not deterministic; \(kind.name) programs must be")
+            }
+            throw reject(.helperNotAllowed, "helper \(id) is not offered to \(kind.name) programs")
+        }
+        var arguments: [Interval] = []
+        for i in 0..<helper.argumentCount {
+            let r = Register(rawValue: UInt8(1 + i))!
+            switch state[r] {
+            case .uninitialized: throw reject(.uninitializedRegister, "r\(r.rawValue), argument \(i + 1) of \(helper.name), is not written")
+            case .scalar(let v): arguments.append(v)
+            case .contextLength: arguments.append(state.contextLength)
+            case .pointer, .conflicted: throw reject(.addressLeak, "r\(r.rawValue) passes an address to \(helper.name)")
+            }
+        }
+        let result: Interval = switch helper {
+        case .unwind: arguments[0]
+        case .clockTicks: .full
+        }
+        for r in [Register.r1, .r2, .r3, .r4, .r5] { state[r] = .uninitialized }
+        state[.r0] = .scalar(result)
+        return .next
+    }
+
+    /// Checks a memory access of `bytes` at `base + offset` and records how to make it.
+    private func access(_ base: Register, _ offset: Int16, bytes: Int, reads: Bool, writes: Bool, at slot: Int,
+                        _ state: inout AbstractState) throws(VerificationError) {
+        func reject(_ rule: VerificationRule, _ detail: String) -> VerificationError {
+            VerificationError(instruction: slot, rule: rule, detail: detail, registers: state.rendered)
+        }
+        let region: Region, offsets: Offsets
+        switch state[base] {
+        case .pointer(let r, let o): (region, offsets) = (r, o)
+        case .uninitialized: throw reject(.uninitializedRegister, "r\(base.rawValue) is read before it is written")
+        case .conflicted: throw reject(.notAnAddress, "r\(base.rawValue) holds an address on some paths only")
+        case .scalar, .contextLength: throw reject(.notAnAddress, "r\(base.rawValue) holds a number, not an address")
+        }
+        if writes && region == .context && !kind.contextWritable {
+            throw reject(.readOnlyContext, "\(kind.name) programs may not write their context")
+        }
+        let size = Int64(bytes)
+        let lo = offsets.lo + Int64(offset), hi = offsets.hi + Int64(offset)
+        // Valid byte range of the region: proved on this path, and at most.
+        let (regionStart, provedEnd, possibleEnd): (Int64, Int64, Int64) = switch region {
+        case .context: (0, Int64(state.contextLength.lo), Int64(state.contextLength.hi))
+        case .stack: (-Int64(Limits.stackBytes), 0, 0)
+        case .output: (0, Int64(kind.outputBytes), Int64(kind.outputBytes))
+        }
+        let proved = lo >= regionStart && hi + size <= provedEnd
+        let possible = hi >= regionStart && lo + size <= possibleEnd
+        let what = "\(bytes) bytes at \(region.name)" + (offsets.isExact ? (lo < 0 ? "\(lo)" : "+\(lo)") : "+[\(lo), \(hi)]")
+        if offsets.isExact && !proved {
+            let limit = region == .context && provedEnd < possibleEnd
+                ? "the \(provedEnd) bytes its length is known to be on this path" : "its \(possibleEnd - regionStart) bytes"
+            throw reject(.outOfBounds, what + " is outside " + limit)
+        }
+        guard possible else { throw reject(.outOfBounds, what + " can never be inside the \(region.name)") }
+        try record(proved ? .direct(region) : .guarded(region), at: slot, state: state)
+        if region == .stack {
+            let first = Int(max(lo, regionStart) - regionStart), last = Int(min(hi + size, 0) - regionStart)
+            if reads && first < last && !state.stack.allWritten(first..<last) {
+                throw reject(.uninitializedStack, what + " includes bytes not written on this path")
+            }
+            if writes && offsets.isExact { state.stack.markWritten(first..<last) }
+        }
+    }
+}
+
+extension Interval {
+    /// The signed range `lo...hi` as unsigned numbers (all of them when it spans zero).
+    init(signedFrom lo: Int64, to hi: Int64) {
+        if lo >= 0 || hi < 0 {
+            self.init(lo: UInt64(bitPattern: lo), hi: UInt64(bitPattern: hi))
+        } else {
+            self = .full
+        }
+    }
+}
