@@ -1,0 +1,56 @@
+// The `xok` command: the project's tools. For now the downloaded-code engine (`xok bpf …`)
+// and its benchmark (`xok bench bpf`); the shell, mkfs and fsck come with later layers.
+
+import ArgumentParser
+import BPF
+import Foundation
+import XokTools
+
+@main
+struct Xok: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "xok",
+        abstract: "The Xok/ExOS exokernel's tools.",
+        subcommands: [BPFCommand.self, Bench.self])
+}
+
+/// Exits with `code` after printing `message` on standard error.
+struct Failure: Error, CustomStringConvertible {
+    var message: String
+    var code: Int32 = 1
+    var description: String { message }
+}
+
+extension ParsableCommand {
+    /// Prints `message` on standard error and exits with `code`.
+    func fail(_ message: String, code: Int32 = 1) -> Never {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+        Foundation.exit(code)
+    }
+}
+
+/// The text of FILE, or standard input when there is no FILE or it is `-`.
+func readInput(_ file: String?) throws -> String {
+    if let file, file != "-" {
+        guard let data = FileManager.default.contents(atPath: file) else { throw Failure(message: "cannot read \(file)") }
+        return String(decoding: data, as: UTF8.self)
+    }
+    return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+}
+
+/// A program from text that is either hex bytes or assembly.
+func parseProgram(_ text: String) throws -> Program {
+    if Hex.isHex(text) {
+        do { return try Program(bytes: try Hex.bytes(text)) } catch {
+            throw VerificationError(instruction: 0, rule: .format, detail: error.description)
+        }
+    }
+    do { return try Assembler.assemble(text) } catch { throw Failure(message: "error: \(error)") }
+}
+
+func programKind(named name: String, memoryBytes: Int) throws -> ProgramKind {
+    guard let kind = ProgramKind.named(name, memoryBytes: memoryBytes) else {
+        throw Failure(message: "unknown kind '\(name)'; kinds: " + ProgramKind.all.map(\.name).joined(separator: ", "))
+    }
+    return kind
+}
