@@ -44,7 +44,8 @@ public enum ContextSize: Hashable, Sendable {
     /// must compare r2 (or a copy) before reading at a known offset.
     case variable(max: Int)
 
-    var bounds: (min: Int, max: Int) {
+    /// The smallest and largest context length.
+    public var bounds: (min: Int, max: Int) {
         switch self {
         case .fixed(let n): (n, n)
         case .variable(let max): (0, max)
