@@ -117,9 +117,12 @@ public final class Interpreter {
         let memory = Memory(contextBase: contextBase, contextBytes: UInt64(context.count),
                             outputBase: outputBase, outputBytes: UInt64(output.count),
                             stackBottom: UInt64(UInt(bitPattern: stack)), stackTop: registers[10])
+        guard compiled.entryCost <= budget else {
+            instructionsExecuted = 0
+            throw .budgetExhausted(budget: budget)
+        }
         var remaining = budget - compiled.entryCost
         defer { instructionsExecuted = budget - remaining }
-        guard remaining >= 0 else { throw .budgetExhausted(budget: budget) }
         return try execute(memory: memory, budget: budget, remaining: &remaining, clockTicks: clockTicks, mode: mode)
     }
 
@@ -181,15 +184,23 @@ public final class Interpreter {
         var left = remaining
         defer { remaining = left }
 
+        /// Charges the run of instructions about to start; stops before it when the budget
+        /// cannot pay for all of it.
+        @inline(__always) func charge(_ cost: Int) throws(ExecutionError) {
+            left &-= cost
+            if left < 0 {
+                left &+= cost
+                throw .budgetExhausted(budget: budget)
+            }
+        }
         @inline(__always) func follow(_ taken: Bool, _ op: MicroOp) throws(ExecutionError) {
             if taken {
                 pc = Int(op.offset)
-                left &-= Int(op.costTaken)
+                try charge(Int(op.costTaken))
             } else {
                 pc &+= 1
-                left &-= Int(op.costNext)
+                try charge(Int(op.costNext))
             }
-            if left < 0 { throw .budgetExhausted(budget: budget) }
         }
         @inline(__always) func address(_ op: MicroOp, _ base: UInt16, _ bytes: UInt64) throws(ExecutionError) -> UnsafeMutableRawPointer {
             let a = r[Int(base)] &+ UInt64(bitPattern: Int64(op.offset))
@@ -320,8 +331,7 @@ public final class Interpreter {
                 (r[6], r[7], r[8], r[9]) = frame.saved
                 r[10] &+= UInt64(Limits.stackBytes)
                 pc = frame.returnSlot
-                left &-= frame.returnCost
-                if left < 0 { throw .budgetExhausted(budget: budget) }
+                try charge(frame.returnCost)
                 continue
             case .unreachable:
                 throw .verifierBreach(instruction: pc)
