@@ -23,24 +23,12 @@ public enum BPFBenchmark {
     public static let loopIterations: Int32 = 10_000_000
 
     /// (a) A counted loop of four ALU instructions per iteration.
-    public static func aluLoop(iterations: Int32 = loopIterations) -> Program {
-        var b = ProgramBuilder()
-        let loop = b.makeLabel()
-        b.mov(.r0, 0)
-        b.mov(.r1, 0)
-        b.mov(.r6, .immediate(iterations))
-        b.bind(loop)
-        b.add(.r0, .r6)
-        b.alu(.xor, .r0, 0x5a5a)
-        b.add(.r1, 3)
-        b.alu(.sub, .r6, 1)
-        b.branch(.ne, .r6, 0, to: loop)
-        b.exit()
-        return try! b.build()
-    }
+    public static func aluLoop(iterations: Int32 = loopIterations) -> Program { countedLoop(iterations, stackRoundTrip: false) }
 
     /// (b) The loop of (a) with a stack store and load added.
-    public static func stackLoop(iterations: Int32 = loopIterations) -> Program {
+    public static func stackLoop(iterations: Int32 = loopIterations) -> Program { countedLoop(iterations, stackRoundTrip: true) }
+
+    private static func countedLoop(_ iterations: Int32, stackRoundTrip: Bool) -> Program {
         var b = ProgramBuilder()
         let loop = b.makeLabel()
         b.mov(.r0, 0)
@@ -49,9 +37,9 @@ public enum BPFBenchmark {
         b.bind(loop)
         b.add(.r0, .r6)
         b.alu(.xor, .r0, 0x5a5a)
-        b.store(.double, to: .r10, offset: -8, .r0)
+        if stackRoundTrip { b.store(.double, to: .r10, offset: -8, .r0) }
         b.add(.r1, 3)
-        b.load(.double, .r0, from: .r10, offset: -8)
+        if stackRoundTrip { b.load(.double, .r0, from: .r10, offset: -8) }
         b.alu(.sub, .r6, 1)
         b.branch(.ne, .r6, 0, to: loop)
         b.exit()
