@@ -13,14 +13,18 @@
 /// A wide instruction (`lddw`) takes two slots; the second carries the upper 32 bits of
 /// its immediate and zeros elsewhere.
 public struct Instruction: Hashable, Sendable {
+    /// Operation code: class, size or source, and operation.
     public var opcode: UInt8
     /// Destination register number (4 bits).
     public var dst: UInt8
     /// Source register number (4 bits).
     public var src: UInt8
+    /// Signed offset: of a memory access, or of a jump.
     public var offset: Int16
+    /// Signed 32-bit immediate.
     public var imm: Int32
 
+    /// A slot from its fields (registers must fit 4 bits).
     public init(opcode: UInt8, dst: UInt8 = 0, src: UInt8 = 0, offset: Int16 = 0, imm: Int32 = 0) {
         precondition(dst < 16 && src < 16, "register fields are 4 bits")
         self.opcode = opcode
@@ -46,6 +50,7 @@ public struct Instruction: Hashable, Sendable {
             | UInt64(UInt32(bitPattern: imm)) << 32
     }
 
+    /// The slot from the 64-bit word `word` returns.
     public init(word: UInt64) {
         self.init(slot: (
             UInt8(truncatingIfNeeded: word), UInt8(truncatingIfNeeded: word >> 8),
@@ -63,8 +68,10 @@ public struct Instruction: Hashable, Sendable {
 
 /// A program: instruction slots, not yet checked for meaning.
 public struct Program: Hashable, Sendable {
+    /// The slots, in order.
     public var instructions: [Instruction]
 
+    /// A program of these slots.
     public init(_ instructions: [Instruction]) { self.instructions = instructions }
 
     /// Reads a program from its bytes.

@@ -42,6 +42,7 @@ public enum AuditedExecution: ExecutionMode { public static var auditsEveryAcces
 /// Runs one verified program; holds its registers, stack and call frames between runs.
 /// Not safe to share between threads: give each thread its own.
 public final class Interpreter {
+    /// The program this interpreter runs.
     public let program: VerifiedProgram
     private let compiled: CompiledProgram
     private let ops: UnsafeMutablePointer<MicroOp>
@@ -61,6 +62,7 @@ public final class Interpreter {
         var saved: (UInt64, UInt64, UInt64, UInt64)
     }
 
+    /// Compiles `program` once and reserves its registers, stack and call frames.
     public init(_ program: VerifiedProgram) {
         self.program = program
         compiled = CompiledProgram(program)

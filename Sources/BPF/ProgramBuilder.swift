@@ -32,6 +32,7 @@ public struct AssemblyError: Error, Equatable, Sendable, CustomStringConvertible
 extension Operand: ExpressibleByIntegerLiteral {
     public init(integerLiteral value: Int32) { self = .immediate(value) }
 
+    /// Registers as operands, so `b.add(.r0, .r1)` reads naturally.
     public static let r0 = Operand.register(.r0), r1 = Operand.register(.r1), r2 = Operand.register(.r2)
     public static let r3 = Operand.register(.r3), r4 = Operand.register(.r4), r5 = Operand.register(.r5)
     public static let r6 = Operand.register(.r6), r7 = Operand.register(.r7), r8 = Operand.register(.r8)
@@ -48,6 +49,7 @@ public struct ProgramBuilder {
     /// Slot where the next statement goes.
     public private(set) var slotCount = 0
 
+    /// An empty program.
     public init() {}
 
     /// A new label, bound later with `bind`.
@@ -85,32 +87,45 @@ public struct ProgramBuilder {
 
     // MARK: Conveniences
 
+    /// `dst = dst op src`, 64-bit.
     public mutating func alu(_ operation: AluOperation, _ dst: Register, _ src: Operand) { emit(.alu(operation, .bits64, dst, src)) }
+    /// `dst = dst op src` on the low halves, zero-extended.
     public mutating func alu32(_ operation: AluOperation, _ dst: Register, _ src: Operand) { emit(.alu(operation, .bits32, dst, src)) }
+    /// `dst = src`.
     public mutating func mov(_ dst: Register, _ src: Operand) { alu(.mov, dst, src) }
+    /// `dst += src`.
     public mutating func add(_ dst: Register, _ src: Operand) { alu(.add, dst, src) }
+    /// `dst = value` (`lddw`, two slots).
     public mutating func loadImmediate(_ dst: Register, _ value: UInt64) { emit(.loadImmediate64(dst, value)) }
 
+    /// `dst = *(size *)(base + offset)`.
     public mutating func load(_ size: AccessSize, _ dst: Register, from base: Register, offset: Int16 = 0) {
         emit(.load(size, dst, base: base, offset: offset, signExtend: false))
     }
 
+    /// `*(size *)(base + offset) = value`.
     public mutating func store(_ size: AccessSize, to base: Register, offset: Int16 = 0, _ value: Operand) {
         emit(.store(size, base: base, offset: offset, value: value))
     }
 
+    /// Jumps to `label`.
     public mutating func jump(to label: Label) { emit(.jump(offset: 0, wide: false), to: label) }
 
+    /// Jumps to `label` when `dst condition src` (64-bit).
     public mutating func branch(_ condition: JumpCondition, _ dst: Register, _ src: Operand, to label: Label) {
         emit(.branch(condition, .bits64, dst, src, offset: 0), to: label)
     }
 
+    /// Jumps to `label` when `dst condition src` on the low halves.
     public mutating func branch32(_ condition: JumpCondition, _ dst: Register, _ src: Operand, to label: Label) {
         emit(.branch(condition, .bits32, dst, src, offset: 0), to: label)
     }
 
+    /// Calls a helper.
     public mutating func call(_ helper: Helper) { emit(.callHelper(helper.rawValue)) }
+    /// Calls the program-local function at `function`.
     public mutating func call(_ function: Label) { emit(.callLocal(offset: 0), to: function) }
+    /// Returns from the function (ends the program in the entry function).
     public mutating func exit() { emit(.exit) }
 
     /// The program, with every label's offset filled in.

@@ -156,11 +156,13 @@ public struct ProgramKind: Hashable, Sendable {
 ///
 /// All integers little-endian. The credential is the capability the caller named.
 public enum AclContext {
+    /// Where each part of the context starts.
     public static let blockBeforeOffset = 0
     public static let blockAfterOffset = Limits.metadataBlockBytes
     public static let changeOffset = 2 * Limits.metadataBlockBytes
     public static let credentialOffset = changeOffset + 8
     /// Name components a credential carries at most.
     public static let credentialComponentsMax = 8
+    /// The context's size.
     public static let bytes = credentialOffset + 16 + 8 * credentialComponentsMax
 }

@@ -5,7 +5,9 @@
 
 /// A program the verifier accepted for its kind. Only `Verifier.verify` makes one.
 public struct VerifiedProgram: Sendable {
+    /// The kind it was verified for.
     public let kind: ProgramKind
+    /// The program as it was given.
     public let program: Program
     let statements: [Statement?]
     let facts: [SlotFacts]
