@@ -144,7 +144,19 @@ struct AbstractState: Equatable {
 
     func joined(with other: AbstractState) -> AbstractState {
         var result = self
-        for i in registers.indices { result.registers[i] = registers[i].joined(with: other.registers[i]) }
+        for i in registers.indices {
+            switch (registers[i], other.registers[i]) {
+            case (.contextLength, .contextLength):
+                result.registers[i] = .contextLength
+            case (.contextLength, let v):
+                // The length on one path, another number on the other: a number either way.
+                result.registers[i] = Value.scalar(contextLength).joined(with: v)
+            case (let v, .contextLength):
+                result.registers[i] = v.joined(with: .scalar(other.contextLength))
+            case (let v, let w):
+                result.registers[i] = v.joined(with: w)
+            }
+        }
         result.stack = stack.intersection(other.stack)
         result.contextLength = contextLength.hull(other.contextLength)
         return result

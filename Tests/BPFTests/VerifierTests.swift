@@ -183,6 +183,12 @@ func callChain(depth: Int) -> String {
         #expect(try run(text, .packetFilter, context: []) == 2)
     }
 
+    @Test func lengthOnOnePathAndANumberOnTheOtherIsANumber() throws {
+        let text = "mov %r6, %r2\njgt %r2, 100, +1\nmov %r6, 7\nmov %r0, %r6\nexit"
+        #expect(try run(text, .packetFilter, context: [UInt8](repeating: 0, count: 50)) == 7)
+        #expect(try run(text, .packetFilter, context: [UInt8](repeating: 0, count: 150)) == 150)
+    }
+
     @Test func differenceOfTwoAddressesInOneRegionIsANumber() throws {
         #expect(try run("mov %r4, %r1\nadd %r4, 40\nsub %r4, %r1\nmov %r0, %r4\nexit", .udfSize) == 40)
     }
