@@ -15,9 +15,17 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
+        // The kernel boundary: capabilities, errors, limits, the call set as data, the
+        // exposed-state layout, `KernelPort`. Pure and Embedded-compatible; ExOS imports
+        // only this.
+        .target(name: "XokABI", swiftSettings: strict),
         // Downloaded code: the RFC 9669 eBPF verifier and interpreter. Pure: no Foundation,
         // no Glibc; compiles as Embedded Swift (scripts/check-embedded).
         .target(name: "BPF", swiftSettings: strict),
+        // The kernel core, generic over its `Host`. Pure and Embedded-compatible.
+        .target(name: "Xok", dependencies: ["XokABI", "BPF"], swiftSettings: strict),
+        // A deterministic host: seeded randomness, virtual clock, simulated frames and MMU.
+        .target(name: "XokSimulation", dependencies: ["Xok", "XokABI"], swiftSettings: strict),
         // Host-side tooling shared by the CLI and the tests: the conformance-suite format,
         // the plugin protocol, benchmark programs. May use Foundation.
         .target(name: "XokTools", dependencies: ["BPF"], swiftSettings: strict),
@@ -29,6 +37,7 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "XokTools"], swiftSettings: strict),
+        .testTarget(name: "XokTests", dependencies: ["Xok", "XokABI", "XokSimulation", "BPF"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

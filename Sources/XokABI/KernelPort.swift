@@ -1,0 +1,86 @@
+// The exokernel boundary: the one way a library OS reaches the kernel. ExOS imports
+// XokABI only, so the compiler keeps it on this side. A port carries calls as data
+// (`KernelRequest` in, `KernelReply` out); the typed methods below are conveniences over
+// that one primitive, so a port over a shared-memory ring (xokd) needs to implement only
+// `perform` and `exposedState`.
+
+/// A connection from one environment to the kernel.
+public protocol KernelPort: AnyObject {
+    /// The calling environment.
+    var environment: EnvironmentID { get }
+    /// Performs one call.
+    /// - Throws: the call's `KernelError`; nothing changed.
+    func perform(_ request: KernelRequest) throws(KernelError) -> KernelReply
+    /// The exposed kernel state, read without a call (`ExposedState` gives its layout).
+    func exposedState() -> ExposedState
+}
+
+extension KernelPort {
+    private func expect<T>(_ request: KernelRequest, _ extract: (KernelReply) -> T?) throws(KernelError) -> T {
+        guard let value = extract(try perform(request)) else { throw .badRequest }
+        return value
+    }
+    private func done(_ request: KernelRequest) throws(KernelError) {
+        guard case .done = try perform(request) else { throw .badRequest }
+    }
+
+    /// Derives a weaker capability into a free slot (needs nothing but the source).
+    public func derive(_ source: CapabilitySlot, appending components: [UInt64] = [], rights: Rights) throws(KernelError) -> CapabilitySlot {
+        try expect(.capabilityDerive(source: source, appending: components, rights: rights)) { if case .slot(let s) = $0 { s } else { nil } }
+    }
+    public func drop(_ slot: CapabilitySlot) throws(KernelError) { try done(.capabilityDrop(slot)) }
+
+    public func createEnvironment(credential: CapabilitySlot, acl: AccessControlList, grants: [CapabilitySlot] = []) throws(KernelError) -> EnvironmentID {
+        try expect(.environmentCreate(credential: credential, acl: acl, grants: grants)) { if case .environment(let e) = $0 { e } else { nil } }
+    }
+    public func destroy(_ environment: EnvironmentID, credential: CapabilitySlot) throws(KernelError) {
+        try done(.environmentDestroy(credential: credential, environment))
+    }
+    public func setMessageACL(_ acl: AccessControlList) throws(KernelError) { try done(.environmentSetMessageACL(acl)) }
+
+    public func allocateFrame(credential: CapabilitySlot, acl: AccessControlList) throws(KernelError) -> FrameNumber {
+        try expect(.frameAllocate(credential: credential, acl: acl)) { if case .frame(let f) = $0 { f } else { nil } }
+    }
+    public func free(_ frame: FrameNumber, credential: CapabilitySlot) throws(KernelError) { try done(.frameFree(credential: credential, frame)) }
+    public func setACL(_ acl: AccessControlList, of frame: FrameNumber, credential: CapabilitySlot) throws(KernelError) {
+        try done(.frameSetACL(credential: credential, frame, acl))
+    }
+    public func map(_ frame: FrameNumber, writable: Bool, credential: CapabilitySlot) throws(KernelError) {
+        try done(.frameMap(credential: credential, frame, writable: writable))
+    }
+    public func unmap(_ frame: FrameNumber) throws(KernelError) { try done(.frameUnmap(frame)) }
+    public func revoke(_ frame: FrameNumber, graceTicks: UInt64, credential: CapabilitySlot) throws(KernelError) {
+        try done(.frameRevoke(credential: credential, frame, graceTicks: graceTicks))
+    }
+
+    public func createRegion(size: Int, acl: AccessControlList, credential: CapabilitySlot) throws(KernelError) -> RegionID {
+        guard let size = UInt32(exactly: size) else { throw .invalidArgument }
+        return try expect(.regionCreate(credential: credential, acl: acl, size: size)) { if case .region(let r) = $0 { r } else { nil } }
+    }
+    public func read(_ region: RegionID, offset: Int, length: Int, credential: CapabilitySlot) throws(KernelError) -> [UInt8] {
+        guard let offset = UInt32(exactly: offset), let length = UInt32(exactly: length) else { throw .outOfBounds }
+        return try expect(.regionRead(credential: credential, region, offset: offset, length: length)) { if case .bytes(let b) = $0 { b } else { nil } }
+    }
+    public func write(_ bytes: [UInt8], to region: RegionID, offset: Int, credential: CapabilitySlot) throws(KernelError) {
+        guard let offset = UInt32(exactly: offset) else { throw .outOfBounds }
+        try done(.regionWrite(credential: credential, region, offset: offset, bytes: bytes))
+    }
+    public func destroy(_ region: RegionID, credential: CapabilitySlot) throws(KernelError) { try done(.regionDestroy(credential: credential, region)) }
+
+    public func send(_ message: [UInt8], to target: EnvironmentID, credential: CapabilitySlot) throws(KernelError) {
+        try done(.ipcSend(credential: credential, target: target, message: message))
+    }
+    /// The next upcall waiting, or nil.
+    public func nextUpcall() throws(KernelError) -> Upcall? {
+        try expect(.upcallNext) { if case .upcall(let u) = $0 { .some(u) } else { nil } }
+    }
+
+    public func sleep(until program: [UInt8], region: RegionID? = nil, credential: CapabilitySlot) throws(KernelError) {
+        try done(.predicateInstall(credential: credential, program: program, region: region))
+    }
+    public func removePredicate() throws(KernelError) { try done(.predicateRemove) }
+
+    public func allocate(_ slice: SliceIndex, credential: CapabilitySlot) throws(KernelError) { try done(.sliceAllocate(credential: credential, slice)) }
+    public func free(_ slice: SliceIndex) throws(KernelError) { try done(.sliceFree(slice)) }
+    public func yield(to target: EnvironmentID? = nil) throws(KernelError) { try done(.yield(to: target)) }
+}

@@ -1,0 +1,72 @@
+// A deterministic host (DESIGN.md §2): a virtual clock in ticks, frames as byte arrays,
+// and an MMU table of bindings that every simulated memory access goes through, so a
+// revoked binding really makes the next access fault.
+
+import Xok
+import XokABI
+
+/// A simulated machine.
+public struct SimulatedHost: Host {
+    public private(set) var ticks: UInt64 = 0
+    public let frameCount: Int
+    /// Bytes in one frame.
+    public static let frameBytes = 4096
+    private var memory: [[UInt8]]
+    /// The MMU: frame → environment → writable.
+    public private(set) var mmu: [FrameNumber: [EnvironmentID: Bool]] = [:]
+
+    public init(frameCount: Int) {
+        self.frameCount = frameCount
+        memory = Array(repeating: [UInt8](repeating: 0, count: Self.frameBytes), count: frameCount)
+    }
+
+    /// Moves the virtual clock forward.
+    public mutating func advanceClock(by ticks: UInt64) { self.ticks += ticks }
+
+    public mutating func bind(_ frame: FrameNumber, to environment: EnvironmentID, writable: Bool) {
+        mmu[frame, default: [:]][environment] = writable
+    }
+
+    public mutating func unbind(_ frame: FrameNumber, from environment: EnvironmentID) {
+        mmu[frame]?[environment] = nil
+        if mmu[frame]?.isEmpty == true { mmu[frame] = nil }
+    }
+
+    public mutating func zero(_ frame: FrameNumber) {
+        memory[Int(frame.rawValue)] = [UInt8](repeating: 0, count: Self.frameBytes)
+    }
+
+    /// A memory fault: the access the MMU refused.
+    public struct Fault: Error, Equatable {
+        public var environment: EnvironmentID
+        public var frame: FrameNumber
+        public var write: Bool
+    }
+
+    /// `environment` reads a byte of `frame` through its binding.
+    /// - Throws: `Fault` when the frame is not bound into it.
+    public func load(_ environment: EnvironmentID, _ frame: FrameNumber, offset: Int) throws(Fault) -> UInt8 {
+        guard mmu[frame]?[environment] != nil else { throw Fault(environment: environment, frame: frame, write: false) }
+        return memory[Int(frame.rawValue)][offset]
+    }
+
+    /// `environment` writes a byte of `frame` through its binding.
+    /// - Throws: `Fault` when the frame is not bound into it, or bound read-only.
+    public mutating func store(_ environment: EnvironmentID, _ frame: FrameNumber, offset: Int, _ value: UInt8) throws(Fault) {
+        guard mmu[frame]?[environment] == true else { throw Fault(environment: environment, frame: frame, write: true) }
+        memory[Int(frame.rawValue)][offset] = value
+    }
+}
+
+/// A small seeded generator (SplitMix64): a whole simulation is a function of its seed.
+public struct SeededRandom: RandomNumberGenerator {
+    public private(set) var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
