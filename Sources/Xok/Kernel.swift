@@ -46,7 +46,12 @@ public final class Kernel<H: Host> {
     ///   when it throws, nothing changed.
     public func handle(_ request: KernelRequest, from caller: EnvironmentID) throws(KernelError) -> KernelReply {
         guard environmentIndex(caller) != nil else { throw .noSuchEnvironment }
-        defer { publish() }
+        let reply = try dispatch(request, from: caller)
+        publish()
+        return reply
+    }
+
+    private func dispatch(_ request: KernelRequest, from caller: EnvironmentID) throws(KernelError) -> KernelReply {
         switch request {
         case .capabilityDerive(let source, let appending, let rights):
             return .slot(try deriveCapability(caller, source, appending: appending, rights: rights))

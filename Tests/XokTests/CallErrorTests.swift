@@ -1,0 +1,199 @@
+// Every call × every error it can return: each row sets up a world, makes one call that
+// must fail with exactly that error, and checks nothing changed (the exposed state is
+// byte-for-byte the same and every invariant holds).
+
+import Testing
+import Xok
+import XokABI
+import XokSimulation
+
+struct ErrorCase: CustomTestStringConvertible, Sendable {
+    var call: String
+    var error: KernelError
+    var why: String
+    var setup: @Sendable (World) throws -> (LocalPort<SimulatedHost>, KernelRequest)
+    var testDescription: String { "\(call) → \(error): \(why)" }
+}
+
+/// Rows for the credential errors every credentialed call shares.
+func credentialRows(_ call: String, _ make: @escaping @Sendable (World, CapabilitySlot) throws -> KernelRequest) -> [ErrorCase] {
+    [ErrorCase(call: call, error: .slotOutOfRange, why: "slot past the list") { w in (w.a, try make(w, Slot.outOfRange)) },
+     ErrorCase(call: call, error: .emptySlot, why: "slot holds nothing") { w in (w.a, try make(w, Slot.empty)) },
+     ErrorCase(call: call, error: .permissionDenied, why: "credential passes no ACL entry") { w in (w.a, try make(w, Slot.weak)) }]
+}
+
+let readOnly = acl(capability([101], .read))
+
+let errorCases: [ErrorCase] = [
+    // Capabilities
+    ErrorCase(call: "capabilityDerive", error: .slotOutOfRange, why: "source past the list") { w in (w.a, .capabilityDerive(source: Slot.outOfRange, appending: [], rights: .read)) },
+    ErrorCase(call: "capabilityDerive", error: .emptySlot, why: "source empty") { w in (w.a, .capabilityDerive(source: Slot.empty, appending: [], rights: .read)) },
+    ErrorCase(call: "capabilityDerive", error: .permissionDenied, why: "adds a right") { w in (w.a, .capabilityDerive(source: Slot.weak, appending: [], rights: .write)) },
+    ErrorCase(call: "capabilityDerive", error: .invalidArgument, why: "name too long") { w in
+        (w.a, .capabilityDerive(source: Slot.own, appending: [1, 2, 3, 4, 5, 6, 7, 8], rights: .read)) },
+    ErrorCase(call: "capabilityDerive", error: .limitExceeded, why: "no free slot") { w in
+        for _ in 0..<(KernelLimits.capabilitySlots - 6) { _ = try w.a.derive(Slot.weak, rights: .read) }
+        return (w.a, .capabilityDerive(source: Slot.weak, appending: [], rights: .read)) },
+    ErrorCase(call: "capabilityDrop", error: .slotOutOfRange, why: "slot past the list") { w in (w.a, .capabilityDrop(Slot.outOfRange)) },
+    ErrorCase(call: "capabilityDrop", error: .emptySlot, why: "slot holds nothing") { w in (w.a, .capabilityDrop(Slot.empty)) },
+    // Environments
+    ErrorCase(call: "environmentCreate", error: .permissionDenied, why: "grant without the grant right") { w in
+        let noGrant = try w.a.derive(Slot.own, rights: .read)
+        return (w.a, .environmentCreate(credential: Slot.environments, acl: w.ownACL(w.a), grants: [noGrant])) },
+    ErrorCase(call: "environmentCreate", error: .emptySlot, why: "a granted slot is empty") { w in
+        (w.a, .environmentCreate(credential: Slot.environments, acl: w.ownACL(w.a), grants: [Slot.empty])) },
+    ErrorCase(call: "environmentCreate", error: .limitExceeded, why: "too many children") { w in
+        for _ in 0..<KernelLimits.childrenMax { _ = try w.a.createEnvironment(credential: Slot.environments, acl: w.ownACL(w.a)) }
+        return (w.a, .environmentCreate(credential: Slot.environments, acl: w.ownACL(w.a), grants: [])) },
+    ErrorCase(call: "environmentCreate", error: .exhausted, why: "environment table full") { w in
+        // init and its children fill the table (init's children limit is per parent, so
+        // grandchildren fill it).
+        var parents = [w.root]
+        while w.kernel.environmentIDs.count < KernelLimits.environmentsMax {
+            let parent = parents.last!
+            do { parents.append(w.port(try parent.createEnvironment(credential: CapabilitySlot(0), acl: acl(.root), grants: [CapabilitySlot(0)]))) }
+            catch KernelError.limitExceeded { parents.removeLast(); parents.append(w.port(try parents.last!.createEnvironment(credential: CapabilitySlot(0), acl: acl(.root), grants: [CapabilitySlot(0)]))) }
+        }
+        return (w.root, .environmentCreate(credential: CapabilitySlot(0), acl: acl(.root), grants: [])) },
+    ErrorCase(call: "environmentDestroy", error: .noSuchEnvironment, why: "target never existed") { w in
+        (w.a, .environmentDestroy(credential: Slot.own, EnvironmentID(rawValue: 999))) },
+    ErrorCase(call: "environmentDestroy", error: .permissionDenied, why: "credential does not pass the target's ACL") { w in
+        (w.a, .environmentDestroy(credential: Slot.own, w.b.environment)) },
+    ErrorCase(call: "environmentSetMessageACL", error: .noSuchEnvironment, why: "caller is dead") { w in
+        w.kernel.kill(w.a.environment)
+        return (w.a, .environmentSetMessageACL(readOnly)) },
+    // Frames
+    ErrorCase(call: "frameAllocate", error: .limitExceeded, why: "frame limit reached") { w in
+        for _ in 0..<KernelLimits.framesPerEnvironment { _ = try w.frame(of: w.a) }
+        return (w.a, .frameAllocate(credential: Slot.frames, acl: w.ownACL(w.a))) },
+    ErrorCase(call: "frameAllocate", error: .exhausted, why: "no free frame") { w in
+        while (try? w.frame(of: w.b)) != nil {}
+        while (try? w.root.allocateFrame(credential: CapabilitySlot(0), acl: readOnly)) != nil {}
+        return (w.a, .frameAllocate(credential: Slot.frames, acl: w.ownACL(w.a))) },
+    ErrorCase(call: "frameFree", error: .noSuchFrame, why: "frame is free") { w in (w.a, .frameFree(credential: Slot.own, FrameNumber(rawValue: 3))) },
+    ErrorCase(call: "frameFree", error: .noSuchFrame, why: "frame number past the machine") { w in (w.a, .frameFree(credential: Slot.own, FrameNumber(rawValue: 1 << 30))) },
+    ErrorCase(call: "frameFree", error: .busy, why: "another environment has it mapped") { w in
+        let f = try w.frame(of: w.a)
+        try w.a.setACL(acl(capability([101], .all), capability([102], .read)), of: f, credential: Slot.own)
+        try w.b.map(f, writable: false, credential: Slot.own)
+        return (w.a, .frameFree(credential: Slot.own, f)) },
+    ErrorCase(call: "frameSetACL", error: .noSuchFrame, why: "frame is free") { w in (w.a, .frameSetACL(credential: Slot.own, FrameNumber(rawValue: 5), readOnly)) },
+    ErrorCase(call: "frameMap", error: .noSuchFrame, why: "frame is free") { w in (w.a, .frameMap(credential: Slot.own, FrameNumber(rawValue: 5), writable: false)) },
+    ErrorCase(call: "frameMap", error: .permissionDenied, why: "writable binding with a read-only credential") { w in
+        let f = try w.frame(of: w.a)
+        let reader = try w.a.derive(Slot.own, rights: .read)
+        return (w.a, .frameMap(credential: reader, f, writable: true)) },
+    ErrorCase(call: "frameMap", error: .busy, why: "frame is being revoked") { w in
+        let f = try w.frame(of: w.a)
+        try w.a.setACL(acl(capability([101], .all), capability([102], .read)), of: f, credential: Slot.own)
+        try w.b.map(f, writable: false, credential: Slot.own)
+        try w.a.revoke(f, graceTicks: 100, credential: Slot.own)
+        let reader = try w.root.derive(CapabilitySlot(0), rights: .read)
+        return (w.root, .frameMap(credential: reader, f, writable: false)) },
+    ErrorCase(call: "frameMap", error: .limitExceeded, why: "binding limit reached") { w in
+        // Frames from two owners (each has its own frame limit), all readable by a.
+        let shared = acl(capability([101], .read))
+        for i in 0..<KernelLimits.framesPerEnvironment {
+            let owner = i % 2 == 0 ? w.root : w.b
+            let f = try owner.allocateFrame(credential: owner === w.root ? CapabilitySlot(0) : Slot.frames, acl: shared)
+            try w.a.map(f, writable: false, credential: Slot.own)
+        }
+        let f = try w.root.allocateFrame(credential: CapabilitySlot(0), acl: shared)
+        return (w.a, .frameMap(credential: Slot.own, f, writable: false)) },
+    ErrorCase(call: "frameUnmap", error: .notMapped, why: "caller holds no binding") { w in (w.a, .frameUnmap(try w.frame(of: w.b))) },
+    ErrorCase(call: "frameRevoke", error: .noSuchFrame, why: "frame is free") { w in (w.a, .frameRevoke(credential: Slot.own, FrameNumber(rawValue: 9), graceTicks: 1)) },
+    ErrorCase(call: "frameRevoke", error: .invalidArgument, why: "grace past the limit") { w in
+        (w.a, .frameRevoke(credential: Slot.own, try w.frame(of: w.a), graceTicks: KernelLimits.revocationGraceMax + 1)) },
+    ErrorCase(call: "frameRevoke", error: .busy, why: "already being revoked") { w in
+        let f = try w.frame(of: w.a)
+        try w.a.setACL(acl(capability([101], .all), capability([102], .read)), of: f, credential: Slot.own)
+        try w.b.map(f, writable: false, credential: Slot.own)
+        try w.a.revoke(f, graceTicks: 100, credential: Slot.own)
+        return (w.a, .frameRevoke(credential: Slot.own, f, graceTicks: 100)) },
+    // Regions
+    ErrorCase(call: "regionCreate", error: .invalidArgument, why: "size 0") { w in (w.a, .regionCreate(credential: Slot.regions, acl: readOnly, size: 0)) },
+    ErrorCase(call: "regionCreate", error: .invalidArgument, why: "size past the limit") { w in
+        (w.a, .regionCreate(credential: Slot.regions, acl: readOnly, size: UInt32(KernelLimits.regionBytesMax + 1))) },
+    ErrorCase(call: "regionCreate", error: .limitExceeded, why: "region limit reached") { w in
+        for _ in 0..<KernelLimits.regionsPerEnvironment { _ = try w.region(of: w.a) }
+        return (w.a, .regionCreate(credential: Slot.regions, acl: readOnly, size: 8)) },
+    ErrorCase(call: "regionRead", error: .noSuchRegion, why: "no such region") { w in (w.a, .regionRead(credential: Slot.own, RegionID(rawValue: 77), offset: 0, length: 1)) },
+    ErrorCase(call: "regionRead", error: .outOfBounds, why: "past the end") { w in (w.a, .regionRead(credential: Slot.own, try w.region(of: w.a, size: 64), offset: 60, length: 5)) },
+    ErrorCase(call: "regionRead", error: .outOfBounds, why: "offset past the end") { w in (w.a, .regionRead(credential: Slot.own, try w.region(of: w.a, size: 64), offset: .max, length: 1)) },
+    ErrorCase(call: "regionWrite", error: .noSuchRegion, why: "no such region") { w in (w.a, .regionWrite(credential: Slot.own, RegionID(rawValue: 77), offset: 0, bytes: [1])) },
+    ErrorCase(call: "regionWrite", error: .outOfBounds, why: "past the end") { w in (w.a, .regionWrite(credential: Slot.own, try w.region(of: w.a, size: 64), offset: 63, bytes: [1, 2])) },
+    ErrorCase(call: "regionWrite", error: .permissionDenied, why: "read-only credential") { w in
+        let r = try w.region(of: w.a)
+        return (w.a, .regionWrite(credential: try w.a.derive(Slot.own, rights: .read), r, offset: 0, bytes: [1])) },
+    ErrorCase(call: "regionDestroy", error: .noSuchRegion, why: "no such region") { w in (w.a, .regionDestroy(credential: Slot.own, RegionID(rawValue: 77))) },
+    // IPC
+    ErrorCase(call: "ipcSend", error: .noSuchEnvironment, why: "no such target") { w in (w.a, .ipcSend(credential: Slot.own, target: EnvironmentID(rawValue: 999), message: [1])) },
+    ErrorCase(call: "ipcSend", error: .queueFull, why: "target's queue full") { w in
+        try w.b.setMessageACL(acl(capability([101], .write)))
+        for _ in 0..<KernelLimits.messageQueueDepth { try w.a.send([1], to: w.b.environment, credential: Slot.own) }
+        return (w.a, .ipcSend(credential: Slot.own, target: w.b.environment, message: [2])) },
+    ErrorCase(call: "upcallNext", error: .noSuchEnvironment, why: "caller is dead") { w in
+        w.kernel.kill(w.a.environment)
+        return (w.a, .upcallNext) },
+    // Predicates
+    ErrorCase(call: "predicateInstall", error: .programRejected, why: "reads past its window") { w in
+        (w.a, .predicateInstall(credential: Slot.own, program: predicate("ldxb %r0, [%r1+4096]\nexit"), region: nil)) },
+    ErrorCase(call: "predicateInstall", error: .programRejected, why: "loops") { w in
+        (w.a, .predicateInstall(credential: Slot.own, program: predicate("mov %r0, 0\nja -2\nexit"), region: nil)) },
+    ErrorCase(call: "predicateInstall", error: .noSuchRegion, why: "names a region that does not exist") { w in
+        (w.a, .predicateInstall(credential: Slot.own, program: predicate("mov %r0, 1\nexit"), region: RegionID(rawValue: 55))) },
+    ErrorCase(call: "predicateRemove", error: .noSuchEnvironment, why: "caller is dead") { w in
+        w.kernel.kill(w.a.environment)
+        return (w.a, .predicateRemove) },
+    // Slices
+    ErrorCase(call: "sliceAllocate", error: .noSuchSlice, why: "index past the vector") { w in (w.a, .sliceAllocate(credential: Slot.slices, SliceIndex(rawValue: UInt32(KernelLimits.slices)))) },
+    ErrorCase(call: "sliceAllocate", error: .busy, why: "slice owned by another") { w in
+        try w.b.allocate(SliceIndex(rawValue: 3), credential: Slot.slices)
+        return (w.a, .sliceAllocate(credential: Slot.slices, SliceIndex(rawValue: 3))) },
+    ErrorCase(call: "sliceAllocate", error: .limitExceeded, why: "slice limit reached") { w in
+        for i in 0..<KernelLimits.slicesPerEnvironment { try w.a.allocate(SliceIndex(rawValue: UInt32(i)), credential: Slot.slices) }
+        return (w.a, .sliceAllocate(credential: Slot.slices, SliceIndex(rawValue: 10))) },
+    ErrorCase(call: "sliceFree", error: .noSuchSlice, why: "slice is another's") { w in
+        try w.b.allocate(SliceIndex(rawValue: 2), credential: Slot.slices)
+        return (w.a, .sliceFree(SliceIndex(rawValue: 2))) },
+    ErrorCase(call: "sliceFree", error: .noSuchSlice, why: "index past the vector") { w in (w.a, .sliceFree(SliceIndex(rawValue: 1000))) },
+    ErrorCase(call: "yield", error: .noSuchEnvironment, why: "no such target") { w in (w.a, .yield(to: EnvironmentID(rawValue: 999))) },
+    ErrorCase(call: "yield", error: .busy, why: "caller is not running") { w in (w.a, .yield(to: w.b.environment)) },
+]
++ credentialRows("environmentCreate") { w, s in .environmentCreate(credential: s, acl: w.ownACL(w.a), grants: []) }
++ credentialRows("environmentDestroy") { w, s in .environmentDestroy(credential: s, w.b.environment) }
++ credentialRows("frameAllocate") { w, s in .frameAllocate(credential: s, acl: w.ownACL(w.a)) }
++ credentialRows("frameFree") { w, s in .frameFree(credential: s, try w.frame(of: w.a)) }
++ credentialRows("frameSetACL") { w, s in .frameSetACL(credential: s, try w.frame(of: w.a), readOnly) }
++ credentialRows("frameMap") { w, s in .frameMap(credential: s, try w.frame(of: w.a), writable: false) }
++ credentialRows("frameRevoke") { w, s in .frameRevoke(credential: s, try w.frame(of: w.a), graceTicks: 1) }
++ credentialRows("regionCreate") { w, s in .regionCreate(credential: s, acl: readOnly, size: 8) }
++ credentialRows("regionRead") { w, s in .regionRead(credential: s, try w.region(of: w.a), offset: 0, length: 1) }
++ credentialRows("regionWrite") { w, s in .regionWrite(credential: s, try w.region(of: w.a), offset: 0, bytes: [1]) }
++ credentialRows("regionDestroy") { w, s in .regionDestroy(credential: s, try w.region(of: w.a)) }
++ credentialRows("ipcSend") { w, s in .ipcSend(credential: s, target: w.b.environment, message: [1]) }
++ credentialRows("predicateInstall") { w, s in .predicateInstall(credential: s, program: predicate("mov %r0, 1\nexit"), region: try w.region(of: w.a)) }
++ credentialRows("sliceAllocate") { w, s in .sliceAllocate(credential: s, SliceIndex(rawValue: 0)) }
+
+@Suite struct CallErrors {
+    @Test(arguments: errorCases)
+    func callFailsWithItsDocumentedErrorAndChangesNothing(_ c: ErrorCase) throws {
+        let world = World()
+        let (port, request) = try c.setup(world)
+        let before = world.kernel.exposedState.raw
+        #expect(throws: c.error) { try port.perform(request) }
+        #expect(world.kernel.exposedState.raw == before, "the exposed state changed")
+        world.expectConsistent()
+    }
+
+    @Test func everyCallAndEveryErrorAppearsInTheTable() {
+        let calls = Set(errorCases.map(\.call))
+        let everyCall: Set<String> = ["capabilityDerive", "capabilityDrop", "environmentCreate", "environmentDestroy",
+                                      "environmentSetMessageACL", "frameAllocate", "frameFree", "frameSetACL", "frameMap",
+                                      "frameUnmap", "frameRevoke", "regionCreate", "regionRead", "regionWrite", "regionDestroy",
+                                      "ipcSend", "upcallNext", "predicateInstall", "predicateRemove", "sliceAllocate", "sliceFree", "yield"]
+        #expect(calls == everyCall)
+        // badRequest comes from the wire (WireFormat tests), not from a call's meaning.
+        #expect(Set(errorCases.map(\.error)).union([.badRequest]) == Set(KernelError.allCases))
+    }
+}

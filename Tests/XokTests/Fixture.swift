@@ -1,0 +1,84 @@
+// A small world for kernel tests: init (holding the root capability) and two children,
+// `a` and `b`, each holding one capability per system ACL and a weak one.
+
+import BPF
+import Testing
+import Xok
+import XokABI
+import XokSimulation
+
+/// Slots every child starts with.
+enum Slot {
+    static let frames = CapabilitySlot(0)       // [2] write: may allocate frames
+    static let regions = CapabilitySlot(1)      // [3] write: may create regions
+    static let environments = CapabilitySlot(2) // [1] write: may create environments
+    static let slices = CapabilitySlot(3)       // [4] write: may take slices
+    static let weak = CapabilitySlot(4)         // [9] read only: passes nothing by default
+    static let own = CapabilitySlot(5)          // [100 + n] all rights: the child's own name
+    static let empty = CapabilitySlot(10)
+    static let outOfRange = CapabilitySlot(KernelLimits.capabilitySlots)
+}
+
+func capability(_ name: [UInt64], _ rights: Rights) -> Capability { try! Capability(name: name, rights: rights) }
+func acl(_ entries: Capability...) -> AccessControlList { try! AccessControlList(entries) }
+
+/// A kernel with init and two children.
+final class World {
+    let kernel: Kernel<SimulatedHost>
+    let root: LocalPort<SimulatedHost>
+    let a: LocalPort<SimulatedHost>
+    let b: LocalPort<SimulatedHost>
+
+    /// 300 frames: more than one environment's limit, less than two.
+    init(frames: Int = 300) {
+        let kernel = Kernel(host: SimulatedHost(frameCount: frames))
+        let root = LocalPort(kernel: kernel, environment: kernel.initEnvironment)
+        self.kernel = kernel
+        self.root = root
+        func child(_ n: UInt64) -> LocalPort<SimulatedHost> {
+            // init derives each capability (with grant, so it can pass them on) and
+            // creates the child with them.
+            let grants = try! [[SystemACLs.framesName], [SystemACLs.regionsName], [SystemACLs.environmentsName],
+                               [SystemACLs.slicesName], [9]].map { name in
+                try root.derive(CapabilitySlot(0), appending: name, rights: name == [9] ? [.read, .grant] : [.write, .grant])
+            } + [try! root.derive(CapabilitySlot(0), appending: [100 + n], rights: .all)]
+            let id = try! root.createEnvironment(credential: CapabilitySlot(0), acl: acl(capability([100 + n], .write)), grants: grants)
+            for slot in grants { try! root.drop(slot) }
+            return LocalPort(kernel: kernel, environment: id)
+        }
+        let a = child(1), b = child(2)
+        self.a = a
+        self.b = b
+    }
+
+    /// An ACL that the child's own capability passes with every right.
+    func ownACL(_ port: LocalPort<SimulatedHost>) -> AccessControlList {
+        acl(capability([100 + (port === a ? 1 : 2)], .all))
+    }
+
+    func port(_ id: EnvironmentID) -> LocalPort<SimulatedHost> { LocalPort(kernel: kernel, environment: id) }
+
+    /// A frame owned by `port`, protected by its own name.
+    func frame(of port: LocalPort<SimulatedHost>) throws -> FrameNumber {
+        try port.allocateFrame(credential: Slot.frames, acl: ownACL(port))
+    }
+
+    /// A region owned by `port`, protected by its own name.
+    func region(of port: LocalPort<SimulatedHost>, size: Int = 64) throws -> RegionID {
+        try port.createRegion(size: size, acl: ownACL(port), credential: Slot.regions)
+    }
+
+    /// Every upcall waiting for `port`.
+    func upcalls(_ port: LocalPort<SimulatedHost>) throws -> [Upcall] {
+        var all: [Upcall] = []
+        while let u = try port.nextUpcall() { all.append(u) }
+        return all
+    }
+
+    func expectConsistent(sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(kernel.checkInvariants() == [], sourceLocation: sourceLocation)
+    }
+}
+
+/// A wakeup predicate program from assembly.
+func predicate(_ text: String) -> [UInt8] { try! Assembler.assemble(text).bytes }
