@@ -32,7 +32,7 @@ let package = Package(
         .executableTarget(
             name: "xok",
             dependencies: [
-                "BPF", "XokTools",
+                "BPF", "XokTools", "XokSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

@@ -42,7 +42,11 @@ public struct Simulation {
 
         func pick<T>(_ items: [T]) -> T? { items.isEmpty ? nil : items[Int(rng.next() % UInt64(items.count))] }
         func chance(_ percent: UInt64) -> Bool { rng.next() % 100 < percent }
-        func slot() -> CapabilitySlot { chance(90) ? CapabilitySlot(Int(rng.next() % 6)) : CapabilitySlot(Int(rng.next() % 40)) }
+        // Children hold the root in slot 0 and derived capabilities above it; now and then
+        // a slot is empty, forged past the list, or holds too weak a capability.
+        func slot() -> CapabilitySlot {
+            chance(50) ? CapabilitySlot(0) : chance(80) ? CapabilitySlot(Int(rng.next() % 6)) : CapabilitySlot(Int(rng.next() % 40))
+        }
         func acl(for env: EnvironmentID) -> AccessControlList {
             let name: [UInt64] = chance(70) ? [] : [rng.next() % 5]
             let rights: Rights = pick([[.read], [.read, .write], .all]) ?? .all
@@ -59,8 +63,11 @@ public struct Simulation {
         known.environments.append(kernel.initEnvironment)
 
         for step in 0..<steps {
+            // Mostly the environment the scheduler is running; sometimes any other, as a
+            // library OS on another CPU (under xokd) may call at any time.
             let live = kernel.environmentIDs
-            guard let actor = pick(live) else { break }
+            guard let anyone = pick(live) else { break }
+            let actor = kernel.running.map { chance(70) ? $0 : anyone } ?? anyone
             let port = LocalPort(kernel: kernel, environment: actor)
             let request = randomRequest(random: { rng.next() }, actor: actor, known: known, slot: slot, acl: acl)
             switch rng.next() % 20 {
@@ -69,6 +76,7 @@ public struct Simulation {
                 kernel.advance()
             case 1:
                 _ = kernel.beginSlice()
+                if chance(20) { _ = try? LocalPort(kernel: kernel, environment: actor).allocate(SliceIndex(rawValue: UInt32(rng.next() % 16)), credential: slot()) }
             case 2:
                 // A memory access through the MMU must succeed exactly when the kernel
                 // says the binding exists (and is writable, for a store).

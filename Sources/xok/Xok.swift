@@ -1,5 +1,6 @@
-// The `xok` command: the project's tools. For now the downloaded-code engine (`xok bpf …`)
-// and its benchmark (`xok bench bpf`); the shell, mkfs and fsck come with later layers.
+// The `xok` command: the project's tools. For now the downloaded-code engine (`xok bpf …`),
+// the kernel's simulation (`xok simulate`) and benchmarks (`xok bench`); the shell, mkfs
+// and fsck come with later layers.
 
 import ArgumentParser
 import BPF
@@ -11,7 +12,7 @@ struct Xok: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xok",
         abstract: "The Xok/ExOS exokernel's tools.",
-        subcommands: [BPFCommand.self, Bench.self])
+        subcommands: [BPFCommand.self, Simulate.self, Bench.self])
 }
 
 /// Exits with `code` after printing `message` on standard error.

@@ -1,0 +1,165 @@
+// What the kernel does when calls succeed: capability dominance, the wire format, the
+// exposed state, slices with their notices and directed yield, and wakeup predicates.
+
+import Testing
+import Xok
+import XokABI
+import XokSimulation
+
+@Suite struct Capabilities {
+    static let dominance: [([UInt64], Rights, [UInt64], Rights, Bool)] = [
+        ([], .all, [1, 2], .read, true),              // the root dominates everything
+        ([1], .read, [1, 2], .read, true),            // a prefix with the same rights
+        ([1], [.read, .write], [1], .read, true),
+        ([1], .read, [1], [.read, .write], false),    // fewer rights
+        ([1, 2], .all, [1], .read, false),            // longer name: not a prefix
+        ([1, 3], .all, [1, 2, 3], .read, false),      // diverging names
+        ([2], .all, [1], .read, false),
+    ]
+
+    @Test(arguments: dominance.indices)
+    func dominanceIsNamePrefixAndRightsInclusion(_ i: Int) {
+        let (an, ar, bn, br, expected) = Self.dominance[i]
+        #expect(capability(an, ar).dominates(capability(bn, br)) == expected)
+    }
+
+    @Test func aclPassesACredentialThatDominatesAnEntryGrantingTheRight() {
+        let list = acl(capability([5, 1], .read), capability([5, 2], [.read, .write]))
+        #expect(list.permits(capability([5], .all), .write))
+        #expect(list.permits(capability([5, 2], [.read, .write]), .write))
+        #expect(!list.permits(capability([5, 1], .all), .write))   // the entry it dominates grants only read
+        #expect(!list.permits(capability([6], .all), .read))
+        #expect(throws: KernelError.invalidArgument) { try AccessControlList(Array(repeating: .root, count: 9)) }
+        #expect(throws: KernelError.invalidArgument) { try Capability(name: Array(repeating: 1, count: 9), rights: .read) }
+    }
+}
+
+@Suite struct WireFormat {
+    static let requests: [KernelRequest] = [
+        .capabilityDerive(source: CapabilitySlot(3), appending: [1, 2], rights: [.read, .grant]),
+        .capabilityDrop(CapabilitySlot(9)),
+        .environmentCreate(credential: CapabilitySlot(1), acl: acl(capability([1, 2], .all), .root), grants: [CapabilitySlot(4), CapabilitySlot(5)]),
+        .environmentDestroy(credential: CapabilitySlot(0), EnvironmentID(rawValue: 7)),
+        .environmentSetMessageACL(acl()),
+        .frameAllocate(credential: CapabilitySlot(0), acl: acl(.root)),
+        .frameFree(credential: CapabilitySlot(0), FrameNumber(rawValue: 12)),
+        .frameSetACL(credential: CapabilitySlot(0), FrameNumber(rawValue: 12), acl(capability([9], .read))),
+        .frameMap(credential: CapabilitySlot(2), FrameNumber(rawValue: 1), writable: true),
+        .frameUnmap(FrameNumber(rawValue: 1)),
+        .frameRevoke(credential: CapabilitySlot(2), FrameNumber(rawValue: 1), graceTicks: 1 << 40),
+        .regionCreate(credential: CapabilitySlot(1), acl: acl(.root), size: 4096),
+        .regionRead(credential: CapabilitySlot(1), RegionID(rawValue: 3), offset: 5, length: 6),
+        .regionWrite(credential: CapabilitySlot(1), RegionID(rawValue: 3), offset: 5, bytes: [1, 2, 3]),
+        .regionDestroy(credential: CapabilitySlot(1), RegionID(rawValue: 3)),
+        .ipcSend(credential: CapabilitySlot(1), target: EnvironmentID(rawValue: 2), message: [0xde, 0xad]),
+        .upcallNext,
+        .predicateInstall(credential: CapabilitySlot(1), program: [0x95, 0, 0, 0, 0, 0, 0, 0], region: RegionID(rawValue: 4)),
+        .predicateInstall(credential: CapabilitySlot(1), program: [], region: nil),
+        .predicateRemove,
+        .sliceAllocate(credential: CapabilitySlot(3), SliceIndex(rawValue: 2)),
+        .sliceFree(SliceIndex(rawValue: 2)),
+        .yield(to: EnvironmentID(rawValue: 3)),
+        .yield(to: nil),
+    ]
+
+    @Test(arguments: requests)
+    func everyRequestRoundTrips(_ request: KernelRequest) throws {
+        let bytes = request.encoded
+        #expect(try KernelRequest(decoding: bytes) == request)
+        // Every shorter prefix, and any trailing byte, is refused.
+        for n in 0..<bytes.count { #expect(throws: KernelError.badRequest) { try KernelRequest(decoding: Array(bytes.prefix(n))) } }
+        #expect(throws: KernelError.badRequest) { try KernelRequest(decoding: bytes + [0]) }
+        var otherVersion = bytes
+        otherVersion[0] = 2
+        #expect(throws: KernelError.badRequest) { try KernelRequest(decoding: otherVersion) }
+    }
+
+    @Test func everyReplyRoundTrips() throws {
+        let replies: [KernelReply] = [.done, .slot(CapabilitySlot(4)), .environment(EnvironmentID(rawValue: 9)), .frame(FrameNumber(rawValue: 1)),
+                                      .region(RegionID(rawValue: 2)), .bytes([1, 2, 3]), .upcall(nil), .upcall(.sliceStart(SliceIndex(rawValue: 1))),
+                                      .upcall(.sliceEnd(SliceIndex(rawValue: 1))), .upcall(.revocationRequested(FrameNumber(rawValue: 3), deadline: 99)),
+                                      .upcall(.frameRevoked(FrameNumber(rawValue: 3))), .upcall(.wakeup),
+                                      .upcall(.message(from: EnvironmentID(rawValue: 5), [7, 8]))]
+        for reply in replies { #expect(try KernelReply(decoding: KernelReply.encode(.success(reply))) == reply) }
+        for error in KernelError.allCases {
+            #expect(throws: error) { try KernelReply(decoding: KernelReply.encode(.failure(error))) }
+        }
+        #expect(throws: KernelError.badRequest) { try KernelRequest(decoding: [1, 0, 99, 0, 0, 0, 0, 0]) }
+    }
+}
+
+@Suite struct ExposedStateView {
+    @Test func exposedStateTracksTheKernelAndItsGenerationMoves() throws {
+        let w = World(frames: 64)
+        let before = w.a.exposedState()
+        #expect(before.u32(at: 0) == ExposedState.magic && before.u32(at: 4) == ExposedState.version)
+        #expect(before.generation % 2 == 0)
+        #expect(before.framesTotal == 64 && before.framesFree == 64)
+        #expect(before.environments.map(\.id) == w.kernel.environmentIDs)
+        let f = try w.frame(of: w.a)
+        try w.a.map(f, writable: true, credential: Slot.own)
+        try w.a.allocate(SliceIndex(rawValue: 7), credential: Slot.slices)
+        let after = w.b.exposedState()
+        #expect(after.generation > before.generation && after.generation % 2 == 0)
+        #expect(after.framesFree == 63)
+        #expect(after.sliceOwners[7] == w.a.environment)
+        #expect(after.environments.first { $0.id == w.a.environment }?.framesHeld == 1)
+    }
+}
+
+@Suite struct Scheduling {
+    @Test func slicesRunRoundRobinWithPrologueAndEpilogue() throws {
+        let w = World()
+        try w.a.allocate(SliceIndex(rawValue: 0), credential: Slot.slices)
+        try w.b.allocate(SliceIndex(rawValue: 1), credential: Slot.slices)
+        var order: [EnvironmentID?] = []
+        for _ in 0..<(2 * KernelLimits.slices) { order.append(w.kernel.beginSlice()) }
+        w.kernel.endSlice()
+        let expected = (0..<(2 * KernelLimits.slices)).map { i -> EnvironmentID? in
+            i % KernelLimits.slices == 0 ? w.a.environment : i % KernelLimits.slices == 1 ? w.b.environment : nil
+        }
+        #expect(order == expected)
+        // Notices coalesce to the latest start and end; the environment learns of both.
+        #expect(try w.upcalls(w.a) == [.sliceStart(SliceIndex(rawValue: 0)), .sliceEnd(SliceIndex(rawValue: 0))])
+    }
+
+    @Test func directedYieldHandsTheRestOfTheSliceToTheTarget() throws {
+        let w = World()
+        try w.a.allocate(SliceIndex(rawValue: 0), credential: Slot.slices)
+        #expect(w.kernel.beginSlice() == w.a.environment)
+        try w.a.yield(to: w.b.environment)
+        #expect(w.kernel.running == w.b.environment)
+        // Only the running environment may yield.
+        #expect(throws: KernelError.busy) { try w.a.yield(to: w.b.environment) }
+        try w.b.yield()
+        #expect(w.kernel.running == nil)
+    }
+
+    @Test func predicateSleepsUntilTheClockItReadsPassesAPoint() throws {
+        let w = World()
+        try w.a.allocate(SliceIndex(rawValue: 0), credential: Slot.slices)
+        let program = predicate("ldxdw %r2, [%r1+\(ExposedState.clockOffset)]\nmov %r0, 0\njlt %r2, 100, +1\nmov %r0, 1\nexit")
+        try w.a.sleep(until: program, credential: Slot.own)
+        #expect(w.kernel.isAsleep(w.a.environment))
+        #expect(w.kernel.beginSlice() == nil)                 // asleep: its slice idles
+        w.kernel.host.advanceClock(by: 99)
+        w.kernel.advance()
+        #expect(w.kernel.isAsleep(w.a.environment))
+        w.kernel.host.advanceClock(by: 1)
+        w.kernel.advance()
+        #expect(!w.kernel.isAsleep(w.a.environment))
+        #expect(try w.upcalls(w.a).contains(.wakeup))
+    }
+
+    @Test func predicateReadingARegionWakesWhenTheRegionChanges() throws {
+        let w = World()
+        // A flag a owns and b may set.
+        let flag = try w.a.createRegion(size: 8, acl: acl(capability([101], .all), capability([102], .write)), credential: Slot.regions)
+        try w.a.sleep(until: predicate("ldxb %r0, [%r1+\(ExposedState.bytes)]\nexit"), region: flag, credential: Slot.own)
+        w.kernel.advance()
+        #expect(w.kernel.isAsleep(w.a.environment))
+        try w.b.write([1], to: flag, offset: 0, credential: Slot.own)
+        w.kernel.advance()
+        #expect(!w.kernel.isAsleep(w.a.environment))
+    }
+}
