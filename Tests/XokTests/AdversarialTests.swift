@@ -81,9 +81,7 @@ import XokSimulation
 
     @Test func touchingAFrameAfterForcedRevocationFaults() throws {
         let w = World()
-        let f = try w.frame(of: w.a)
-        try w.a.setACL(acl(capability([101], .all), capability([102], .read)), of: f, credential: Slot.own)
-        try w.b.map(f, writable: false, credential: Slot.own)
+        let f = try w.frameSharedWithB()
         try w.a.revoke(f, graceTicks: 10, credential: Slot.own)
         // Visible first: b is told, and still holds the frame until the deadline.
         #expect(try w.upcalls(w.b) == [.revocationRequested(f, deadline: 10)])
@@ -103,9 +101,7 @@ import XokSimulation
 
     @Test func holderThatGivesTheFrameBackInTimeKeepsNoBindingAndGetsNoForcedNotice() throws {
         let w = World()
-        let f = try w.frame(of: w.a)
-        try w.a.setACL(acl(capability([101], .all), capability([102], .read)), of: f, credential: Slot.own)
-        try w.b.map(f, writable: false, credential: Slot.own)
+        let f = try w.frameSharedWithB()
         try w.a.revoke(f, graceTicks: 10, credential: Slot.own)
         try w.b.unmap(f)
         w.kernel.host.advanceClock(by: 20)

@@ -73,9 +73,7 @@ let errorCases: [ErrorCase] = [
     ErrorCase(call: "frameFree", error: .noSuchFrame, why: "frame is free") { w in (w.a, .frameFree(credential: Slot.own, FrameNumber(rawValue: 3))) },
     ErrorCase(call: "frameFree", error: .noSuchFrame, why: "frame number past the machine") { w in (w.a, .frameFree(credential: Slot.own, FrameNumber(rawValue: 1 << 30))) },
     ErrorCase(call: "frameFree", error: .busy, why: "another environment has it mapped") { w in
-        let f = try w.frame(of: w.a)
-        try w.a.setACL(acl(capability([101], .all), capability([102], .read)), of: f, credential: Slot.own)
-        try w.b.map(f, writable: false, credential: Slot.own)
+        let f = try w.frameSharedWithB()
         return (w.a, .frameFree(credential: Slot.own, f)) },
     ErrorCase(call: "frameSetACL", error: .noSuchFrame, why: "frame is free") { w in (w.a, .frameSetACL(credential: Slot.own, FrameNumber(rawValue: 5), readOnly)) },
     ErrorCase(call: "frameMap", error: .noSuchFrame, why: "frame is free") { w in (w.a, .frameMap(credential: Slot.own, FrameNumber(rawValue: 5), writable: false)) },
@@ -84,9 +82,7 @@ let errorCases: [ErrorCase] = [
         let reader = try w.a.derive(Slot.own, rights: .read)
         return (w.a, .frameMap(credential: reader, f, writable: true)) },
     ErrorCase(call: "frameMap", error: .busy, why: "frame is being revoked") { w in
-        let f = try w.frame(of: w.a)
-        try w.a.setACL(acl(capability([101], .all), capability([102], .read)), of: f, credential: Slot.own)
-        try w.b.map(f, writable: false, credential: Slot.own)
+        let f = try w.frameSharedWithB()
         try w.a.revoke(f, graceTicks: 100, credential: Slot.own)
         let reader = try w.root.derive(CapabilitySlot(0), rights: .read)
         return (w.root, .frameMap(credential: reader, f, writable: false)) },
@@ -105,9 +101,7 @@ let errorCases: [ErrorCase] = [
     ErrorCase(call: "frameRevoke", error: .invalidArgument, why: "grace past the limit") { w in
         (w.a, .frameRevoke(credential: Slot.own, try w.frame(of: w.a), graceTicks: KernelLimits.revocationGraceMax + 1)) },
     ErrorCase(call: "frameRevoke", error: .busy, why: "already being revoked") { w in
-        let f = try w.frame(of: w.a)
-        try w.a.setACL(acl(capability([101], .all), capability([102], .read)), of: f, credential: Slot.own)
-        try w.b.map(f, writable: false, credential: Slot.own)
+        let f = try w.frameSharedWithB()
         try w.a.revoke(f, graceTicks: 100, credential: Slot.own)
         return (w.a, .frameRevoke(credential: Slot.own, f, graceTicks: 100)) },
     // Regions

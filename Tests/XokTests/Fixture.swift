@@ -63,6 +63,14 @@ final class World {
         try port.allocateFrame(credential: Slot.frames, acl: ownACL(port))
     }
 
+    /// A frame `a` owns (all rights) that `b` may map read-only, and has mapped.
+    func frameSharedWithB() throws -> FrameNumber {
+        let f = try frame(of: a)
+        try a.setACL(acl(capability([101], .all), capability([102], .read)), of: f, credential: Slot.own)
+        try b.map(f, writable: false, credential: Slot.own)
+        return f
+    }
+
     /// A region owned by `port`, protected by its own name.
     func region(of port: LocalPort<SimulatedHost>, size: Int = 64) throws -> RegionID {
         try port.createRegion(size: size, acl: ownACL(port), credential: Slot.regions)
