@@ -22,22 +22,28 @@ let package = Package(
         // Downloaded code: the RFC 9669 eBPF verifier and interpreter. Pure: no Foundation,
         // no Glibc; compiles as Embedded Swift (scripts/check-embedded).
         .target(name: "BPF", swiftSettings: strict),
+        // XN: protected sharing of a disk among library file systems through their own
+        // UDFs; generic over a `BlockDevice`. Pure and Embedded-compatible.
+        .target(name: "XN", dependencies: ["XokABI", "BPF"], swiftSettings: strict),
         // The kernel core, generic over its `Host`. Pure and Embedded-compatible.
         .target(name: "Xok", dependencies: ["XokABI", "BPF"], swiftSettings: strict),
         // A deterministic host: seeded randomness, virtual clock, simulated frames and MMU.
-        .target(name: "XokSimulation", dependencies: ["Xok", "XokABI"], swiftSettings: strict),
+        .target(name: "XokSimulation", dependencies: ["Xok", "XokABI", "XN", "BPF"], swiftSettings: strict),
+        // The only target that touches Linux: disk image files and block devices.
+        .target(name: "XokHostLinux", dependencies: ["XN"], swiftSettings: strict),
         // Host-side tooling shared by the CLI and the tests: the conformance-suite format,
         // the plugin protocol, benchmark programs. May use Foundation.
         .target(name: "XokTools", dependencies: ["BPF"], swiftSettings: strict),
         .executableTarget(
             name: "xok",
             dependencies: [
-                "BPF", "XokTools", "XokSimulation",
+                "BPF", "XokTools", "XokSimulation", "XN", "XokHostLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "XokTools"], swiftSettings: strict),
         .testTarget(name: "XokTests", dependencies: ["Xok", "XokABI", "XokSimulation", "BPF"], swiftSettings: strict),
+        .testTarget(name: "XNTests", dependencies: ["XN", "XokABI", "XokSimulation", "XokHostLinux", "BPF"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

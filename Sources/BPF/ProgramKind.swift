@@ -143,26 +143,47 @@ public struct ProgramKind: Hashable, Sendable {
 
 /// The context of an `acl` UDF, laid out by the kernel (XN) before each run:
 ///
-///     offset 0      +-------------------------------+
+///     offset 0      +--------------------------------+
 ///                   | block before the change (4096) |
-///     offset 4096   +-------------------------------+
+///     offset 4096   +--------------------------------+
 ///                   | block after the change  (4096) |
-///     offset 8192   +-------------------------------+
-///                   | change: first byte (u32), byte count (u32)
-///     offset 8200   +-------------------------------+
-///                   | credential: rights (u64), component count (u64),
+///     offset 8192   +--------------------------------+
+///                   | change: first byte u32, byte count u32, operation u32,
+///                   |         reserved u32, target block u64
+///     offset 8216   +--------------------------------+
+///                   | credential: rights u64, component count u64,
 ///                   |             components (8 × u64)
-///     offset 8280   +-------------------------------+
+///     offset 8296   +--------------------------------+
 ///
-/// All integers little-endian. The credential is the capability the caller named.
+/// All integers little-endian. The operation is one of `AclContext.Operation`; the target
+/// is the block allocated or freed, or the data block written.
 public enum AclContext {
-    /// Where each part of the context starts.
     public static let blockBeforeOffset = 0
     public static let blockAfterOffset = Limits.metadataBlockBytes
     public static let changeOffset = 2 * Limits.metadataBlockBytes
-    public static let credentialOffset = changeOffset + 8
+    public static let operationOffset = changeOffset + 8
+    public static let targetOffset = changeOffset + 16
+    public static let credentialOffset = changeOffset + 24
     /// Name components a credential carries at most.
     public static let credentialComponentsMax = 8
     /// The context's size.
     public static let bytes = credentialOffset + 16 + 8 * credentialComponentsMax
+
+    /// What the change does.
+    public enum Operation: UInt32, Sendable {
+        /// Bytes change; pointers stay.
+        case write = 0
+        /// A pointer to a newly allocated block (the target) appears.
+        case allocate = 1
+        /// The pointer to the target disappears; the target is freed.
+        case free = 2
+        /// Pointers move within the block.
+        case swap = 3
+        /// The target, a data block this block points to, is written (before and after
+        /// are this block, unchanged).
+        case writeData = 4
+        /// The target, a block this block points to, is read (before and after are this
+        /// block, unchanged).
+        case read = 5
+    }
 }
