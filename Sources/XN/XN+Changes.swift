@@ -134,7 +134,7 @@ extension XN {
     /// - Throws: `notMetadata`; `notOwner` (a fresh block changed by another than its
     ///   allocator); `badModification`; `aclDenied`; `udfFailed`; `invalidPointer`;
     ///   `pointerInvented`; `pointerLost`; `notFree` and `unknownType` (allocate);
-    ///   `notEmpty` (free); `device`. Nothing changes when it throws.
+    ///   `notAChild` and `notEmpty` (free); `device`. Nothing changes when it throws.
     public func modify(_ block: BlockNumber, _ modifications: [Modification], operation: ChangeOperation,
                        credential: Capability, by environment: EnvironmentID) throws(XNError) {
         var entry = try load(block)
@@ -170,7 +170,7 @@ extension XN {
             guard isFree(child) else { throw .notFree }
             expected = (old + [Pointer(block: child, type: type)]).sorted()
         case .free(let child):
-            guard let gone = old.first(where: { $0.block == child }) else { throw .pointerInvented }
+            guard let gone = old.first(where: { $0.block == child }) else { throw .notAChild }
             expected = old.filter { $0 != gone }
             if let childEntry = cache[child], !childEntry.pointers.isEmpty { throw .notEmpty }
             if cache[child] == nil, gone.type != .data, let childTemplate = self.template(gone.type) {

@@ -138,6 +138,10 @@ public final class XN<D: BlockDevice> {
         roots.append(entry)
         allocated[Int(block)] = true
         types[block] = type
+        // Until its creator writes it back, only its creator may initialize it.
+        cache[block] = CacheEntry(contents: [UInt8](repeating: 0, count: XNLayout.blockBytes), type: type, parent: nil,
+                                  state: .valid, dirty: false, owner: environment,
+                                  durability: .unwritten(allocator: environment), pointers: [])
         return block
     }
 

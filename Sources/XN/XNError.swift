@@ -40,6 +40,8 @@ public enum XNError: Error, Equatable, Sendable, CustomStringConvertible {
     case notFree
     /// The block to free still points to blocks of its own.
     case notEmpty
+    /// The block to free is not one this block points to (freed already, or never its).
+    case notAChild
     /// A fresh block may be initialized only by the environment that allocated it; a
     /// dirty block may be written back only by the environment that dirtied it (unless it
     /// died).
@@ -71,6 +73,7 @@ public enum XNError: Error, Equatable, Sendable, CustomStringConvertible {
         case .pointerLost: "the change loses a pointer"
         case .notFree: "block not free"
         case .notEmpty: "block still points to others"
+        case .notAChild: "not a block this one points to"
         case .notOwner: "not the block's owner"
         case .tainted: "block points to uninitialized metadata"
         case .noSpace: "no free block"

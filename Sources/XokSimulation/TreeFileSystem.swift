@@ -1,0 +1,201 @@
+// A small library file system for testing XN without C-FFS: a tree of node blocks, each
+// stamped with its owner's id and holding up to 255 entries of (block, type), with data
+// blocks as leaves. Its templates are generated for an owner field at a given offset, so
+// two file systems with different layouts can share one disk.
+//
+//     node block:  owner u64 at `ownerOffset` (0 or 8)
+//                  entries from byte 16: block u64, type u64 (block 0 = empty slot)
+
+import BPF
+import XN
+import XokABI
+
+/// The node format and its three UDFs.
+public struct TreeFormat: Sendable {
+    public let name: String
+    public let ownerOffset: Int
+    public static let entriesStart = 16
+    public static let entryBytes = 16
+    public static let entries = (XNLayout.blockBytes - entriesStart) / entryBytes
+
+    public init(name: String, ownerOffset: Int) {
+        precondition(ownerOffset == 0 || ownerOffset == 8)
+        self.name = name
+        self.ownerOffset = ownerOffset
+    }
+
+    /// `owns`: every nonzero entry, as (block, type).
+    public var owns: [UInt8] {
+        var b = ProgramBuilder()
+        let loop = b.makeLabel(), next = b.makeLabel()
+        b.mov(.r0, 0)
+        b.mov(.r6, .immediate(Int32(Self.entriesStart)))
+        b.bind(loop)
+        b.mov(.r4, .r1)
+        b.add(.r4, .r6)
+        b.load(.double, .r5, from: .r4)
+        b.branch(.eq, .r5, 0, to: next)
+        b.load(.double, .r7, from: .r4, offset: 8)
+        b.mov(.r8, .r0)
+        b.alu(.lsh, .r8, 4)
+        b.mov(.r9, .r3)
+        b.add(.r9, .r8)
+        b.store(.double, to: .r9, offset: 0, .r5)
+        b.store(.double, to: .r9, offset: 8, .r7)
+        b.add(.r0, 1)
+        b.bind(next)
+        b.add(.r6, .immediate(Int32(Self.entryBytes)))
+        b.branch(.lt, .r6, .immediate(Int32(XNLayout.blockBytes)), to: loop)
+        b.exit()
+        return try! b.build().bytes
+    }
+
+    /// `acl`: a block stamped with an owner may be read (read right) or changed (write
+    /// right) only by a credential whose first name component is that owner, and the stamp
+    /// may not change; a fresh block (owner 0) may only be stamped by its new owner.
+    public var acl: [UInt8] {
+        let credential = Int16(AclContext.credentialOffset)
+        let owner = Int16(ownerOffset), ownerAfter = Int16(AclContext.blockAfterOffset + ownerOffset)
+        var b = ProgramBuilder()
+        let deny = b.makeLabel(), allow = b.makeLabel(), owned = b.makeLabel(), reading = b.makeLabel()
+        b.load(.word, .r2, from: .r1, offset: Int16(AclContext.operationOffset))
+        b.load(.double, .r3, from: .r1, offset: credential + 8)
+        b.branch(.eq, .r3, 0, to: deny)
+        b.load(.double, .r4, from: .r1, offset: credential + 16)
+        b.load(.double, .r5, from: .r1, offset: credential)
+        b.load(.double, .r6, from: .r1, offset: owner)
+        b.branch(.ne, .r6, 0, to: owned)
+        b.load(.double, .r7, from: .r1, offset: ownerAfter)
+        b.branch(.ne, .r7, .r4, to: deny)
+        b.emit(.branch(.set, .bits64, .r5, .immediate(Int32(Rights.write.rawValue)), offset: 0), to: allow)
+        b.jump(to: deny)
+        b.bind(owned)
+        b.branch(.ne, .r6, .r4, to: deny)
+        b.branch(.eq, .r2, .immediate(Int32(AclContext.Operation.read.rawValue)), to: reading)
+        b.load(.double, .r7, from: .r1, offset: ownerAfter)
+        b.branch(.ne, .r7, .r6, to: deny)
+        b.emit(.branch(.set, .bits64, .r5, .immediate(Int32(Rights.write.rawValue)), offset: 0), to: allow)
+        b.jump(to: deny)
+        b.bind(reading)
+        b.emit(.branch(.set, .bits64, .r5, .immediate(Int32(Rights.read.rawValue)), offset: 0), to: allow)
+        b.bind(deny)
+        b.mov(.r0, 0)
+        b.exit()
+        b.bind(allow)
+        b.mov(.r0, 1)
+        b.exit()
+        return try! b.build().bytes
+    }
+
+    /// `size`: a node is one block.
+    public var size: [UInt8] {
+        var b = ProgramBuilder()
+        b.mov(.r0, .immediate(Int32(XNLayout.blockBytes)))
+        b.exit()
+        return try! b.build().bytes
+    }
+
+    /// Installs the format on `xn` (or finds it installed).
+    public func install<D: BlockDevice>(on xn: XN<D>) throws(XNError) -> TypeID {
+        if let existing = xn.type(named: name) { return existing }
+        return try xn.installTemplate(name: name, owns: owns, acl: acl, size: size)
+    }
+}
+
+/// One environment using a tree file system on XN.
+public struct TreeClient<D: BlockDevice> {
+    public let environment: EnvironmentID
+    public let ownerID: UInt64
+    public let format: TreeFormat
+    public let type: TypeID
+    public var credential: Capability { try! Capability(name: [ownerID], rights: .all) }
+
+    public init(environment: EnvironmentID, ownerID: UInt64, format: TreeFormat, type: TypeID) {
+        self.environment = environment
+        self.ownerID = ownerID
+        self.format = format
+        self.type = type
+    }
+
+    /// The bytes that stamp a fresh node as ours.
+    public var stamp: Modification {
+        var bytes = [UInt8](repeating: 0, count: 8)
+        for i in 0..<8 { bytes[i] = UInt8(truncatingIfNeeded: ownerID >> UInt64(8 * i)) }
+        return Modification(offset: format.ownerOffset, bytes: bytes)
+    }
+
+    /// Creates and stamps a root.
+    public func createRoot(_ xn: XN<D>, name: String) throws(XNError) -> BlockNumber {
+        let block = try xn.createRoot(name: name, type: type, capability: credential, by: environment)
+        try xn.modify(block, [stamp], operation: .write, credential: credential, by: environment)
+        return block
+    }
+
+    /// The entry bytes pointing at `child` of `type`.
+    public static func entry(_ child: BlockNumber, _ type: TypeID) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: TreeFormat.entryBytes)
+        for i in 0..<8 {
+            bytes[i] = UInt8(truncatingIfNeeded: child >> UInt64(8 * i))
+            bytes[8 + i] = UInt8(truncatingIfNeeded: UInt64(type.rawValue) >> UInt64(8 * i))
+        }
+        return bytes
+    }
+
+    /// The first empty entry slot of `node`, by its cached contents.
+    public func freeSlot(_ xn: XN<D>, in node: BlockNumber) throws(XNError) -> Int? {
+        let contents = try xn.read(node, credential: credential)
+        for slot in 0..<TreeFormat.entries {
+            let at = TreeFormat.entriesStart + slot * TreeFormat.entryBytes
+            if contents[at..<at + 8].allSatisfy({ $0 == 0 }) { return slot }
+        }
+        return nil
+    }
+
+    /// Allocates a child of `childType` under `parent` at the first free block after
+    /// `hint`; a node child is stamped as ours. Returns the child.
+    public func add(_ xn: XN<D>, under parent: BlockNumber, type childType: TypeID, hint: BlockNumber = 0) throws(XNError) -> BlockNumber {
+        guard let slot = try freeSlot(xn, in: parent) else { throw .noSpace }
+        guard let child = xn.firstFree(from: hint) else { throw .noSpace }
+        let at = TreeFormat.entriesStart + slot * TreeFormat.entryBytes
+        try xn.modify(parent, [Modification(offset: at, bytes: Self.entry(child, childType))],
+                      operation: .allocate(child, childType), credential: credential, by: environment)
+        if childType != .data {
+            try xn.modify(child, [stamp], operation: .write, credential: credential, by: environment)
+        }
+        return child
+    }
+
+    /// Removes `child` (which must hold nothing) from `parent`.
+    public func remove(_ xn: XN<D>, _ child: BlockNumber, from parent: BlockNumber) throws(XNError) {
+        let contents = try xn.read(parent, credential: credential)
+        for slot in 0..<TreeFormat.entries {
+            let at = TreeFormat.entriesStart + slot * TreeFormat.entryBytes
+            if contents.u64le(at) == child {
+                try xn.modify(parent, [Modification(offset: at, bytes: [UInt8](repeating: 0, count: TreeFormat.entryBytes))],
+                              operation: .free(child), credential: credential, by: environment)
+                return
+            }
+        }
+        throw .notAChild
+    }
+
+    /// The children `node` points to, by its cached contents.
+    public func children(_ xn: XN<D>, of node: BlockNumber) throws(XNError) -> [Pointer] {
+        let contents = try xn.read(node, credential: credential)
+        var result: [Pointer] = []
+        for slot in 0..<TreeFormat.entries {
+            let at = TreeFormat.entriesStart + slot * TreeFormat.entryBytes
+            let block = contents.u64le(at)
+            if block != 0 { result.append(Pointer(block: block, type: TypeID(rawValue: UInt32(truncatingIfNeeded: contents.u64le(at + 8))))) }
+        }
+        return result
+    }
+}
+
+extension Array where Element == UInt8 {
+    func u64le(_ offset: Int) -> UInt64 {
+        var v: UInt64 = 0
+        for i in 0..<8 { v |= UInt64(self[offset + i]) << UInt64(8 * i) }
+        return v
+    }
+}
