@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "XokHostLinux", dependencies: ["XN"], swiftSettings: strict),
         // Host-side tooling shared by the CLI and the tests: the conformance-suite format,
         // the plugin protocol, benchmark programs. May use Foundation.
-        .target(name: "XokTools", dependencies: ["BPF"], swiftSettings: strict),
+        .target(name: "XokTools", dependencies: ["BPF", "XN", "XokHostLinux", "XokSimulation", "XokABI"], swiftSettings: strict),
         .executableTarget(
             name: "xok",
             dependencies: [

@@ -95,9 +95,11 @@ extension XN {
     }
 
     /// Lays out the acl UDF's context.
-    func aclContext(before: [UInt8], after: [UInt8], first: Int, count: Int, operation: AclContext.Operation,
-                    target: BlockNumber, credential: Capability) -> [UInt8] {
-        var context = before + after + [UInt8](repeating: 0, count: AclContext.bytes - 2 * XNLayout.blockBytes)
+    func fillAclContext(_ context: inout [UInt8], before: [UInt8], after: [UInt8], first: Int, count: Int, operation: AclContext.Operation,
+                        target: BlockNumber, credential: Capability) {
+        context.replaceSubrange(AclContext.blockBeforeOffset..<AclContext.blockBeforeOffset + XNLayout.blockBytes, with: before)
+        context.replaceSubrange(AclContext.blockAfterOffset..<AclContext.blockAfterOffset + XNLayout.blockBytes, with: after)
+        for i in AclContext.changeOffset..<AclContext.bytes { context[i] = 0 }
         context.put32(UInt32(first), at: AclContext.changeOffset)
         context.put32(UInt32(count), at: AclContext.changeOffset + 4)
         context.put32(operation.rawValue, at: AclContext.operationOffset)
@@ -105,16 +107,15 @@ extension XN {
         context.put64(UInt64(credential.rights.rawValue), at: AclContext.credentialOffset)
         context.put64(UInt64(credential.name.count), at: AclContext.credentialOffset + 8)
         for (i, c) in credential.name.enumerated() { context.put64(c, at: AclContext.credentialOffset + 16 + 8 * i) }
-        return context
     }
 
     /// Asks the acl UDF of `block`'s type.
     func authorize(_ template: Template, before: [UInt8], after: [UInt8], first: Int, count: Int,
                    operation: AclContext.Operation, target: BlockNumber, credential: Capability) throws(XNError) {
         guard checksEnabled else { return }
-        var context = aclContext(before: before, after: after, first: first, count: count, operation: operation,
-                                 target: target, credential: credential)
-        guard try template.allows(&context) else { throw .aclDenied }
+        fillAclContext(&aclScratch, before: before, after: after, first: first, count: count, operation: operation,
+                       target: target, credential: credential)
+        guard try template.allows(&aclScratch) else { throw .aclDenied }
     }
 
     /// Checks a pointer list `owns` produced: inside the data area, of a known type, each
@@ -168,7 +169,10 @@ extension XN {
         case .allocate(let child, let type):
             guard type == .data || self.template(type) != nil else { throw .unknownType }
             guard isFree(child) else { throw .notFree }
-            expected = (old + [Pointer(block: child, type: type)]).sorted()
+            let pointer = Pointer(block: child, type: type)
+            var sorted = old
+            sorted.insert(pointer, at: old.firstIndex { pointer < $0 } ?? old.count)
+            expected = sorted
         case .free(let child):
             guard let gone = old.first(where: { $0.block == child }) else { throw .notAChild }
             expected = old.filter { $0 != gone }
@@ -184,8 +188,11 @@ extension XN {
         if checksEnabled {
             new = try template.pointers(in: after)
             try validate(new)
-            guard Set(new).isSubset(of: Set(expected)) else { throw .pointerInvented }
-            guard Set(expected).isSubset(of: Set(new)) else { throw .pointerLost }
+            if new != expected {
+                // Both lists are sorted and free of duplicates: a pointer in one and not the
+                // other was invented or lost.
+                throw new.contains(where: { !expected.contains($0) }) ? .pointerInvented : .pointerLost
+            }
         }
 
         // Commit.

@@ -30,6 +30,8 @@ public final class XN<D: BlockDevice> {
     public private(set) var recovered = false
     /// Benchmark-only: skip the UDF checks on changes (never set outside `xok bench xn`).
     public var checksEnabled = true
+    /// The acl UDF's context, laid out anew for each check (one allocation per mount).
+    var aclScratch = [UInt8](repeating: 0, count: AclContext.bytes)
 
     /// Lays out a fresh XN disk on `device` and mounts it.
     /// - Throws: `deviceTooSmall`, `device`.

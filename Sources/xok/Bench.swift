@@ -7,7 +7,7 @@ import XokTools
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks.", subcommands: [BPFBench.self])
+        abstract: "Benchmarks.", subcommands: [BPFBench.self, XNBench.self])
 
     struct BPFBench: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -44,6 +44,45 @@ struct Bench: ParsableCommand {
                 print(String(format: "%-7@  %12d  %7.2f  ", r.name, r.instructions, r.nsPerInstruction) + floor + "  " + ratio + "  " + target)
                 print("         " + r.summary)
             }
+        }
+    }
+
+    struct XNBench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "xn",
+            abstract: "XN's checks end to end: a metadata-heavy workload on an image file with UDF checks on and off.")
+
+        @Flag(help: "Print one JSON object instead of a table.")
+        var json = false
+
+        @Option(help: "Blocks the workload allocates, writes and frees.")
+        var blocks = 100_000
+
+        @Option(help: "The image file to use (created, then removed).")
+        var image = NSTemporaryDirectory() + "xok-bench-xn.img"
+
+        func run() throws {
+            #if DEBUG
+            FileHandle.standardError.write(Data("warning: a debug build; measure with `swift run -c release xok bench xn`\n".utf8))
+            #endif
+            defer { try? FileManager.default.removeItem(atPath: image) }
+            let (on, off) = try XNBenchmark.run(blocks: max(XNBenchmark.childrenPerDirectory, blocks), path: image)
+            let ratio = on.seconds / off.seconds
+            if json {
+                func row(_ r: XNBenchmark.Run) -> [String: Any] {
+                    ["checks": r.checks, "seconds": r.seconds, "changes": r.changes, "microsecondsPerChange": r.microsecondsPerChange]
+                }
+                let object: [String: Any] = ["checksOn": row(on), "checksOff": row(off), "ratio": ratio,
+                                             "udfMicrosecondsPerChange": (on.seconds - off.seconds) * 1e6 / Double(on.changes)]
+                print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+                return
+            }
+            print("run         seconds   changes   µs/change")
+            for r in [on, off] {
+                print(String(format: "checks %@  %8.3f  %8d  %10.2f", r.checks ? "on " : "off", r.seconds, r.changes, r.microsecondsPerChange))
+            }
+            print(String(format: "ratio on/off: %.3f (target ≤ 1.10)   UDF checks: %.2f µs per change", ratio,
+                         (on.seconds - off.seconds) * 1e6 / Double(on.changes)))
         }
     }
 }

@@ -1,6 +1,6 @@
-// The `xok` command: the project's tools. For now the downloaded-code engine (`xok bpf …`),
-// the kernel's simulation (`xok simulate`) and benchmarks (`xok bench`); the shell, mkfs
-// and fsck come with later layers.
+// The `xok` command: the project's tools — the downloaded-code engine (`xok bpf …`), XN
+// disks (`xok mkfs`, `xok fsck`), seeded simulations (`xok sim`) and benchmarks
+// (`xok bench`). The shell comes with ExOS and C-FFS.
 
 import ArgumentParser
 import BPF
@@ -12,7 +12,7 @@ struct Xok: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xok",
         abstract: "The Xok/ExOS exokernel's tools.",
-        subcommands: [BPFCommand.self, Simulate.self, Bench.self])
+        subcommands: [BPFCommand.self, Mkfs.self, Fsck.self, Sim.self, Bench.self])
 }
 
 /// Exits with `code` after printing `message` on standard error.

@@ -1,0 +1,100 @@
+// The Linux block device (DESIGN.md §7): a disk image file or a block device path, read
+// and written with pread/pwrite (optionally O_DIRECT through aligned buffers), with
+// fdatasync as the write barrier.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import XN
+
+/// Linux's O_DIRECT (0o40000 on x86-64), which Glibc's Swift overlay does not export.
+let directFlag: Int32 = 0o40000
+
+/// A disk image file or block device.
+public final class FileBlockDevice: BlockDevice {
+    public let path: String
+    public let blockCount: UInt64
+    private let fd: Int32
+    private let direct: Bool
+    /// One aligned block for O_DIRECT transfers.
+    private let scratch: UnsafeMutableRawPointer
+
+    private init(path: String, fd: Int32, blockCount: UInt64, direct: Bool) {
+        self.path = path
+        self.fd = fd
+        self.blockCount = blockCount
+        self.direct = direct
+        scratch = UnsafeMutableRawPointer.allocate(byteCount: XNLayout.blockBytes, alignment: XNLayout.blockBytes)
+    }
+
+    deinit {
+        close(fd)
+        scratch.deallocate()
+    }
+
+    private static func failure(_ what: String, _ path: String) -> DeviceError {
+        DeviceError("\(what) \(path): \(String(cString: strerror(errno)))")
+    }
+
+    /// Creates (or truncates) an image file of `blocks` blocks.
+    public static func create(path: String, blocks: UInt64, direct: Bool = false) throws(DeviceError) -> FileBlockDevice {
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | (direct ? directFlag : 0), 0o644)
+        guard fd >= 0 else { throw failure("cannot create", path) }
+        guard ftruncate(fd, off_t(blocks * UInt64(XNLayout.blockBytes))) == 0 else {
+            close(fd)
+            throw failure("cannot size", path)
+        }
+        return FileBlockDevice(path: path, fd: fd, blockCount: blocks, direct: direct)
+    }
+
+    /// Opens an existing image file or block device (its size, rounded down to blocks).
+    public static func open(path: String, readOnly: Bool = false, direct: Bool = false) throws(DeviceError) -> FileBlockDevice {
+        let fd = Glibc.open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? directFlag : 0))
+        guard fd >= 0 else { throw failure("cannot open", path) }
+        let size = lseek(fd, 0, SEEK_END)
+        guard size >= 0 else {
+            close(fd)
+            throw failure("cannot size", path)
+        }
+        return FileBlockDevice(path: path, fd: fd, blockCount: UInt64(size) / UInt64(XNLayout.blockBytes), direct: direct)
+    }
+
+    public func read(_ blocks: [BlockNumber]) throws(DeviceError) -> [[UInt8]] {
+        var result: [[UInt8]] = []
+        result.reserveCapacity(blocks.count)
+        for block in blocks {
+            guard block < blockCount else { throw DeviceError("block \(block) is past the end of \(path)") }
+            var bytes = [UInt8](repeating: 0, count: XNLayout.blockBytes)
+            let offset = off_t(block * UInt64(XNLayout.blockBytes))
+            let n: Int
+            if direct {
+                n = pread(fd, scratch, XNLayout.blockBytes, offset)
+                if n == XNLayout.blockBytes { bytes.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: scratch, count: n)) } }
+            } else {
+                n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, XNLayout.blockBytes, offset) }
+            }
+            guard n == XNLayout.blockBytes else { throw Self.failure("short read of block \(block) from", path) }
+            result.append(bytes)
+        }
+        return result
+    }
+
+    public func write(_ writes: [(BlockNumber, [UInt8])]) throws(DeviceError) {
+        for (block, bytes) in writes {
+            guard block < blockCount, bytes.count == XNLayout.blockBytes else { throw DeviceError("bad write of block \(block) to \(path)") }
+            let offset = off_t(block * UInt64(XNLayout.blockBytes))
+            let n: Int
+            if direct {
+                bytes.withUnsafeBytes { scratch.copyMemory(from: $0.baseAddress!, byteCount: XNLayout.blockBytes) }
+                n = pwrite(fd, scratch, XNLayout.blockBytes, offset)
+            } else {
+                n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, XNLayout.blockBytes, offset) }
+            }
+            guard n == XNLayout.blockBytes else { throw Self.failure("short write of block \(block) to", path) }
+        }
+    }
+
+    public func barrier() throws(DeviceError) {
+        guard fdatasync(fd) == 0 else { throw Self.failure("fdatasync failed on", path) }
+    }
+}

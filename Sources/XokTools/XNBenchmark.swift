@@ -1,0 +1,91 @@
+// `xok bench xn`: the cost of XN's checks end to end. The same metadata-heavy workload —
+// allocate, write and free blocks under many parents, with writeback to an image file —
+// runs with the UDF checks on and with them off (a benchmark-only setting), in one run.
+
+import BPF
+import XN
+import XokABI
+import XokHostLinux
+import XokSimulation
+
+public enum XNBenchmark {
+    public struct Run: Sendable {
+        public var checks: Bool
+        public var seconds: Double
+        /// Checked changes: allocations, data writes and frees.
+        public var changes: Int
+        public var microsecondsPerChange: Double { seconds * 1e6 / Double(changes) }
+    }
+
+    /// Children per directory (a tree node holds 255 entries).
+    public static let childrenPerDirectory = 250
+
+    /// Runs the workload over `blocks` blocks in an image at `path`, checks on then off.
+    public static func run(blocks: Int, path: String) throws -> (on: Run, off: Run) {
+        let off = try workload(blocks: blocks, path: path, checks: false)
+        let on = try workload(blocks: blocks, path: path, checks: true)
+        return (on, off)
+    }
+
+    static func workload(blocks: Int, path: String, checks: Bool) throws -> Run {
+        let directories = max(1, blocks / childrenPerDirectory)
+        let groups = max(1, (directories + 199) / 200)
+        let device = try FileBlockDevice.create(path: path, blocks: UInt64(blocks + directories + groups + 4096), direct: true)
+        let xn = try XN.format(device)
+        let format = TreeFormat(name: "tree", ownerOffset: 0)
+        let client = TreeClient<FileBlockDevice>(environment: EnvironmentID(rawValue: 1), ownerID: 1, format: format, type: try format.install(on: xn))
+        let root = try client.createRoot(xn, name: "bench")
+        try xn.writeback([root], by: client.environment)
+        xn.checksEnabled = checks
+        let credential = client.credential, env = client.environment
+        func entry(_ slot: Int) -> Int { TreeFormat.entriesStart + slot * TreeFormat.entryBytes }
+        let empty = [UInt8](repeating: 0, count: TreeFormat.entryBytes)
+        var changes = 0
+        var next: BlockNumber = xn.geometry.dataStart
+
+        func allocate(_ parent: BlockNumber, slot: Int, type: TypeID) throws -> BlockNumber {
+            while !xn.isFree(next) { next += 1 }
+            let child = next
+            try xn.modify(parent, [Modification(offset: entry(slot), bytes: TreeClient<FileBlockDevice>.entry(child, type))],
+                          operation: .allocate(child, type), credential: credential, by: env)
+            changes += 1
+            return child
+        }
+
+        let clock = ContinuousClock()
+        let start = clock.now
+        var group: BlockNumber = 0
+        for d in 0..<directories {
+            if d % 200 == 0 {
+                group = try allocate(root, slot: d / 200, type: client.type)
+                try xn.modify(group, [client.stamp], operation: .write, credential: credential, by: env)
+                try xn.writeback([group], by: env)
+                try xn.writeback([root], by: env)
+            }
+            let directory = try allocate(group, slot: d % 200, type: client.type)
+            try xn.modify(directory, [client.stamp], operation: .write, credential: credential, by: env)
+            try xn.writeback([directory], by: env)
+            try xn.writeback([group], by: env)
+            var children: [BlockNumber] = []
+            for slot in 0..<childrenPerDirectory {
+                let child = try allocate(directory, slot: slot, type: .data)
+                try xn.writeData(child, offset: 0, bytes: [UInt8(truncatingIfNeeded: slot), 1, 2, 3], credential: credential, by: env)
+                changes += 1
+                children.append(child)
+            }
+            try xn.writeback(children, by: env)
+            try xn.writeback([directory], by: env)
+            for (slot, child) in children.enumerated() {
+                try xn.modify(directory, [Modification(offset: entry(slot), bytes: empty)], operation: .free(child),
+                              credential: credential, by: env)
+                changes += 1
+            }
+            try xn.writeback([directory], by: env)
+            next = xn.geometry.dataStart
+        }
+        let d = clock.now - start
+        _ = try xn.unmount()
+        let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        return Run(checks: checks, seconds: seconds, changes: changes)
+    }
+}
