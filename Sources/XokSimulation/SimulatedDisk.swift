@@ -81,6 +81,10 @@ public struct SimulatedDisk: BlockDevice {
         return lost
     }
 
+    /// Every block as a read would see it now: for checking that a refused call wrote
+    /// nothing.
+    public var snapshot: [[UInt8]] { (0..<blockCount).map { current($0) } }
+
     /// Overwrites a block directly, bypassing everything (for building corrupt images).
     public mutating func corrupt(_ block: BlockNumber, _ change: (inout [UInt8]) -> Void) {
         change(&durable[Int(block)])
