@@ -34,7 +34,13 @@ public enum XNLayout {
     /// The untyped data type.
     public static let dataType: UInt32 = 0
 
-    /// Where each structure lives on a device of `blockCount` blocks.
+    /// Recomputes the checksum of one of XN's structure blocks (for tools that build
+    /// images, such as fsck's tests).
+    public static func reseal(_ block: inout [UInt8]) {
+        block.put32(CRC32C.checksum(block[0..<payloadBytes]), at: payloadBytes)
+    }
+
+    /// Where each structure lives on a device of `blocks` blocks.
     public struct Geometry: Equatable, Sendable {
         public var blockCount: UInt64
         public var freeMapStart: UInt64 = 1

@@ -196,7 +196,7 @@ public struct TreeClient<D: BlockDevice> {
 }
 
 extension Array where Element == UInt8 {
-    func u64le(_ offset: Int) -> UInt64 {
+    public func u64le(_ offset: Int) -> UInt64 {
         var v: UInt64 = 0
         for i in 0..<8 { v |= UInt64(self[offset + i]) << UInt64(8 * i) }
         return v
