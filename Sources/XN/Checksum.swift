@@ -17,19 +17,19 @@ enum CRC32C {
 /// Little-endian integers in byte arrays.
 extension Array where Element == UInt8 {
     func u32(at offset: Int) -> UInt32 {
-        var v: UInt32 = 0
-        for i in 0..<4 { v |= UInt32(self[offset + i]) << UInt32(8 * i) }
-        return v
+        precondition(offset >= 0 && offset + 4 <= count)
+        return UInt32(littleEndian: withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self) })
     }
     func u64(at offset: Int) -> UInt64 {
-        var v: UInt64 = 0
-        for i in 0..<8 { v |= UInt64(self[offset + i]) << UInt64(8 * i) }
-        return v
+        precondition(offset >= 0 && offset + 8 <= count)
+        return UInt64(littleEndian: withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self) })
     }
     mutating func put32(_ v: UInt32, at offset: Int) {
-        for i in 0..<4 { self[offset + i] = UInt8(truncatingIfNeeded: v >> UInt32(8 * i)) }
+        precondition(offset >= 0 && offset + 4 <= count)
+        withUnsafeMutableBytes { $0.storeBytes(of: v.littleEndian, toByteOffset: offset, as: UInt32.self) }
     }
     mutating func put64(_ v: UInt64, at offset: Int) {
-        for i in 0..<8 { self[offset + i] = UInt8(truncatingIfNeeded: v >> UInt64(8 * i)) }
+        precondition(offset >= 0 && offset + 8 <= count)
+        withUnsafeMutableBytes { $0.storeBytes(of: v.littleEndian, toByteOffset: offset, as: UInt64.self) }
     }
 }

@@ -119,3 +119,25 @@ enum Name {
         return String(decoding: bytes, as: UTF8.self)
     }
 }
+
+/// A table indexed by block number: the buffer cache registry's storage, one slot per
+/// block of the device, so lookups on the change path need no hashing.
+struct BlockTable<Value> {
+    private var slots: [Value?]
+    private(set) var count = 0
+
+    init(blocks: UInt64) { slots = Array(repeating: nil, count: Int(blocks)) }
+
+    subscript(_ block: BlockNumber) -> Value? {
+        get { block < UInt64(slots.count) ? slots[Int(block)] : nil }
+        set {
+            precondition(block < UInt64(slots.count), "a block of the device")
+            let index = Int(block)
+            count += (newValue != nil ? 1 : 0) - (slots[index] != nil ? 1 : 0)
+            slots[index] = newValue
+        }
+    }
+
+    /// The blocks with an entry, in block order.
+    var keys: [BlockNumber] { slots.indices.compactMap { slots[$0] == nil ? nil : BlockNumber($0) } }
+}

@@ -59,7 +59,7 @@ extension XN {
     func flushAll() throws(XNError) {
         var rounds = 0
         while true {
-            let ready = cache.keys.sorted().filter { cache[$0]!.dirty && !isTainted($0) }
+            let ready = cache.keys.filter { cache[$0]!.dirty && !isTainted($0) }
             if ready.isEmpty { break }
             try writeback(ready, by: nil)
             rounds += 1
@@ -69,6 +69,6 @@ extension XN {
 
     /// The dirty blocks an environment that died left behind, which any flusher may write.
     public func orphanedDirtyBlocks() -> [BlockNumber] {
-        cache.keys.sorted().filter { b in cache[b]!.dirty && cache[b]!.owner.map { dead.contains($0) } == true }
+        cache.keys.filter { b in cache[b]!.dirty && cache[b]!.owner.map { dead.contains($0) } == true }
     }
 }

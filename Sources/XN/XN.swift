@@ -23,7 +23,7 @@ public final class XN<D: BlockDevice> {
     /// Freed blocks waiting for their old parent to be written without the pointer.
     var pendingFree: [BlockNumber: BlockNumber] = [:]
     /// The buffer cache registry.
-    var cache: [BlockNumber: CacheEntry] = [:]
+    var cache: BlockTable<CacheEntry>
     /// Environments that died: their dirty blocks may be flushed by anyone.
     var dead: Set<EnvironmentID> = []
     /// Whether this mount recovered from an unclean shutdown.
@@ -84,6 +84,7 @@ public final class XN<D: BlockDevice> {
         self.device = device
         self.geometry = geometry
         allocated = [Bool](repeating: false, count: Int(geometry.blockCount))
+        cache = BlockTable(blocks: geometry.blockCount)
     }
 
     /// Writes back every dirty block (children before parents), persists the free map and

@@ -61,12 +61,15 @@ struct Bench: ParsableCommand {
         @Option(help: "The image file to use (created, then removed).")
         var image = NSTemporaryDirectory() + "xok-bench-xn.img"
 
+        @Option(help: "Runs of each setting, alternating; the fastest of each is kept.")
+        var repeats = 3
+
         func run() throws {
             #if DEBUG
             FileHandle.standardError.write(Data("warning: a debug build; measure with `swift run -c release xok bench xn`\n".utf8))
             #endif
             defer { try? FileManager.default.removeItem(atPath: image) }
-            let (on, off) = try XNBenchmark.run(blocks: max(XNBenchmark.childrenPerDirectory, blocks), path: image)
+            let (on, off) = try XNBenchmark.run(blocks: max(XNBenchmark.childrenPerDirectory, blocks), path: image, repeats: repeats)
             let ratio = on.seconds / off.seconds
             if json {
                 func row(_ r: XNBenchmark.Run) -> [String: Any] {
