@@ -125,7 +125,12 @@ public final class Interpreter {
         }
         var remaining = budget - compiled.entryCost
         defer { instructionsExecuted = budget - remaining }
-        return try execute(memory: memory, budget: budget, remaining: &remaining, clockTicks: clockTicks, mode: mode)
+        // Call the dispatch loop with a concrete mode, so it is specialized here whatever
+        // module calls `run`: an unspecialized loop would ask the mode on every access.
+        if Mode.auditsEveryAccess {
+            return try execute(memory: memory, budget: budget, remaining: &remaining, clockTicks: clockTicks, mode: AuditedExecution.self)
+        }
+        return try execute(memory: memory, budget: budget, remaining: &remaining, clockTicks: clockTicks, mode: TrustedExecution.self)
     }
 
     /// Runs the program on a copy of `context`; returns r0 and the context afterwards.
@@ -204,14 +209,23 @@ public final class Interpreter {
                 try charge(Int(op.costNext))
             }
         }
+        /// The address of a proved access (checked anyway in an audited run).
         @inline(__always) func address(_ op: MicroOp, _ base: UInt16, _ bytes: UInt64) throws(ExecutionError) -> UnsafeMutableRawPointer {
             let a = r[Int(base)] &+ UInt64(bitPattern: Int64(op.offset))
-            if op.region != MicroOp.unchecked {
-                guard memory.contains(a, bytes, region: op.region, frame: r[10]) else { throw .outOfBounds(instruction: pc) }
-            } else if Mode.auditsEveryAccess {
+            if Mode.auditsEveryAccess {
                 guard memory.containsAnywhere(a, bytes, frame: r[10]) else { throw .verifierBreach(instruction: pc) }
             }
             return Self.pointer(a)
+        }
+        /// The address of an access the verifier could not prove, checked against its region.
+        @inline(__always) func checked(_ op: MicroOp, _ base: UInt16, _ bytes: UInt64) throws(ExecutionError) -> UnsafeMutableRawPointer {
+            let a = r[Int(base)] &+ UInt64(bitPattern: Int64(op.offset))
+            guard memory.contains(a, bytes, region: op.region, frame: r[10]) else { throw .outOfBounds(instruction: pc) }
+            return Self.pointer(a)
+        }
+        /// An atomic's address: checked when the verifier asked for it.
+        @inline(__always) func atomicAddress(_ op: MicroOp, _ bytes: UInt64) throws(ExecutionError) -> UnsafeMutableRawPointer {
+            op.region != MicroOp.unchecked ? try checked(op, op.dst, bytes) : try address(op, op.dst, bytes)
         }
 
         while true {
@@ -260,26 +274,37 @@ public final class Interpreter {
             case .swap64: r[d] = r[d].byteSwapped
             case .nop: break
 
-            case .ldxb, .ldxbChecked: r[d] = UInt64(try address(op, op.src, 1).load(as: UInt8.self))
-            case .ldxh, .ldxhChecked: r[d] = UInt64(try address(op, op.src, 2).loadUnaligned(as: UInt16.self))
-            case .ldxw, .ldxwChecked: r[d] = UInt64(try address(op, op.src, 4).loadUnaligned(as: UInt32.self))
-            case .ldxdw, .ldxdwChecked: r[d] = try address(op, op.src, 8).loadUnaligned(as: UInt64.self)
-            case .ldxsb, .ldxsbChecked: r[d] = UInt64(bitPattern: Int64(try address(op, op.src, 1).load(as: Int8.self)))
-            case .ldxsh, .ldxshChecked: r[d] = UInt64(bitPattern: Int64(try address(op, op.src, 2).loadUnaligned(as: Int16.self)))
-            case .ldxsw, .ldxswChecked: r[d] = UInt64(bitPattern: Int64(try address(op, op.src, 4).loadUnaligned(as: Int32.self)))
-            case .stb, .stbChecked: try address(op, op.dst, 1).storeBytes(of: UInt8(truncatingIfNeeded: r[s]), as: UInt8.self)
-            case .sth, .sthChecked: try address(op, op.dst, 2).storeBytes(of: UInt16(truncatingIfNeeded: r[s]), as: UInt16.self)
-            case .stw, .stwChecked: try address(op, op.dst, 4).storeBytes(of: UInt32(truncatingIfNeeded: r[s]), as: UInt32.self)
-            case .stdw, .stdwChecked: try address(op, op.dst, 8).storeBytes(of: r[s], as: UInt64.self)
+            case .ldxb: r[d] = UInt64(try address(op, op.src, 1).load(as: UInt8.self))
+            case .ldxh: r[d] = UInt64(try address(op, op.src, 2).loadUnaligned(as: UInt16.self))
+            case .ldxw: r[d] = UInt64(try address(op, op.src, 4).loadUnaligned(as: UInt32.self))
+            case .ldxdw: r[d] = try address(op, op.src, 8).loadUnaligned(as: UInt64.self)
+            case .ldxsb: r[d] = UInt64(bitPattern: Int64(try address(op, op.src, 1).load(as: Int8.self)))
+            case .ldxsh: r[d] = UInt64(bitPattern: Int64(try address(op, op.src, 2).loadUnaligned(as: Int16.self)))
+            case .ldxsw: r[d] = UInt64(bitPattern: Int64(try address(op, op.src, 4).loadUnaligned(as: Int32.self)))
+            case .stb: try address(op, op.dst, 1).storeBytes(of: UInt8(truncatingIfNeeded: r[s]), as: UInt8.self)
+            case .sth: try address(op, op.dst, 2).storeBytes(of: UInt16(truncatingIfNeeded: r[s]), as: UInt16.self)
+            case .stw: try address(op, op.dst, 4).storeBytes(of: UInt32(truncatingIfNeeded: r[s]), as: UInt32.self)
+            case .stdw: try address(op, op.dst, 8).storeBytes(of: r[s], as: UInt64.self)
+            case .ldxbChecked: r[d] = UInt64(try checked(op, op.src, 1).load(as: UInt8.self))
+            case .ldxhChecked: r[d] = UInt64(try checked(op, op.src, 2).loadUnaligned(as: UInt16.self))
+            case .ldxwChecked: r[d] = UInt64(try checked(op, op.src, 4).loadUnaligned(as: UInt32.self))
+            case .ldxdwChecked: r[d] = try checked(op, op.src, 8).loadUnaligned(as: UInt64.self)
+            case .ldxsbChecked: r[d] = UInt64(bitPattern: Int64(try checked(op, op.src, 1).load(as: Int8.self)))
+            case .ldxshChecked: r[d] = UInt64(bitPattern: Int64(try checked(op, op.src, 2).loadUnaligned(as: Int16.self)))
+            case .ldxswChecked: r[d] = UInt64(bitPattern: Int64(try checked(op, op.src, 4).loadUnaligned(as: Int32.self)))
+            case .stbChecked: try checked(op, op.dst, 1).storeBytes(of: UInt8(truncatingIfNeeded: r[s]), as: UInt8.self)
+            case .sthChecked: try checked(op, op.dst, 2).storeBytes(of: UInt16(truncatingIfNeeded: r[s]), as: UInt16.self)
+            case .stwChecked: try checked(op, op.dst, 4).storeBytes(of: UInt32(truncatingIfNeeded: r[s]), as: UInt32.self)
+            case .stdwChecked: try checked(op, op.dst, 8).storeBytes(of: r[s], as: UInt64.self)
             case .atomic32:
-                let p = try address(op, op.dst, 4)
+                let p = try atomicAddress(op, 4)
                 let old = UInt64(p.loadUnaligned(as: UInt32.self))
                 if let new = Self.atomicResult(op.aux, old: old, source: r[s], r0: r[0] & 0xffff_ffff) {
                     p.storeBytes(of: UInt32(truncatingIfNeeded: new), as: UInt32.self)
                 }
                 Self.atomicFetch(op.aux, old: old, into: r, source: s)
             case .atomic64:
-                let p = try address(op, op.dst, 8)
+                let p = try atomicAddress(op, 8)
                 let old = p.loadUnaligned(as: UInt64.self)
                 if let new = Self.atomicResult(op.aux, old: old, source: r[s], r0: r[0]) {
                     p.storeBytes(of: new, as: UInt64.self)

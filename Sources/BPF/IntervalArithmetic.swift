@@ -17,7 +17,36 @@ enum IntervalArithmetic {
             let r = range(operation, a, b, bits: 32)
             return r.fits32 ? r : .low32
         }
-        return range(operation, a, b, bits: 64)
+        return withCongruence(operation, a, b, range(operation, a, b, bits: 64))
+    }
+
+    /// `result` narrowed by what is known modulo a stride, for the operations that keep it
+    /// (when the range did not wrap, so no value went round 2^64).
+    private static func withCongruence(_ operation: AluOperation, _ a: Interval, _ b: Interval, _ result: Interval) -> Interval {
+        guard result != .full else { return result }
+        let (x, y) = (a.congruence, b.congruence)
+        let stride: UInt64, residue: UInt64
+        switch operation {
+        case .add:
+            stride = gcd(x.stride, y.stride)
+            guard stride > 1 else { return result }
+            residue = (x.residue % stride &+ y.residue % stride) % stride
+        case .sub:
+            stride = gcd(x.stride, y.stride)
+            guard stride > 1 else { return result }
+            residue = (x.residue % stride &+ stride &- y.residue % stride) % stride
+        case .mul where y.stride == 0:
+            let (s, overflow) = x.stride.multipliedReportingOverflow(by: y.residue)
+            guard !overflow, s > 1 else { return result }
+            (stride, residue) = (s, (x.residue &* y.residue) % s)
+        case .lsh where y.stride == 0 && y.residue < 64:
+            let s = x.stride << y.residue
+            guard s >> y.residue == x.stride, s > 1 else { return result }
+            (stride, residue) = (s, (x.residue << y.residue) % s)
+        default:
+            return result
+        }
+        return Interval(lo: result.lo, hi: result.hi, stride: stride, residue: residue) ?? result
     }
 
     private static func range(_ operation: AluOperation, _ a: Interval, _ b: Interval, bits: UInt64) -> Interval {

@@ -23,7 +23,7 @@ public enum Limits {
     /// site). Linux's bound is 10^6; a program needing more is refused as too complex.
     public static let verifierStepsMax = 1_000_000
 
-    /// How often the verifier revisits a join point with plain joins before it widens the
+    /// How often the verifier revisits a loop head with plain joins before it widens the
     /// ranges there to the program's own constants, which bounds the fixpoint iteration.
     public static let verifierJoinsBeforeWidening = 3
 

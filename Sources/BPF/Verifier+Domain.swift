@@ -2,10 +2,36 @@
 // point of the program, over every path that reaches it. Joins are sound
 // over-approximations; widening to the program's own constants makes loops settle.
 
-/// A set of unsigned 64-bit values, `lo...hi`.
+/// A set of unsigned 64-bit values: those in `lo...hi` that are ≡ `residue` modulo
+/// `stride` (stride 1: any value). The congruence lets the verifier prove accesses in a
+/// loop that steps by a fixed amount: `r6` from 16 by 80 while below 4096 is at most 4016.
 struct Interval: Equatable {
     var lo: UInt64
     var hi: UInt64
+    private(set) var stride: UInt64 = 1
+    private(set) var residue: UInt64 = 0
+
+    init(lo: UInt64, hi: UInt64) {
+        self.lo = lo
+        self.hi = hi
+    }
+
+    /// `lo...hi` restricted to values ≡ `residue` (mod `stride`), its ends moved inward to
+    /// the nearest such values; nil when none is left.
+    init?(lo: UInt64, hi: UInt64, stride: UInt64, residue: UInt64) {
+        self.init(lo: lo, hi: hi)
+        guard stride > 1, stride <= 1 << 32, lo < hi else { return }
+        let r = residue % stride
+        let up = (r &+ stride &- lo % stride) % stride
+        let down = (hi % stride &+ stride &- r) % stride
+        guard up <= hi - lo, lo + up <= hi - down else { return nil }
+        self.lo = lo + up
+        self.hi = hi - down
+        if self.lo < self.hi {
+            self.stride = stride
+            self.residue = r
+        }
+    }
 
     static let full = Interval(lo: 0, hi: .max)
     static let low32 = Interval(lo: 0, hi: UInt64(UInt32.max))
@@ -14,15 +40,41 @@ struct Interval: Equatable {
     var constant: UInt64? { lo == hi ? lo : nil }
     var fits32: Bool { hi <= UInt64(UInt32.max) }
 
-    func hull(_ other: Interval) -> Interval { Interval(lo: min(lo, other.lo), hi: max(hi, other.hi)) }
+    /// The congruence as (stride, residue), with stride 0 for a single value.
+    var congruence: (stride: UInt64, residue: UInt64) { lo == hi ? (0, lo) : (stride, residue) }
+
+    func hull(_ other: Interval) -> Interval {
+        let (a, b) = (congruence, other.congruence)
+        let s = gcd(gcd(a.stride, b.stride), a.residue > b.residue ? a.residue - b.residue : b.residue - a.residue)
+        let l = min(lo, other.lo), h = max(hi, other.hi)
+        guard s > 1 else { return Interval(lo: l, hi: h) }
+        return Interval(lo: l, hi: h, stride: s, residue: a.residue % s) ?? Interval(lo: l, hi: h)
+    }
+
     func intersection(_ other: Interval) -> Interval? {
         let l = max(lo, other.lo), h = min(hi, other.hi)
-        return l <= h ? Interval(lo: l, hi: h) : nil
+        guard l <= h else { return nil }
+        // Either congruence holds of every value in both; keep the stronger-looking one.
+        let (s, r) = stride >= other.stride ? congruence : other.congruence
+        if s == 0 { return r >= l && r <= h ? .constant(r) : nil }
+        return Interval(lo: l, hi: h, stride: s, residue: r)
     }
+
+    /// The same values seen through a wider range (for widening): the congruence stays.
+    func with(lo: UInt64, hi: UInt64) -> Interval {
+        Interval(lo: lo, hi: hi, stride: congruence.stride, residue: congruence.residue) ?? Interval(lo: lo, hi: hi)
+    }
+
     /// Values a load of `bytes` can produce.
     static func ofSize(_ bytes: Int) -> Interval {
         bytes >= 8 ? .full : Interval(lo: 0, hi: (1 << UInt64(bytes * 8)) - 1)
     }
+}
+
+func gcd(_ a: UInt64, _ b: UInt64) -> UInt64 {
+    var (x, y) = (a, b)
+    while y != 0 { (x, y) = (y, x % y) }
+    return x
 }
 
 /// The memory regions a program can address.
@@ -215,7 +267,7 @@ struct Thresholds {
     func below(_ v: Int64) -> Int64 { signed.last { $0 <= v } ?? -Offsets.magnitudeMax }
 
     func widen(_ old: Interval, _ new: Interval) -> Interval {
-        Interval(lo: new.lo < old.lo ? below(new.lo) : new.lo, hi: new.hi > old.hi ? above(new.hi) : new.hi)
+        new.with(lo: new.lo < old.lo ? below(new.lo) : new.lo, hi: new.hi > old.hi ? above(new.hi) : new.hi)
     }
 
     func widen(_ old: Value, _ new: Value) -> Value {

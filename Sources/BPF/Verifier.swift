@@ -68,6 +68,9 @@ final class Analysis {
     private var functionOf: [Int]
     /// Slots where paths may meet: function entries, jump targets, fall-throughs of branches.
     private var isJoinPoint: [Bool]
+    /// Targets of backward jumps: every cycle passes through one, so widening there alone
+    /// makes the analysis settle, and joins elsewhere stay precise.
+    private var isLoopHead: [Bool]
     private var thresholds = Thresholds(constants: [])
     private var steps = 0
 
@@ -79,6 +82,7 @@ final class Analysis {
         facts = Array(repeating: SlotFacts(), count: n)
         functionOf = Array(repeating: 0, count: n)
         isJoinPoint = Array(repeating: false, count: n)
+        isLoopHead = Array(repeating: false, count: n)
 
         // Decode every slot.
         var constants: [UInt64] = []
@@ -112,6 +116,7 @@ final class Analysis {
             if let offset = statement.jumpOffset {
                 let target = try checkTarget(from: slot, offset: offset)
                 isJoinPoint[target] = true
+                if target <= slot { isLoopHead[target] = true }
                 if target <= slot && kind.instructionBudget == nil {
                     throw VerificationError(instruction: slot, rule: .loopWithoutBudget,
                                             detail: "jump back to \(target); \(kind.name) programs may not loop")
@@ -216,7 +221,7 @@ final class Analysis {
                 if joined == old { return }
                 let count = joins[target, default: 0] + 1
                 joins[target] = count
-                if count > Limits.verifierJoinsBeforeWidening { joined = thresholds.widen(old, joined) }
+                if count > Limits.verifierJoinsBeforeWidening && isLoopHead[target] { joined = thresholds.widen(old, joined) }
                 states[target] = joined
             } else {
                 states[target] = state

@@ -88,7 +88,9 @@ public final class Template {
             guard type <= UInt64(UInt32.max) else { throw .udfFailed("owns reported type \(type)") }
             pointers.append(Pointer(block: output.u64(at: 16 * i), type: TypeID(rawValue: UInt32(type))))
         }
-        return pointers.sorted()
+        // Usually already in block order (file systems fill slots in allocation order).
+        for i in pointers.indices.dropFirst() where pointers[i] < pointers[i - 1] { return pointers.sorted() }
+        return pointers
     }
 
     /// Whether the `acl` UDF allows the change described by `context` (an `AclContext`).

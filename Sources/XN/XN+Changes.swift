@@ -97,9 +97,13 @@ extension XN {
     /// Lays out the acl UDF's context.
     func fillAclContext(_ context: inout [UInt8], before: [UInt8], after: [UInt8], first: Int, count: Int, operation: AclContext.Operation,
                         target: BlockNumber, credential: Capability) {
-        context.replaceSubrange(AclContext.blockBeforeOffset..<AclContext.blockBeforeOffset + XNLayout.blockBytes, with: before)
-        context.replaceSubrange(AclContext.blockAfterOffset..<AclContext.blockAfterOffset + XNLayout.blockBytes, with: after)
-        for i in AclContext.changeOffset..<AclContext.bytes { context[i] = 0 }
+        context.withUnsafeMutableBytes { c in
+            before.withUnsafeBytes { c.baseAddress!.advanced(by: AclContext.blockBeforeOffset).copyMemory(from: $0.baseAddress!, byteCount: XNLayout.blockBytes) }
+            after.withUnsafeBytes { c.baseAddress!.advanced(by: AclContext.blockAfterOffset).copyMemory(from: $0.baseAddress!, byteCount: XNLayout.blockBytes) }
+        }
+        context.withUnsafeMutableBytes { c in
+            _ = c.baseAddress!.advanced(by: AclContext.changeOffset).initializeMemory(as: UInt8.self, repeating: 0, count: AclContext.bytes - AclContext.changeOffset)
+        }
         context.put32(UInt32(first), at: AclContext.changeOffset)
         context.put32(UInt32(count), at: AclContext.changeOffset + 4)
         context.put32(operation.rawValue, at: AclContext.operationOffset)

@@ -23,7 +23,7 @@ public enum XNBenchmark {
     /// Runs the workload over `blocks` blocks in an image at `path`, alternating checks off
     /// and on `repeats` times, and keeps each one's fastest run (the disk's own variance is
     /// larger than the difference being measured).
-    public static func run(blocks: Int, path: String, repeats: Int = 3) throws -> (on: Run, off: Run) {
+    public static func run(blocks: Int, path: String, repeats: Int = 5) throws -> (on: Run, off: Run) {
         var best: [Bool: Run] = [:]
         for _ in 0..<max(1, repeats) {
             for checks in [false, true] {

@@ -62,7 +62,7 @@ struct Bench: ParsableCommand {
         var image = NSTemporaryDirectory() + "xok-bench-xn.img"
 
         @Option(help: "Runs of each setting, alternating; the fastest of each is kept.")
-        var repeats = 3
+        var repeats = 5
 
         func run() throws {
             #if DEBUG

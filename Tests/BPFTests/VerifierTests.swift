@@ -193,3 +193,15 @@ func callChain(depth: Int) -> String {
         #expect(try run("mov %r4, %r1\nadd %r4, 40\nsub %r4, %r1\nmov %r0, %r4\nexit", .udfSize) == 40)
     }
 }
+
+@Suite struct VerifierCongruence {
+    @Test func loopSteppingByAFixedAmountIsProvedInBounds() throws {
+        // r6 = 16, 96, …, 4016: the last 8-byte read at r6 + 72 ends exactly at 4096.
+        let text = "mov %r0, 0\nmov %r6, 16\nloop:\nmov %r4, %r1\nadd %r4, %r6\nldxdw %r5, [%r4+72]\nadd %r0, %r5\nadd %r6, 80\njlt %r6, 4096, loop\nexit"
+        let verified = try Verifier.verify(try assemble(text), kind: .udfSize)
+        #expect(verified.guardedAccessCount == 0)
+        // One byte further and it needs a check (the last turn would read past the end).
+        let further = text.replacingOccurrences(of: "[%r4+72]", with: "[%r4+73]")
+        #expect(try Verifier.verify(try assemble(further), kind: .udfSize).guardedAccessCount == 1)
+    }
+}
