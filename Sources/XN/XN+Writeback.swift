@@ -13,7 +13,13 @@ extension XN {
     /// - Throws: `notOwner` (a block dirtied by another environment still alive),
     ///   `tainted` (a block pointing to new metadata not yet durable), `device`. Nothing
     ///   is written when it throws for a block's state.
-    public func writeback(_ blocks: [BlockNumber], by environment: EnvironmentID?) throws(XNError) {
+    public func writeback(_ blocks: [BlockNumber], by environment: EnvironmentID) throws(XNError) {
+        try write(blocks, by: environment)
+    }
+
+    /// Writeback on behalf of `environment`, or of the kernel itself (nil: the shutdown
+    /// flush, which may write any block).
+    func write(_ blocks: [BlockNumber], by environment: EnvironmentID?) throws(XNError) {
         let dirty = Set(blocks).sorted().filter { cache[$0]?.dirty == true }
         for block in dirty {
             if let owner = cache[block]!.owner, let environment, owner != environment, !dead.contains(owner) { throw .notOwner }
@@ -61,7 +67,7 @@ extension XN {
         while true {
             let ready = cache.keys.filter { cache[$0]!.dirty && !isTainted($0) }
             if ready.isEmpty { break }
-            try writeback(ready, by: nil)
+            try write(ready, by: nil)
             rounds += 1
             precondition(rounds <= cache.count + 1, "every round makes a level of new metadata durable")
         }

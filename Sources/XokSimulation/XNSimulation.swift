@@ -43,11 +43,20 @@ public enum XNSimulation {
             return report
         }
         if crash { world.xn.device.failAfterWrites = world.xn.device.writesIssued + 1 + Int(rng.next() % 60) }
-        var step = 0
-        while step < steps {
-            step += 1
+        // Every step, then the shutdown — the power may fail during that too, so it gets a
+        // second try after recovery.
+        var step = 0, shutdowns = 0
+        while step < steps || shutdowns < 2 {
             do {
-                try world.randomStep(&rng, &report)
+                if step < steps {
+                    step += 1
+                    try world.randomStep(&rng, &report)
+                } else {
+                    shutdowns += 1
+                    let disk = try world.xn.unmount()
+                    report.violations += XN.check(disk).violations.map { "seed \(seed), after unmount: \($0)" }
+                    return report
+                }
             } catch XNError.device {
                 // The power failed: recover on a fresh mount.
                 report.crashPoints += 1
@@ -57,23 +66,6 @@ public enum XNSimulation {
                 }
             } catch {
                 report.violations.append("seed \(seed) step \(step): unexpected \(error)")
-                return report
-            }
-        }
-        // Shut down; the power may fail during it too.
-        for _ in 0..<2 {
-            do {
-                let disk = try world.xn.unmount()
-                report.violations += XN.check(disk).violations.map { "seed \(seed), after unmount: \($0)" }
-                return report
-            } catch XNError.device {
-                report.crashPoints += 1
-                if let violation = world.recover(seed: seed) {
-                    report.violations.append(violation)
-                    return report
-                }
-            } catch {
-                report.violations.append("seed \(seed): unmount failed: \(error)")
                 return report
             }
         }
