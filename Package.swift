@@ -41,7 +41,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
-        .testTarget(name: "BPFTests", dependencies: ["BPF", "XokTools"], swiftSettings: strict),
+        .testTarget(name: "BPFTests", dependencies: ["BPF", "XokTools", "XokSimulation"], swiftSettings: strict),
         .testTarget(name: "XokTests", dependencies: ["Xok", "XokABI", "XokSimulation", "BPF"], swiftSettings: strict),
         .testTarget(name: "XNTests", dependencies: ["XN", "XokABI", "XokSimulation", "XokHostLinux", "BPF"], swiftSettings: strict),
     ],

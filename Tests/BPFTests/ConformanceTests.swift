@@ -4,6 +4,7 @@
 import BPF
 import Foundation
 import Testing
+import XokSimulation
 import XokTools
 
 /// ../shared/conformance/bpf beside the package root (where CI puts it).

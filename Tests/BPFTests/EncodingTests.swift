@@ -3,6 +3,7 @@
 
 import BPF
 import Testing
+import XokSimulation
 
 @Suite struct Encoding {
     /// One statement of every form (and every operation within a form).

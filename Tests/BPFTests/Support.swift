@@ -26,16 +26,3 @@ func run(_ text: String, _ kind: ProgramKind, context: [UInt8] = []) throws -> U
     if case .fixed(let n) = kind.context, context.count < n { context += [UInt8](repeating: 0, count: n - context.count) }
     return try Interpreter(try Verifier.verify(try assemble(text), kind: kind)).run(context: context).result
 }
-
-/// A small seeded generator (SplitMix64): one seed reproduces a whole test run.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -5,6 +5,7 @@
 
 import BPF
 import Testing
+import XokSimulation
 
 @Suite struct VerifierSoundness {
     /// Builds random programs for one kind from pieces that mostly keep the rules and
