@@ -73,19 +73,20 @@ struct Bench: ParsableCommand {
             let ratio = on.seconds / off.seconds
             if json {
                 func row(_ r: XNBenchmark.Run) -> [String: Any] {
-                    ["checks": r.checks, "seconds": r.seconds, "changes": r.changes, "microsecondsPerChange": r.microsecondsPerChange]
+                    ["checks": r.checks, "seconds": r.seconds, "cpuSeconds": r.cpuSeconds, "changes": r.changes,
+                     "microsecondsPerChange": r.microsecondsPerChange]
                 }
                 let object: [String: Any] = ["checksOn": row(on), "checksOff": row(off), "ratio": ratio,
-                                             "udfMicrosecondsPerChange": (on.seconds - off.seconds) * 1e6 / Double(on.changes)]
+                                             "udfMicrosecondsPerChange": (on.cpuSeconds - off.cpuSeconds) * 1e6 / Double(on.changes)]
                 print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
                 return
             }
-            print("run         seconds   changes   µs/change")
+            print("run         seconds  cpu seconds   changes   µs/change")
             for r in [on, off] {
-                print(String(format: "checks %@  %8.3f  %8d  %10.2f", r.checks ? "on " : "off", r.seconds, r.changes, r.microsecondsPerChange))
+                print(String(format: "checks %@  %8.3f  %11.3f  %8d  %10.2f", r.checks ? "on " : "off", r.seconds, r.cpuSeconds, r.changes, r.microsecondsPerChange))
             }
-            print(String(format: "ratio on/off: %.3f (target ≤ 1.10)   UDF checks: %.2f µs per change", ratio,
-                         (on.seconds - off.seconds) * 1e6 / Double(on.changes)))
+            print(String(format: "ratio on/off: %.3f (target ≤ 1.10)   UDF checks: %.2f µs of CPU per change", ratio,
+                         (on.cpuSeconds - off.cpuSeconds) * 1e6 / Double(on.changes)))
         }
     }
 }

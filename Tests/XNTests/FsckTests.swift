@@ -103,3 +103,29 @@ func runXok(_ arguments: [String]) throws -> (status: Int32, output: String) {
         }
     }
 }
+
+@Suite struct LinuxImageFiles {
+    @Test func xnRoundTripsThroughAnImageOpenedWithODirect() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("xok-direct-\(UUID().uuidString).img").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let xn = try XN.format(try FileBlockDevice.create(path: path, blocks: 512, direct: true))
+        let a = TreeClient<FileBlockDevice>(environment: envA, ownerID: 1, format: treeFormat, type: try treeFormat.install(on: xn))
+        let root = try a.createRoot(xn, name: "a")
+        let file = try a.add(xn, under: root, type: .data)
+        try xn.writeData(file, offset: 100, bytes: Array("direct".utf8), credential: a.credential, by: envA)
+        try xn.writeback([file], by: envA)
+        try xn.writeback([root], by: envA)
+        _ = try xn.unmount()
+        let again = try XN.mount(try FileBlockDevice.open(path: path, direct: true))
+        #expect(!again.recovered)
+        #expect(try again.read(file, credential: a.credential)[100..<106] == ArraySlice("direct".utf8))
+        #expect(XN.check(try again.unmount()).violations == [])
+    }
+
+    @Test func missingImageIsAClearError() {
+        #expect(throws: DeviceError.self) { try FileBlockDevice.open(path: "/nonexistent/xok.img") }
+        do { _ = try FileBlockDevice.open(path: "/nonexistent/xok.img") } catch {
+            #expect(error.message.contains("cannot open /nonexistent/xok.img"))
+        }
+    }
+}
