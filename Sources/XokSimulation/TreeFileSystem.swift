@@ -3,8 +3,13 @@
 // blocks as leaves. Its templates are generated for an owner field at a given offset, so
 // two file systems with different layouts can share one disk.
 //
-//     node block:  owner u64 at `ownerOffset` (0 or 8)
+//     node block:  owner u64 at `ownerOffset` (0 or 8); in the other half of the
+//                  16-byte header, the high-water mark u32: every slot in use is below it
 //                  entries from byte 16: block u64, type u64 (block 0 = empty slot)
+//
+// `owns` looks only below the high-water mark (rounded up to its unroll of five), so a
+// directory's check costs what it holds, not what it could hold. An entry above the mark
+// is no pointer at all; raising the mark over one is a change XN checks like any other.
 
 import BPF
 import XN
@@ -24,16 +29,27 @@ public struct TreeFormat: Sendable {
         self.ownerOffset = ownerOffset
     }
 
-    /// `owns`: every nonzero entry, as (block, type). Unrolled five entries a turn
-    /// (255 = 5 × 51), with r9 walking the output area.
+    /// Where the high-water mark lives: the half of the header the owner does not use.
+    public var highWaterOffset: Int { 8 - ownerOffset }
+
+    /// `owns`: every nonzero entry below the high-water mark, as (block, type). Unrolled
+    /// five entries a turn (so the mark counts in fives), r9 walking the output area.
     public var owns: [UInt8] {
         let perTurn = 5
         var b = ProgramBuilder()
-        let loop = b.makeLabel()
+        let loop = b.makeLabel(), done = b.makeLabel(), clamped = b.makeLabel()
         b.mov(.r0, 0)
         b.mov(.r9, .r3)
+        // r2: the byte offset where the scan stops, 16 + 16 × min(mark, 255).
+        b.load(.word, .r2, from: .r1, offset: Int16(highWaterOffset))
+        b.branch(.le, .r2, .immediate(Int32(Self.entries)), to: clamped)
+        b.mov(.r2, .immediate(Int32(Self.entries)))
+        b.bind(clamped)
+        b.alu(.lsh, .r2, 4)
+        b.add(.r2, .immediate(Int32(Self.entriesStart)))
         b.mov(.r6, .immediate(Int32(Self.entriesStart)))
         b.bind(loop)
+        b.branch(.ge, .r6, .r2, to: done)
         b.mov(.r4, .r1)
         b.add(.r4, .r6)
         for k in 0..<perTurn {
@@ -49,9 +65,23 @@ public struct TreeFormat: Sendable {
         }
         b.add(.r6, .immediate(Int32(perTurn * Self.entryBytes)))
         b.branch(.lt, .r6, .immediate(Int32(XNLayout.blockBytes)), to: loop)
+        b.bind(done)
         b.exit()
         return try! b.build().bytes
     }
+
+    /// The high-water mark set to `mark` (a modification of a node).
+    public func highWater(_ mark: Int) -> Modification {
+        var bytes = [UInt8](repeating: 0, count: 4)
+        for i in 0..<4 { bytes[i] = UInt8(truncatingIfNeeded: mark >> (8 * i)) }
+        return Modification(offset: highWaterOffset, bytes: bytes)
+    }
+
+    /// A node's high-water mark.
+    public func mark(of contents: [UInt8]) -> Int { Int(contents.u64le(highWaterOffset) & 0xffff_ffff) }
+
+    /// The slots `owns` looks at in a node.
+    public func scanned(_ contents: [UInt8]) -> Range<Int> { 0..<min(Self.entries, (mark(of: contents) + 4) / 5 * 5) }
 
     /// `acl`: a block stamped with an owner may be read (read right) or changed (write
     /// right) only by a credential whose first name component is that owner, and the stamp
@@ -160,8 +190,9 @@ public struct TreeClient<D: BlockDevice> {
         guard let slot = try freeSlot(xn, in: parent) else { throw .noSpace }
         guard let child = xn.firstFree(from: hint) else { throw .noSpace }
         let at = TreeFormat.entriesStart + slot * TreeFormat.entryBytes
-        try xn.modify(parent, [Modification(offset: at, bytes: Self.entry(child, childType))],
-                      operation: .allocate(child, childType), credential: credential, by: environment)
+        var changes = [Modification(offset: at, bytes: Self.entry(child, childType))]
+        if slot >= format.mark(of: try xn.read(parent, credential: credential)) { changes.append(format.highWater(slot + 1)) }
+        try xn.modify(parent, changes, operation: .allocate(child, childType), credential: credential, by: environment)
         if childType != .data {
             try xn.modify(child, [stamp], operation: .write, credential: credential, by: environment)
         }
@@ -171,11 +202,12 @@ public struct TreeClient<D: BlockDevice> {
     /// Removes `child` (which must hold nothing) from `parent`.
     public func remove(_ xn: XN<D>, _ child: BlockNumber, from parent: BlockNumber) throws(XNError) {
         let contents = try xn.read(parent, credential: credential)
-        for slot in 0..<TreeFormat.entries {
+        for slot in format.scanned(contents) {
             let at = TreeFormat.entriesStart + slot * TreeFormat.entryBytes
             if contents.u64le(at) == child {
-                try xn.modify(parent, [Modification(offset: at, bytes: [UInt8](repeating: 0, count: TreeFormat.entryBytes))],
-                              operation: .free(child), credential: credential, by: environment)
+                var changes = [Modification(offset: at, bytes: [UInt8](repeating: 0, count: TreeFormat.entryBytes))]
+                if slot + 1 == format.mark(of: contents) { changes.append(format.highWater(slot)) }
+                try xn.modify(parent, changes, operation: .free(child), credential: credential, by: environment)
                 return
             }
         }
@@ -186,7 +218,7 @@ public struct TreeClient<D: BlockDevice> {
     public func children(_ xn: XN<D>, of node: BlockNumber) throws(XNError) -> [Pointer] {
         let contents = try xn.read(node, credential: credential)
         var result: [Pointer] = []
-        for slot in 0..<TreeFormat.entries {
+        for slot in format.scanned(contents) {
             let at = TreeFormat.entriesStart + slot * TreeFormat.entryBytes
             let block = contents.u64le(at)
             if block != 0 { result.append(Pointer(block: block, type: TypeID(rawValue: UInt32(truncatingIfNeeded: contents.u64le(at + 8))))) }

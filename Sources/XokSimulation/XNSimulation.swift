@@ -192,7 +192,8 @@ public enum XNSimulation {
                 guard let node = pick(nodes[c], &rng), let free = xn.firstFree(from: BlockNumber(rng.next() % 768)) else { return }
                 let at = TreeFormat.entriesStart + Int(rng.next() % UInt64(TreeFormat.entries)) * TreeFormat.entryBytes
                 do {
-                    try xn.modify(node, [Modification(offset: at, bytes: TreeClient<SimulatedDisk>.entry(free, .data))], operation: .write,
+                    try xn.modify(node, [Modification(offset: at, bytes: TreeClient<SimulatedDisk>.entry(free, .data)),
+                                         client.format.highWater(TreeFormat.entries)], operation: .write,
                                   credential: client.credential, by: client.environment)
                     report.violations.append("env \(c) invented a pointer to block \(free)")
                 } catch {

@@ -15,29 +15,51 @@ public enum XNBenchmark {
     public struct Run: Sendable {
         public var checks: Bool
         public var seconds: Double
-        /// CPU time the process spent (user and system): the disk's waits do not count, so
-        /// the difference between the two settings is the checks' own cost, with little noise.
+        /// User CPU time: neither the disk's waits nor the kernel's I/O work count, so the
+        /// difference between the two settings is the checks' own cost, with little noise.
         public var cpuSeconds: Double
         /// Checked changes: allocations, data writes and frees.
         public var changes: Int
         public var microsecondsPerChange: Double { seconds * 1e6 / Double(changes) }
     }
 
-    /// Children per directory (a tree node holds 255 entries).
-    public static let childrenPerDirectory = 250
+    /// Children per directory: many small directories, as a file tree has.
+    public static let childrenPerDirectory = 50
 
-    /// Runs the workload over `blocks` blocks in an image at `path`, alternating checks off
-    /// and on `repeats` times, and keeps each one's fastest run (the disk's own variance is
-    /// larger than the difference being measured).
-    public static func run(blocks: Int, path: String, repeats: Int = 5) throws -> (on: Run, off: Run) {
+    /// What a benchmark found.
+    public struct Outcome: Sendable {
+        /// The fastest run of each setting.
+        public var on: Run
+        public var off: Run
+        /// The median over rounds of (checks on ÷ checks off) within a round: each round
+        /// runs both settings back to back, so slow spells of the disk cancel out.
+        public var ratio: Double
+        /// Every round's ratio, in order.
+        public var ratios: [Double]
+    }
+
+    /// Runs the workload over `blocks` blocks in an image at `path`, `repeats` rounds of
+    /// both settings. The order alternates off-on, on-off, … and the image is removed and
+    /// the file system synced between runs: a run that follows another pays for the file
+    /// system reclaiming the previous image, an order effect larger than the difference
+    /// being measured.
+    public static func run(blocks: Int, path: String, repeats: Int = 5) throws -> Outcome {
         var best: [Bool: Run] = [:]
-        for _ in 0..<max(1, repeats) {
-            for checks in [false, true] {
+        var ratios: [Double] = []
+        for round in 0..<max(1, repeats) {
+            var pair: [Bool: Run] = [:]
+            for checks in round % 2 == 0 ? [false, true] : [true, false] {
                 let run = try workload(blocks: blocks, path: path, checks: checks)
+                unlink(path)
+                sync()
+                pair[checks] = run
                 if best[checks].map({ run.seconds < $0.seconds }) ?? true { best[checks] = run }
             }
+            ratios.append(pair[true]!.seconds / pair[false]!.seconds)
         }
-        return (best[true]!, best[false]!)
+        let sorted = ratios.sorted()
+        let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        return Outcome(on: best[true]!, off: best[false]!, ratio: median, ratios: ratios)
     }
 
     static func workload(blocks: Int, path: String, checks: Bool) throws -> Run {
@@ -59,7 +81,7 @@ public enum XNBenchmark {
         func allocate(_ parent: BlockNumber, slot: Int, type: TypeID) throws -> BlockNumber {
             while !xn.isFree(next) { next += 1 }
             let child = next
-            try xn.modify(parent, [Modification(offset: entry(slot), bytes: TreeClient<FileBlockDevice>.entry(child, type))],
+            try xn.modify(parent, [Modification(offset: entry(slot), bytes: TreeClient<FileBlockDevice>.entry(child, type)), format.highWater(slot + 1)],
                           operation: .allocate(child, type), credential: credential, by: env)
             changes += 1
             return child
@@ -89,8 +111,9 @@ public enum XNBenchmark {
             }
             try xn.writeback(children, by: env)
             try xn.writeback([directory], by: env)
-            for (slot, child) in children.enumerated() {
-                try xn.modify(directory, [Modification(offset: entry(slot), bytes: empty)], operation: .free(child),
+            // Newest first, lowering the directory's high-water mark as it empties.
+            for (slot, child) in children.enumerated().reversed() {
+                try xn.modify(directory, [Modification(offset: entry(slot), bytes: empty), format.highWater(slot)], operation: .free(child),
                               credential: credential, by: env)
                 changes += 1
             }
@@ -104,11 +127,10 @@ public enum XNBenchmark {
         return Run(checks: checks, seconds: seconds, cpuSeconds: cpu, changes: changes)
     }
 
-    /// The process's user and system CPU time so far, in seconds.
+    /// The process's user CPU time so far, in seconds.
     static func cpuTime() -> Double {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
-        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
     }
 }

@@ -61,7 +61,7 @@ struct Bench: ParsableCommand {
         @Option(help: "The image file to use (created, then removed).")
         var image = NSTemporaryDirectory() + "xok-bench-xn.img"
 
-        @Option(help: "Runs of each setting, alternating; the fastest of each is kept.")
+        @Option(help: "Rounds, each running both settings back to back; the ratio is the median of the rounds'.")
         var repeats = 5
 
         func run() throws {
@@ -69,23 +69,24 @@ struct Bench: ParsableCommand {
             FileHandle.standardError.write(Data("warning: a debug build; measure with `swift run -c release xok bench xn`\n".utf8))
             #endif
             defer { try? FileManager.default.removeItem(atPath: image) }
-            let (on, off) = try XNBenchmark.run(blocks: max(XNBenchmark.childrenPerDirectory, blocks), path: image, repeats: repeats)
-            let ratio = on.seconds / off.seconds
+            let outcome = try XNBenchmark.run(blocks: max(XNBenchmark.childrenPerDirectory, blocks), path: image, repeats: repeats)
+            let (on, off, ratio) = (outcome.on, outcome.off, outcome.ratio)
             if json {
                 func row(_ r: XNBenchmark.Run) -> [String: Any] {
                     ["checks": r.checks, "seconds": r.seconds, "cpuSeconds": r.cpuSeconds, "changes": r.changes,
                      "microsecondsPerChange": r.microsecondsPerChange]
                 }
-                let object: [String: Any] = ["checksOn": row(on), "checksOff": row(off), "ratio": ratio,
+                let object: [String: Any] = ["checksOn": row(on), "checksOff": row(off), "ratio": ratio, "roundRatios": outcome.ratios,
                                              "udfMicrosecondsPerChange": (on.cpuSeconds - off.cpuSeconds) * 1e6 / Double(on.changes)]
                 print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
                 return
             }
-            print("run         seconds  cpu seconds   changes   µs/change")
+            print("run         seconds  user cpu s   changes   µs/change")
             for r in [on, off] {
                 print(String(format: "checks %@  %8.3f  %11.3f  %8d  %10.2f", r.checks ? "on " : "off", r.seconds, r.cpuSeconds, r.changes, r.microsecondsPerChange))
             }
-            print(String(format: "ratio on/off: %.3f (target ≤ 1.10)   UDF checks: %.2f µs of CPU per change", ratio,
+            print("rounds (on/off): " + outcome.ratios.map { String(format: "%.3f", $0) }.joined(separator: " "))
+            print(String(format: "ratio on/off (median of rounds): %.3f (target ≤ 1.10)   UDF checks: %.2f µs of user CPU per change", ratio,
                          (on.cpuSeconds - off.cpuSeconds) * 1e6 / Double(on.changes)))
         }
     }

@@ -88,9 +88,9 @@ func runXok(_ arguments: [String]) throws -> (status: Int32, output: String) {
             ("pointer into XN's structures", "outside the data area", { p, i in
                 try edit(p, i.dir) { $0.replaceSubrange(entry(0), with: TreeClient<FileBlockDevice>.entry(1, .data)) } }),
             ("two pointers to one block", "reachable twice", { p, i in
-                try edit(p, i.rootB) { $0.replaceSubrange(entry(0), with: TreeClient<FileBlockDevice>.entry(i.dir, TypeID(rawValue: 1))) } }),
+                try edit(p, i.rootB) { $0.replaceSubrange(entry(0), with: TreeClient<FileBlockDevice>.entry(i.dir, TypeID(rawValue: 1))); $0[listFormat.highWaterOffset] = 1 } }),
             ("pointer of an unknown type", "of unknown type 9", { p, i in
-                try edit(p, i.rootA) { $0.replaceSubrange(entry(1), with: TreeClient<FileBlockDevice>.entry(590, TypeID(rawValue: 9))) } }),
+                try edit(p, i.rootA) { $0.replaceSubrange(entry(1), with: TreeClient<FileBlockDevice>.entry(590, TypeID(rawValue: 9))); $0[treeFormat.highWaterOffset] = 2 } }),
         ]
         for (name, expected, corrupt) in corruptions {
             let (path, info) = try cleanImage(name.replacingOccurrences(of: " ", with: "-") + ".img")

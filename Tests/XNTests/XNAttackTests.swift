@@ -33,7 +33,8 @@ import XokSimulation
         // b claims a's file as its own child, and a free block, without allocating.
         for target in [tree.file, v.xn.firstFree(from: 0)!] {
             #expect(throws: XNError.pointerInvented) {
-                try v.xn.modify(v.rootB, [Modification(offset: slot(0), bytes: TreeClient<Disk>.entry(target, .data))],
+                try v.xn.modify(v.rootB, [Modification(offset: slot(0), bytes: TreeClient<Disk>.entry(target, .data)),
+                                          listFormat.highWater(TreeFormat.entries)],
                                 operation: .write, credential: v.b.credential, by: envB)
             }
         }
@@ -148,7 +149,10 @@ import XokSimulation
              { if case .corruptImage = $0 { true } else { false } }),
             ("two pointers to one block", { d, v in
                 let dir = d.snapshot[Int(v.rootA)].u64le(slot(0))
-                d.corrupt(v.rootB) { $0.replaceSubrange(slot(0)..<slot(0) + 16, with: TreeClient<Disk>.entry(dir, v.a.type)) }
+                d.corrupt(v.rootB) {
+                    $0.replaceSubrange(slot(0)..<slot(0) + 16, with: TreeClient<Disk>.entry(dir, v.a.type))
+                    $0[listFormat.highWaterOffset] = 1
+                }
             }, { if case .corruptImage = $0 { true } else { false } }),
         ]
         for (name, change, matches) in cases {

@@ -31,6 +31,9 @@ let zeroSize: [UInt8] = try! Assembler.assemble("mov %r0, 0\nexit").bytes
 
 func slot(_ n: Int) -> Int { TreeFormat.entriesStart + n * TreeFormat.entryBytes }
 
+/// Raises a tree node's high-water mark over every slot, so an entry written by hand counts.
+let everySlot = treeFormat.highWater(TreeFormat.entries)
+
 let xnErrorCases: [XNErrorCase] = [
     XNErrorCase(call: "installTemplate", error: .templateRejected("owns: rejected at instruction 0"), why: "owns reads past the block") { v in
         let bad = try Assembler.assemble("ldxb %r0, [%r1+4096]\nexit").bytes
@@ -71,7 +74,7 @@ let xnErrorCases: [XNErrorCase] = [
         return (data, { () throws(XNError) in try v.xn.modify(data, [], operation: .write, credential: v.a.credential, by: envA) }) },
     XNErrorCase(call: "modify", error: .notOwner, why: "another environment initializes a fresh block") { v in
         let child = v.xn.firstFree(from: 0)!
-        try v.xn.modify(v.rootA, [Modification(offset: slot(0), bytes: TreeClient<Disk>.entry(child, v.a.type))],
+        try v.xn.modify(v.rootA, [Modification(offset: slot(0), bytes: TreeClient<Disk>.entry(child, v.a.type)), treeFormat.highWater(1)],
                         operation: .allocate(child, v.a.type), credential: v.a.credential, by: envA)
         return (child, { () throws(XNError) in try v.xn.modify(child, [v.a.stamp], operation: .write, credential: v.a.credential, by: envB) }) },
     XNErrorCase(call: "modify", error: .badModification, why: "past the block's end") { v in
@@ -87,20 +90,20 @@ let xnErrorCases: [XNErrorCase] = [
         let root = try v.xn.createRoot(name: "spin", type: spin, capability: v.a.credential, by: envA)
         return (root, { () throws(XNError) in try v.xn.modify(root, [Modification(offset: 0, bytes: [1])], operation: .write, credential: v.a.credential, by: envA) }) },
     XNErrorCase(call: "modify", error: .invalidPointer, why: "a pointer into XN's own structures") { v in
-        (v.rootA, { () throws(XNError) in try v.xn.modify(v.rootA, [Modification(offset: slot(3), bytes: TreeClient<Disk>.entry(1, .data))], operation: .write, credential: v.a.credential, by: envA) }) },
+        (v.rootA, { () throws(XNError) in try v.xn.modify(v.rootA, [Modification(offset: slot(3), bytes: TreeClient<Disk>.entry(1, .data)), everySlot], operation: .write, credential: v.a.credential, by: envA) }) },
     XNErrorCase(call: "modify", error: .invalidPointer, why: "a pointer of an unknown type") { v in
         let free = v.xn.firstFree(from: 0)!
-        return (v.rootA, { () throws(XNError) in try v.xn.modify(v.rootA, [Modification(offset: slot(3), bytes: TreeClient<Disk>.entry(free, TypeID(rawValue: 30)))], operation: .write, credential: v.a.credential, by: envA) }) },
+        return (v.rootA, { () throws(XNError) in try v.xn.modify(v.rootA, [Modification(offset: slot(3), bytes: TreeClient<Disk>.entry(free, TypeID(rawValue: 30))), everySlot], operation: .write, credential: v.a.credential, by: envA) }) },
     XNErrorCase(call: "modify", error: .pointerInvented, why: "a write adds a pointer") { v in
         let free = v.xn.firstFree(from: 0)!
-        return (v.rootA, { () throws(XNError) in try v.xn.modify(v.rootA, [Modification(offset: slot(3), bytes: TreeClient<Disk>.entry(free, .data))], operation: .write, credential: v.a.credential, by: envA) }) },
+        return (v.rootA, { () throws(XNError) in try v.xn.modify(v.rootA, [Modification(offset: slot(3), bytes: TreeClient<Disk>.entry(free, .data)), everySlot], operation: .write, credential: v.a.credential, by: envA) }) },
     XNErrorCase(call: "modify", error: .pointerLost, why: "a write drops a pointer") { v in
         _ = try v.a.add(v.xn, under: v.rootA, type: .data)
         return (v.rootA, { () throws(XNError) in try v.xn.modify(v.rootA, [Modification(offset: slot(0), bytes: [UInt8](repeating: 0, count: 16))], operation: .write, credential: v.a.credential, by: envA) }) },
     XNErrorCase(call: "modify", error: .pointerInvented, why: "an allocation adds two pointers") { v in
         let one = v.xn.firstFree(from: 0)!, two = v.xn.firstFree(from: one + 1)!
         return (v.rootA, { () throws(XNError) in
-            try v.xn.modify(v.rootA, [Modification(offset: slot(0), bytes: TreeClient<Disk>.entry(one, .data)), Modification(offset: slot(1), bytes: TreeClient<Disk>.entry(two, .data))],
+            try v.xn.modify(v.rootA, [Modification(offset: slot(0), bytes: TreeClient<Disk>.entry(one, .data)), Modification(offset: slot(1), bytes: TreeClient<Disk>.entry(two, .data)), everySlot],
                             operation: .allocate(one, .data), credential: v.a.credential, by: envA) }) },
     XNErrorCase(call: "modify", error: .pointerLost, why: "an allocation that adds nothing") { v in
         let one = v.xn.firstFree(from: 0)!
