@@ -15,9 +15,7 @@ public enum CacheState: Sendable {
 public enum Durability: Sendable {
     /// Never written: its parent may not be written (tainted).
     case unwritten(allocator: EnvironmentID)
-    /// Written, durable at the next barrier.
-    case written
-    /// On disk.
+    /// On disk (every writeback ends with a barrier).
     case durable
 }
 
@@ -66,7 +64,7 @@ extension XN {
         guard let entry = cache[block] else { return false }
         return entry.pointers.contains { p in
             switch cache[p.block]?.durability {
-            case .unwritten?, .written?: true
+            case .unwritten?: true
             default: false
             }
         }

@@ -26,9 +26,6 @@ public enum KernelLimits {
     public static let messageBytesMax = 256
     /// Messages waiting for one environment; a sender to a full queue gets `queueFull`.
     public static let messageQueueDepth = 16
-    /// Kernel notices (revocations, wakeups, slice starts and ends) waiting for one
-    /// environment. One per frame binding plus a few per slice fits under this bound.
-    public static let noticeQueueDepth = framesPerEnvironment + 16
     /// Slices in the slice vector (each a fixed share of the CPU).
     public static let slices = 16
     /// Slices one environment may own.
