@@ -115,7 +115,7 @@ public final class Interpreter {
         registers[2] = UInt64(context.count)
         if kind.outputBytes > 0 { registers[3] = outputBase }
         registers[10] = UInt64(UInt(bitPattern: stack)) + UInt64(stackBytesTotal)
-        let budget = kind.instructionBudget ?? Int.max / 2
+        let budget = kind.termination.instructionsMax
         let memory = Memory(contextBase: contextBase, contextBytes: UInt64(context.count),
                             outputBase: outputBase, outputBytes: UInt64(output.count),
                             stackBottom: UInt64(UInt(bitPattern: stack)), stackTop: registers[10])
@@ -134,13 +134,14 @@ public final class Interpreter {
     }
 
     /// Runs the program on a copy of `context`; returns r0 and the context afterwards.
-    public func run(context: [UInt8], clockTicks: UInt64 = 0) throws(ExecutionError) -> (result: UInt64, context: [UInt8], output: [UInt8]) {
+    public func run<Mode: ExecutionMode>(context: [UInt8], clockTicks: UInt64 = 0, mode: Mode.Type = TrustedExecution.self)
+        throws(ExecutionError) -> (result: UInt64, context: [UInt8], output: [UInt8]) {
         var context = context
         var output = [UInt8](repeating: 0, count: program.kind.outputBytes)
         var outcome: Result<UInt64, ExecutionError> = .success(0)
         context.withUnsafeMutableBytes { c in
             output.withUnsafeMutableBytes { o in
-                do throws(ExecutionError) { outcome = .success(try run(context: c, output: o, clockTicks: clockTicks)) } catch { outcome = .failure(error) }
+                do throws(ExecutionError) { outcome = .success(try run(context: c, output: o, clockTicks: clockTicks, mode: mode)) } catch { outcome = .failure(error) }
             }
         }
         return (try outcome.get(), context, output)
@@ -165,12 +166,18 @@ public final class Interpreter {
             return relative <= length && length - relative >= bytes
         }
 
-        /// Whether the access lies inside any region (what an audited run demands of a
-        /// proved access).
-        @inline(__always) func containsAnywhere(_ address: UInt64, _ bytes: UInt64, frame: UInt64) -> Bool {
-            contains(address, bytes, region: Region.context.rawValue, frame: frame)
-                || contains(address, bytes, region: Region.stack.rawValue, frame: frame)
-                || contains(address, bytes, region: Region.output.rawValue, frame: frame)
+        /// Whether `bytes` at `address` lie where the verifier said the access would: inside
+        /// its region, with its first byte in the proved range of offsets.
+        func matches(_ audit: AuditedAccess, _ address: UInt64, _ bytes: UInt64, frame: UInt64) -> Bool {
+            guard audit.region != MicroOp.unchecked, contains(address, bytes, region: audit.region, frame: frame) else { return false }
+            guard audit.isBounded else { return true }
+            let base = switch audit.region {
+            case Region.context.rawValue: contextBase
+            case Region.stack.rawValue: frame
+            default: outputBase
+            }
+            let offset = Int64(bitPattern: address &- base)
+            return offset >= audit.lo && offset <= audit.hi
         }
     }
 
@@ -209,18 +216,23 @@ public final class Interpreter {
                 try charge(Int(op.costNext))
             }
         }
-        /// The address of a proved access (checked anyway in an audited run).
+        /// The address of a proved access. An audited run holds it to the region and range
+        /// the verifier proved; landing anywhere else is a breach.
         @inline(__always) func address(_ op: MicroOp, _ base: UInt16, _ bytes: UInt64) throws(ExecutionError) -> UnsafeMutableRawPointer {
             let a = r[Int(base)] &+ UInt64(bitPattern: Int64(op.offset))
             if Mode.auditsEveryAccess {
-                guard memory.containsAnywhere(a, bytes, frame: r[10]) else { throw .verifierBreach(instruction: pc) }
+                guard memory.matches(compiled.audits[pc], a, bytes, frame: r[10]) else { throw .verifierBreach(instruction: pc) }
             }
             return Self.pointer(a)
         }
         /// The address of an access the verifier could not prove, checked against its region.
+        /// An audited run also holds it to the range the verifier found it may lie in.
         @inline(__always) func checked(_ op: MicroOp, _ base: UInt16, _ bytes: UInt64) throws(ExecutionError) -> UnsafeMutableRawPointer {
             let a = r[Int(base)] &+ UInt64(bitPattern: Int64(op.offset))
             guard memory.contains(a, bytes, region: op.region, frame: r[10]) else { throw .outOfBounds(instruction: pc) }
+            if Mode.auditsEveryAccess {
+                guard memory.matches(compiled.audits[pc], a, bytes, frame: r[10]) else { throw .verifierBreach(instruction: pc) }
+            }
             return Self.pointer(a)
         }
         /// An atomic's address: checked when the verifier asked for it.

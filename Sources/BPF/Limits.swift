@@ -51,6 +51,16 @@ public enum Limits {
     /// The conformance suite's programs are short; `prime` loops longest (a few thousand).
     public static let conformanceBudget = 1 << 24
 
+    /// Instructions a wakeup predicate may execute on its longest path, calls included. The
+    /// kernel reruns every sleeping predicate whenever the state it reads changes, charged
+    /// to no one; 4096 instructions (a few microseconds) keeps a full table of them cheap,
+    /// and is as many as a loop-free program of `programSlotsMax` slots without calls runs.
+    public static let predicateInstructionsMax = 4096
+
+    /// The most instructions any kind may let one run execute (budgets and proved bounds
+    /// alike): keeps the interpreter's budget arithmetic far from overflow.
+    public static let instructionsPerRunMax = 1 << 48
+
     /// Bytes of conformance-kind input memory the plugin accepts.
     public static let conformanceMemoryBytesMax = 1 << 20
 
@@ -66,6 +76,8 @@ public enum Limits {
         precondition(programSlotsMax <= Int(Int16.max) + 1, "16-bit jump offsets reach every slot")
         precondition(udfBudget >= metadataBlockBytes, "a UDF can at least touch every word of its block")
         precondition(constantsMax + 16 <= Int(UInt16.max), "register-file indices fit 16 bits")
+        precondition(predicateInstructionsMax >= programSlotsMax, "any loop-free program without calls fits the bound")
+        precondition(conformanceBudget <= instructionsPerRunMax && udfBudget <= instructionsPerRunMax)
         return true
     }()
 }

@@ -53,6 +53,32 @@ public enum ContextSize: Hashable, Sendable {
     }
 }
 
+/// How a kind's programs are bounded: every run of every kind ends after a number of
+/// instructions the kind's contract states, so no program can make the kernel work
+/// without limit on its behalf.
+public enum Termination: Hashable, Sendable {
+    /// Loops are allowed; a run that would execute more than this many instructions stops
+    /// with `ExecutionError.budgetExhausted`, at the same point on every run.
+    case budget(Int)
+    /// No backward jumps, and the verifier proves that no path, counting every call at
+    /// its worst, executes more than this many instructions. The interpreter charges the
+    /// same bound as a budget too, so a verifier bug cannot make it run longer.
+    case provedBound(Int)
+
+    /// Instructions one run may execute, whichever way it is bounded.
+    public var instructionsMax: Int {
+        switch self {
+        case .budget(let n), .provedBound(let n): n
+        }
+    }
+
+    /// Whether programs may jump backward.
+    public var allowsLoops: Bool {
+        if case .budget = self { return true }
+        return false
+    }
+}
+
 /// The contract of one kind of downloaded code.
 public struct ProgramKind: Hashable, Sendable {
     /// A short name (`udfOwns`, `packetFilter`, …) used by the CLI and in messages.
@@ -65,8 +91,8 @@ public struct ProgramKind: Hashable, Sendable {
     public var outputBytes: Int
     /// Helpers the program may call.
     public var helpers: [Helper]
-    /// Instructions one run may execute, or nil when the kind allows no backward jumps.
-    public var instructionBudget: Int?
+    /// How its runs are bounded.
+    public var termination: Termination
     /// Whether results must depend on the input alone (UDFs): non-deterministic helpers
     /// are refused.
     public var deterministic: Bool
@@ -75,15 +101,16 @@ public struct ProgramKind: Hashable, Sendable {
     public var startsZeroed: Bool
 
     public init(name: String, context: ContextSize, contextWritable: Bool = false, outputBytes: Int = 0,
-                helpers: [Helper] = [], instructionBudget: Int?, deterministic: Bool, startsZeroed: Bool = false) {
+                helpers: [Helper] = [], termination: Termination, deterministic: Bool, startsZeroed: Bool = false) {
         precondition(!deterministic || helpers.allSatisfy { $0.isDeterministic }, "a deterministic kind lists only deterministic helpers")
         precondition(context.bounds.max >= 0 && outputBytes >= 0)
+        precondition(termination.instructionsMax > 0 && termination.instructionsMax <= Limits.instructionsPerRunMax)
         self.name = name
         self.context = context
         self.contextWritable = contextWritable
         self.outputBytes = outputBytes
         self.helpers = helpers
-        self.instructionBudget = instructionBudget
+        self.termination = termination
         self.deterministic = deterministic
         self.startsZeroed = startsZeroed
     }
@@ -94,40 +121,41 @@ public struct ProgramKind: Hashable, Sendable {
     public static let udfOwns = ProgramKind(
         name: "udfOwns", context: .fixed(Limits.metadataBlockBytes),
         outputBytes: Limits.ownsEntriesMax * Limits.ownsEntryBytes,
-        instructionBudget: Limits.udfBudget, deterministic: true)
+        termination: .budget(Limits.udfBudget), deterministic: true)
 
     /// XN's `acl` UDF: reads the `AclContext` (r1, read-only; r2 = its size): the block
     /// before and after a proposed change, the changed byte range and the credential.
     /// Returns 1 to allow the change, 0 to deny it.
     public static let udfAcl = ProgramKind(
         name: "udfAcl", context: .fixed(AclContext.bytes),
-        instructionBudget: Limits.udfBudget, deterministic: true)
+        termination: .budget(Limits.udfBudget), deterministic: true)
 
     /// XN's `size` UDF: reads one metadata block (r1, read-only; r2 = 4096) and returns in
     /// r0 the byte size of the data it describes.
     public static let udfSize = ProgramKind(
         name: "udfSize", context: .fixed(Limits.metadataBlockBytes),
-        instructionBudget: Limits.udfBudget, deterministic: true)
+        termination: .budget(Limits.udfBudget), deterministic: true)
 
     /// A wakeup predicate: reads a window of exposed kernel state (r1, read-only; r2 = its
-    /// size) and returns nonzero to wake its environment. No loops: the kernel evaluates
+    /// size) and returns nonzero to wake its environment. No loops, and at most
+    /// `Limits.predicateInstructionsMax` instructions on any path: the kernel evaluates
     /// predicates whenever the state they read changes, so each must be short.
     public static let wakeupPredicate = ProgramKind(
         name: "wakeupPredicate", context: .fixed(Limits.wakeupWindowBytes),
-        helpers: [.clockTicks], instructionBudget: nil, deterministic: false)
+        helpers: [.clockTicks], termination: .provedBound(Limits.predicateInstructionsMax), deterministic: false)
 
     /// A packet filter: reads one frame (r1, read-only; r2 = its length, at most
     /// `frameBytesMax`) and returns the number of bytes to accept, 0 to reject.
     public static let packetFilter = ProgramKind(
         name: "packetFilter", context: .variable(max: Limits.frameBytesMax),
-        instructionBudget: Limits.packetFilterBudget, deterministic: true)
+        termination: .budget(Limits.packetFilterBudget), deterministic: true)
 
     /// The conformance suite's runtime: r1 points to `memoryBytes` of writable input, r2
     /// holds that length, every other register and the stack start zeroed, and helper 5
     /// (`unwind`) is offered.
     public static func conformance(memoryBytes: Int) -> ProgramKind {
         ProgramKind(name: "conformance", context: .fixed(memoryBytes), contextWritable: true,
-                    helpers: [.unwind], instructionBudget: Limits.conformanceBudget,
+                    helpers: [.unwind], termination: .budget(Limits.conformanceBudget),
                     deterministic: true, startsZeroed: true)
     }
 

@@ -36,6 +36,9 @@ public enum VerificationRule: String, CaseIterable, Sendable {
     case unknownCallTarget
     /// A backward jump in a kind with no instruction budget.
     case loopWithoutBudget
+    /// In a loop-free kind, a path (calls counted at their longest) runs more instructions
+    /// than the kind's proved bound.
+    case pathTooLong
     /// A function calls itself, directly or through others.
     case recursion
     /// Program-local calls nest deeper than `Limits.callDepthMax`.
@@ -68,6 +71,7 @@ public enum VerificationRule: String, CaseIterable, Sendable {
         case .nondeterministic: "non-deterministic operation"
         case .unknownCallTarget: "callx target is not one known helper"
         case .loopWithoutBudget: "loop in a kind without an instruction budget"
+        case .pathTooLong: "a path runs too many instructions"
         case .recursion: "recursive call"
         case .callDepth: "calls nest too deep"
         case .stackAddressPassed: "stack address passed to a function"

@@ -116,9 +116,20 @@ struct MicroOp {
     static let unchecked: UInt8 = 0xff
 }
 
+/// What the verifier proved about one memory access, for audited runs: the region and
+/// the offsets from its start (the stack: from r10) the first byte may lie at.
+struct AuditedAccess {
+    var region: UInt8 = MicroOp.unchecked
+    var lo: Int64 = 0
+    var hi: Int64 = 0
+    var isBounded = false
+}
+
 /// The compiled form: micro-operations, constants, and the cost of entering slot 0.
 struct CompiledProgram {
     var ops: [MicroOp]
+    /// Per slot, what an audited run holds its access to.
+    var audits: [AuditedAccess]
     /// Values of the constant registers, which follow r0-r10 in the register file.
     var constants: [UInt64]
     var entryCost: Int
@@ -154,6 +165,7 @@ struct CompiledProgram {
 
         var ops: [MicroOp] = []
         ops.reserveCapacity(n)
+        var audits = Array(repeating: AuditedAccess(), count: n)
         for slot in 0..<n {
             guard let statement = statements[slot], facts[slot].reached else {
                 // The second slot of a reached lddw is stepped over on the way to the next.
@@ -163,8 +175,15 @@ struct CompiledProgram {
             }
             var checkedRegion: UInt8?
             switch facts[slot].access {
-            case .guarded(let region): checkedRegion = region.rawValue
-            default: checkedRegion = nil
+            case .none: checkedRegion = nil
+            case .direct(let region):
+                checkedRegion = nil
+                audits[slot] = AuditedAccess(region: region.rawValue, lo: facts[slot].offsets.lo, hi: facts[slot].offsets.hi,
+                                             isBounded: facts[slot].offsets.isBounded)
+            case .guarded(let region):
+                checkedRegion = region.rawValue
+                audits[slot] = AuditedAccess(region: region.rawValue, lo: facts[slot].offsets.lo, hi: facts[slot].offsets.hi,
+                                             isBounded: facts[slot].offsets.isBounded)
             }
             let checked = checkedRegion != nil
             var op: MicroOp
@@ -223,6 +242,7 @@ struct CompiledProgram {
             ops.append(op)
         }
         self.ops = ops
+        self.audits = audits
         self.constants = constants
         self.entryCost = cost[0]
     }

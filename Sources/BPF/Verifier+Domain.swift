@@ -90,33 +90,58 @@ enum Region: UInt8, Equatable, Sendable {
     }
 }
 
-/// Byte offsets of an address from the start of its region (for the stack: from r10),
-/// kept within ±`Offsets.magnitudeMax`; beyond that the offset is simply unknown.
+/// Byte offsets of an address from the start of its region (for the stack: from r10).
+/// Either a range within ±`Offsets.magnitudeMax`, or unbounded: the analysis lost track
+/// (a number too large to follow was added). Unbounded is its own state, never a range: a
+/// range at the magnitude limit would be indistinguishable from a real one, and the
+/// difference of two such addresses would get a bound that is false.
 struct Offsets: Equatable {
-    var lo: Int64
-    var hi: Int64
+    /// Meaningful only when `isBounded`.
+    private(set) var lo: Int64
+    private(set) var hi: Int64
+    /// Whether every value is known to lie in `lo...hi`.
+    private(set) var isBounded: Bool
 
     static let magnitudeMax: Int64 = 1 << 40
-    static let unknown = Offsets(lo: -magnitudeMax, hi: magnitudeMax)
+    static let unbounded = Offsets(lo: 0, hi: 0, isBounded: false)
     static func exactly(_ v: Int64) -> Offsets { Offsets(lo: v, hi: v) }
 
+    private init(lo: Int64, hi: Int64, isBounded: Bool) {
+        self.lo = lo
+        self.hi = hi
+        self.isBounded = isBounded
+    }
+
+    /// The range `lo...hi`, or unbounded when it is empty or reaches past the magnitude
+    /// the analysis follows.
     init(lo: Int64, hi: Int64) {
         if lo < -Offsets.magnitudeMax || hi > Offsets.magnitudeMax || lo > hi {
-            self.lo = -Offsets.magnitudeMax
-            self.hi = Offsets.magnitudeMax
+            self = .unbounded
         } else {
-            self.lo = lo
-            self.hi = hi
+            self.init(lo: lo, hi: hi, isBounded: true)
         }
     }
 
-    var isExact: Bool { lo == hi }
+    var isExact: Bool { isBounded && lo == hi }
 
-    /// The offsets moved by a number in `delta` (as signed values), or unknown when the
-    /// number may be too large to say.
+    /// The offsets moved by a number in `delta` (as signed values); unbounded when either
+    /// is, or when the number may be too large to follow.
     func moved(by delta: Interval, negated: Bool) -> Offsets {
-        guard let (dlo, dhi) = delta.asSmallSigned else { return .unknown }
+        guard isBounded, let (dlo, dhi) = delta.asSmallSigned else { return .unbounded }
         return negated ? Offsets(lo: lo - dhi, hi: hi - dlo) : Offsets(lo: lo + dlo, hi: hi + dhi)
+    }
+
+    /// Offsets on either path.
+    func hull(_ other: Offsets) -> Offsets {
+        guard isBounded, other.isBounded else { return .unbounded }
+        return Offsets(lo: min(lo, other.lo), hi: max(hi, other.hi))
+    }
+
+    /// `+8`, `-16`, `+[0, 4088]`, or `+?` when unbounded.
+    var rendered: String {
+        guard isBounded else { return "+?" }
+        if isExact { return lo < 0 ? "\(lo)" : "+\(lo)" }
+        return "+[\(lo), \(hi)]"
     }
 }
 
@@ -144,40 +169,106 @@ enum Value: Equatable {
 
     static func constant(_ v: UInt64) -> Value { .scalar(.constant(v)) }
 
+    /// A value on either of two paths, each with its own context length: the length on one
+    /// path and another number on the other is a number either way.
+    static func joined(_ v: Value, _ w: Value, length: Interval, otherLength: Interval) -> Value {
+        switch (v, w) {
+        case (.contextLength, .contextLength): .contextLength
+        case (.contextLength, _): Value.scalar(length).joined(with: w)
+        case (_, .contextLength): v.joined(with: .scalar(otherLength))
+        default: v.joined(with: w)
+        }
+    }
+
     func joined(with other: Value) -> Value {
         switch (self, other) {
         case (.uninitialized, _), (_, .uninitialized): .uninitialized
         case (.conflicted, _), (_, .conflicted): .conflicted
         case (.scalar(let a), .scalar(let b)): .scalar(a.hull(b))
         case (.contextLength, .contextLength): .contextLength
-        case (.pointer(let r, let a), .pointer(let s, let b)) where r == s:
-            .pointer(r, Offsets(lo: min(a.lo, b.lo), hi: max(a.hi, b.hi)))
+        case (.pointer(let r, let a), .pointer(let s, let b)) where r == s: .pointer(r, a.hull(b))
         default: .conflicted
         }
     }
 }
 
-/// Which of the current frame's stack bytes are written on every path.
-struct StackMask: Equatable {
-    private var words: [UInt64]
+/// The current frame's stack on every path to a point: which bytes are written, and what
+/// each 8-byte slot holds where a whole register was spilled to it (so an address, a
+/// range or a constant comes back intact when the compiler reloads it).
+struct StackFrame: Equatable {
+    /// One bit per byte, from the frame's bottom (r10 - 512).
+    private var written: [UInt64]
+    /// One value per 8-byte slot, from the frame's bottom: what a spill left there,
+    /// `.scalar(.full)` for plain bytes, `.conflicted` where some bytes may be part of an
+    /// address (reading any of them would leak it).
+    private(set) var slots: [Value]
 
+    static let slotCount = Limits.stackBytes / 8
+
+    /// A frame with nothing written, or (for kinds whose stack starts zeroed) all zeros.
     init(allWritten: Bool) {
-        words = Array(repeating: allWritten ? .max : 0, count: Limits.stackBytes / 64)
+        written = Array(repeating: allWritten ? .max : 0, count: Limits.stackBytes / 64)
+        slots = Array(repeating: allWritten ? .constant(0) : .scalar(.full), count: StackFrame.slotCount)
     }
 
     /// Whether every byte in `range` (indices from the frame's bottom) is written.
     func allWritten(_ range: Range<Int>) -> Bool {
-        for i in range where words[i >> 6] & (1 << UInt64(i & 63)) == 0 { return false }
+        for i in range where written[i >> 6] & (1 << UInt64(i & 63)) == 0 { return false }
         return true
     }
 
-    mutating func markWritten(_ range: Range<Int>) {
-        for i in range { words[i >> 6] |= 1 << UInt64(i & 63) }
+    /// The slots any byte of `range` lies in.
+    private func slotIndices(_ range: Range<Int>) -> Range<Int> {
+        range.isEmpty ? 0..<0 : (range.lowerBound / 8)..<((range.upperBound + 7) / 8)
     }
 
-    func intersection(_ other: StackMask) -> StackMask {
+    /// Whether some byte of `range` may belong to a spilled address.
+    func mayHoldAddress(_ range: Range<Int>) -> Bool {
+        slotIndices(range).contains { index in
+            switch slots[index] {
+            case .pointer, .conflicted: true
+            default: false
+            }
+        }
+    }
+
+    /// A whole register stored to the 8-byte slot at byte `index`.
+    mutating func spill(_ value: Value, at index: Int) {
+        slots[index / 8] = value
+        markWritten(index..<(index + 8))
+    }
+
+    /// Bytes in `range` overwritten with numbers: slots they touch keep no value, and a
+    /// slot that held an address now holds a mix of its bytes and others.
+    mutating func overwrite(_ range: Range<Int>, exactly: Bool) {
+        for index in slotIndices(range) {
+            switch slots[index] {
+            case .pointer, .conflicted: slots[index] = .conflicted
+            default: slots[index] = .scalar(.full)
+            }
+        }
+        if exactly { markWritten(range) }
+    }
+
+    private mutating func markWritten(_ range: Range<Int>) {
+        for i in range { written[i >> 6] |= 1 << UInt64(i & 63) }
+    }
+
+    /// The frame on either path; `length` and `otherLength` are each path's context length,
+    /// for slots that hold it.
+    func joined(with other: StackFrame, length: Interval, otherLength: Interval) -> StackFrame {
         var result = self
-        for i in words.indices { result.words[i] &= other.words[i] }
+        for i in written.indices { result.written[i] &= other.written[i] }
+        for i in slots.indices where slots[i] != other.slots[i] {
+            result.slots[i] = Value.joined(slots[i], other.slots[i], length: length, otherLength: otherLength)
+        }
+        return result
+    }
+
+    /// `new` with every slot whose range grew pushed out to a threshold.
+    func widened(from old: StackFrame, _ thresholds: Thresholds) -> StackFrame {
+        var result = self
+        for i in slots.indices where slots[i] != old.slots[i] { result.slots[i] = thresholds.widen(old.slots[i], slots[i]) }
         return result
     }
 }
@@ -185,7 +276,7 @@ struct StackMask: Equatable {
 /// What the verifier knows at one point of one path.
 struct AbstractState: Equatable {
     var registers: [Value]
-    var stack: StackMask
+    var stack: StackFrame
     /// Bounds on the context's length on this path (one value for a fixed-size context).
     var contextLength: Interval
 
@@ -196,20 +287,10 @@ struct AbstractState: Equatable {
 
     func joined(with other: AbstractState) -> AbstractState {
         var result = self
-        for i in registers.indices {
-            switch (registers[i], other.registers[i]) {
-            case (.contextLength, .contextLength):
-                result.registers[i] = .contextLength
-            case (.contextLength, let v):
-                // The length on one path, another number on the other: a number either way.
-                result.registers[i] = Value.scalar(contextLength).joined(with: v)
-            case (let v, .contextLength):
-                result.registers[i] = v.joined(with: .scalar(other.contextLength))
-            case (let v, let w):
-                result.registers[i] = v.joined(with: w)
-            }
+        for i in registers.indices where registers[i] != other.registers[i] {
+            result.registers[i] = Value.joined(registers[i], other.registers[i], length: contextLength, otherLength: other.contextLength)
         }
-        result.stack = stack.intersection(other.stack)
+        result.stack = stack.joined(with: other.stack, length: contextLength, otherLength: other.contextLength)
         result.contextLength = contextLength.hull(other.contextLength)
         return result
     }
@@ -224,7 +305,7 @@ struct AbstractState: Equatable {
             case .conflicted: text = "mixed"
             case .scalar(let i): text = i.rendered
             case .contextLength: text = "length" + contextLength.rendered
-            case .pointer(let region, let o): text = region.name + (o.isExact ? (o.lo < 0 ? "\(o.lo)" : "+\(o.lo)") : "+[\(o.lo), \(o.hi)]")
+            case .pointer(let region, let o): text = region.name + o.rendered
             }
             parts.append("r\(r.rawValue)=" + text)
         }
@@ -273,7 +354,7 @@ struct Thresholds {
     func widen(_ old: Value, _ new: Value) -> Value {
         switch (old, new) {
         case (.scalar(let a), .scalar(let b)): .scalar(widen(a, b))
-        case (.pointer(let r, let a), .pointer(let s, let b)) where r == s:
+        case (.pointer(let r, let a), .pointer(let s, let b)) where r == s && a.isBounded && b.isBounded:
             .pointer(r, Offsets(lo: b.lo < a.lo ? below(b.lo) : b.lo, hi: b.hi > a.hi ? above(b.hi) : b.hi))
         default: new
         }
@@ -283,6 +364,7 @@ struct Thresholds {
     func widen(_ old: AbstractState, _ new: AbstractState) -> AbstractState {
         var result = new
         for i in new.registers.indices { result.registers[i] = widen(old.registers[i], new.registers[i]) }
+        result.stack = new.stack.widened(from: old.stack, self)
         result.contextLength = widen(old.contextLength, new.contextLength)
         return result
     }

@@ -41,6 +41,10 @@ extension Analysis {
             if operation == .mov {
                 if width == .bits64 {
                     state[dst] = source
+                } else if source == .contextLength && state.contextLength.fits32 {
+                    // `w3 = w2`, as compilers copy a 32-bit length: the same length still,
+                    // so a check of the copy bounds the context.
+                    state[dst] = .contextLength
                 } else {
                     state[dst] = .scalar(IntervalArithmetic.alu(.mov, .bits32, .full, try number(source, "mov32 truncates")))
                 }
@@ -52,7 +56,9 @@ extension Analysis {
                 guard operation == .sub, width == .bits64, region == sourceRegion else {
                     throw reject(.addressArithmetic, "only the difference of two addresses in one region is a number")
                 }
-                state[dst] = .scalar(Interval(signedFrom: offsets.lo - sourceOffsets.hi, to: offsets.hi - sourceOffsets.lo))
+                // Unbounded offsets differ by anything: the number added to lose track of them.
+                state[dst] = .scalar(offsets.isBounded && sourceOffsets.isBounded
+                    ? Interval(signedFrom: offsets.lo - sourceOffsets.hi, to: offsets.hi - sourceOffsets.lo) : .full)
             case (.pointer(let region, let offsets), _):
                 guard (operation == .add || operation == .sub) && width == .bits64 else {
                     throw reject(.addressArithmetic, "only add and sub of a number may change an address")
@@ -88,20 +94,44 @@ extension Analysis {
             return .next
 
         case .load(let size, let dst, let base, let offset, let signExtend):
-            try access(base, offset, bytes: size.bytes, reads: true, writes: false, at: slot, &state)
-            try write(dst, .scalar(signExtend ? .full : .ofSize(size.bytes)))
+            let at = try access(base, offset, bytes: size.bytes, reads: true, writes: false, at: slot, &state)
+            var loaded = Value.scalar(signExtend ? .full : .ofSize(size.bytes))
+            if let span = at.stackBytes {
+                if size == .double, let spilled = at.spillSlot {
+                    // A register reloaded whole: what was spilled comes back.
+                    loaded = state.stack.slots[spilled / 8]
+                    if loaded == .conflicted { throw reject(.addressLeak, "the slot holds bytes of an address on some paths") }
+                } else if state.stack.mayHoldAddress(span) {
+                    throw reject(.addressLeak, "\(size.bytes) bytes at stack\(at.offsets.rendered) may be part of a spilled address")
+                }
+            }
+            try write(dst, loaded)
             return .next
 
-        case .store(let size, let base, let offset, let value):
-            if case .register(let r) = value { _ = try number(try read(r), "stores") }
-            try access(base, offset, bytes: size.bytes, reads: false, writes: true, at: slot, &state)
+        case .store(let size, let base, let offset, let operand):
+            let value = try operandValue(operand, .bits64)
+            let at = try access(base, offset, bytes: size.bytes, reads: false, writes: true, at: slot, &state)
+            if size == .double, let spilled = at.spillSlot {
+                state.stack.spill(value, at: spilled)
+                return .next
+            }
+            if case .pointer(let region, _) = value {
+                throw reject(.addressLeak, "stores a \(region.name) address other than whole to an 8-byte stack slot")
+            }
+            if let span = at.stackBytes { state.stack.overwrite(span, exactly: at.offsets.isExact) }
             return .next
 
         case .atomic(let operation, let width, let base, let offset, let source):
             _ = try number(try read(source), "stores")
             if operation == .compareExchange { _ = try number(try read(.r0), "compares") }
             let bytes = width == .bits64 ? 8 : 4
-            try access(base, offset, bytes: bytes, reads: true, writes: true, at: slot, &state)
+            let at = try access(base, offset, bytes: bytes, reads: true, writes: true, at: slot, &state)
+            if let span = at.stackBytes {
+                if state.stack.mayHoldAddress(span) {
+                    throw reject(.addressLeak, "an atomic operation on stack\(at.offsets.rendered) may change part of a spilled address")
+                }
+                state.stack.overwrite(span, exactly: at.offsets.isExact)
+            }
             if operation == .compareExchange {
                 state[.r0] = .scalar(.ofSize(bytes))
             } else if operation.fetches {
@@ -155,7 +185,11 @@ extension Analysis {
 
         case .callLocal(let offset):
             let target = slot + 1 + Int(offset)
-            precondition(depth < Limits.callDepthMax, "the call graph check bounds the depth")
+            // The structural pass bounds the depth; a program that got past it anyway is
+            // refused, never trapped on.
+            guard depth < Limits.callDepthMax else {
+                throw reject(.callDepth, "this call would nest \(depth + 1) deep; at most \(Limits.callDepthMax) is allowed")
+            }
             var entry = state
             for r in [Register.r0, .r6, .r7, .r8, .r9] { entry[r] = .uninitialized }
             for r in [Register.r1, .r2, .r3, .r4, .r5] {
@@ -164,7 +198,7 @@ extension Analysis {
                 }
             }
             entry[.r10] = .pointer(.stack, .exactly(0))
-            entry.stack = StackMask(allWritten: false)
+            entry.stack = StackFrame(allWritten: false)
             guard let result = try analyze(function: function(at: target), entry: entry, depth: depth + 1) else { return .stop }
             state[.r0] = result
             for r in [Register.r1, .r2, .r3, .r4, .r5] { state[r] = .uninitialized }
@@ -205,15 +239,26 @@ extension Analysis {
         return .next
     }
 
+    /// Where an access lands, as the verifier knows it.
+    struct Access {
+        var region: Region
+        /// Offsets of its first byte from the region's start (the stack: from r10).
+        var offsets: Offsets
+        /// For the stack: the frame's bytes (from its bottom) it may touch.
+        var stackBytes: Range<Int>?
+        /// For the stack: the byte index of the 8-byte slot it covers exactly, if it does.
+        var spillSlot: Int?
+    }
+
     /// Checks a memory access of `bytes` at `base + offset` and records how to make it.
     private func access(_ base: Register, _ offset: Int16, bytes: Int, reads: Bool, writes: Bool, at slot: Int,
-                        _ state: inout AbstractState) throws(VerificationError) {
+                        _ state: inout AbstractState) throws(VerificationError) -> Access {
         func reject(_ rule: VerificationRule, _ detail: String) -> VerificationError {
             VerificationError(instruction: slot, rule: rule, detail: detail, registers: state.rendered)
         }
         let region: Region, offsets: Offsets
         switch state[base] {
-        case .pointer(let r, let o): (region, offsets) = (r, o)
+        case .pointer(let r, let o): (region, offsets) = (r, o.moved(by: .constant(Semantics.immediate(Int32(offset))), negated: false))
         case .uninitialized: throw reject(.uninitializedRegister, "r\(base.rawValue) is read before it is written")
         case .conflicted: throw reject(.notAnAddress, "r\(base.rawValue) holds an address on some paths only")
         case .scalar, .contextLength: throw reject(.notAnAddress, "r\(base.rawValue) holds a number, not an address")
@@ -222,30 +267,35 @@ extension Analysis {
             throw reject(.readOnlyContext, "\(kind.name) programs may not write their context")
         }
         let size = Int64(bytes)
-        let lo = offsets.lo + Int64(offset), hi = offsets.hi + Int64(offset)
         // Valid byte range of the region: proved on this path, and at most.
         let (regionStart, provedEnd, possibleEnd): (Int64, Int64, Int64) = switch region {
         case .context: (0, Int64(state.contextLength.lo), Int64(state.contextLength.hi))
         case .stack: (-Int64(Limits.stackBytes), 0, 0)
         case .output: (0, Int64(kind.outputBytes), Int64(kind.outputBytes))
         }
-        let proved = lo >= regionStart && hi + size <= provedEnd
+        let what = "\(bytes) bytes at \(region.name)\(offsets.rendered)"
+        // An unbounded address may land anywhere: only a run-time check can tell.
+        let (lo, hi) = offsets.isBounded ? (offsets.lo, offsets.hi) : (Int64.min / 2, Int64.max / 2)
+        let proved = offsets.isBounded && lo >= regionStart && hi + size <= provedEnd
         let possible = hi >= regionStart && lo + size <= possibleEnd
-        let what = "\(bytes) bytes at \(region.name)" + (offsets.isExact ? (lo < 0 ? "\(lo)" : "+\(lo)") : "+[\(lo), \(hi)]")
         if offsets.isExact && !proved {
             let limit = region == .context && provedEnd < possibleEnd
                 ? "the \(provedEnd) bytes its length is known to be on this path" : "its \(possibleEnd - regionStart) bytes"
             throw reject(.outOfBounds, what + " is outside " + limit)
         }
         guard possible else { throw reject(.outOfBounds, what + " can never be inside the \(region.name)") }
-        try record(proved ? .direct(region) : .guarded(region), at: slot, state: state)
+        try record(proved ? .direct(region) : .guarded(region), offsets: offsets, at: slot, state: state)
+        var result = Access(region: region, offsets: offsets)
         if region == .stack {
             let first = Int(max(lo, regionStart) - regionStart), last = Int(min(hi + size, 0) - regionStart)
-            if reads && first < last && !state.stack.allWritten(first..<last) {
+            let span = first..<max(first, last)
+            if reads && !state.stack.allWritten(span) {
                 throw reject(.uninitializedStack, what + " includes bytes not written on this path")
             }
-            if writes && offsets.isExact { state.stack.markWritten(first..<last) }
+            result.stackBytes = span
+            if offsets.isExact && bytes == 8 && first % 8 == 0 { result.spillSlot = first }
         }
+        return result
     }
 }
 

@@ -44,6 +44,9 @@ struct SlotFacts: Sendable {
     var reached = false
     /// How its memory access, if any, must be performed.
     var access: AccessFact = .none
+    /// Where the first byte of that access may lie, from the start of its region (the
+    /// stack: from r10), over every path: what an audited run holds the access to.
+    var offsets: Offsets = .unbounded
     /// The helper a `callx` at this slot always calls.
     var helper: Helper?
 }
@@ -117,7 +120,7 @@ final class Analysis {
                 let target = try checkTarget(from: slot, offset: offset)
                 isJoinPoint[target] = true
                 if target <= slot { isLoopHead[target] = true }
-                if target <= slot && kind.instructionBudget == nil {
+                if target <= slot && !kind.termination.allowsLoops {
                     throw VerificationError(instruction: slot, rule: .loopWithoutBudget,
                                             detail: "jump back to \(target); \(kind.name) programs may not loop")
                 }
@@ -140,6 +143,20 @@ final class Analysis {
             }
         }
 
+        // Control leaves a function only through exit (or a jump inside it): no branch,
+        // call or other statement may run on past the function's last slot, whether into
+        // the next function or off the program.
+        for slot in 0..<n {
+            guard let statement = statements[slot], statement.fallsThrough else { continue }
+            let next = slot + statement.slotCount
+            let end = functionEnd(functionOf[slot])
+            guard next < end else {
+                throw VerificationError(instruction: slot, rule: .fallsOffEnd,
+                                        detail: end == n ? "control runs past the last instruction of the program"
+                                            : "control runs into the function at \(end)")
+            }
+        }
+
         // Known constants and region sizes guide widening.
         constants.append(UInt64(kind.context.bounds.max))
         constants.append(UInt64(kind.outputBytes))
@@ -147,6 +164,7 @@ final class Analysis {
         thresholds = Thresholds(constants: constants)
 
         try checkCallGraph()
+        if case .provedBound(let bound) = kind.termination { try checkLongestPath(within: bound) }
     }
 
     private func functionEnd(_ f: Int) -> Int {
@@ -193,11 +211,47 @@ final class Analysis {
         }
     }
 
+    /// For a loop-free kind: no path from the entry executes more than `bound`
+    /// instructions, each call counted at its callee's longest path (so a short function
+    /// called from many places counts at every place).
+    private func checkLongestPath(within bound: Int) throws(VerificationError) {
+        // Counts saturate just past the bound, so no sum can overflow.
+        let cap = bound + 1
+        func plus(_ a: Int, _ b: Int) -> Int { min(a + b, cap) }
+        var longest: [Int?] = Array(repeating: nil, count: functionStarts.count)
+        // Every jump goes forward (the loop check came first) and calls form a DAG no
+        // deeper than `callDepthMax`, so one backward sweep per function settles it.
+        func longestPath(of f: Int) -> Int {
+            if let known = longest[f] { return known }
+            let start = functionStarts[f], end = functionEnd(f)
+            var fromSlot = Array(repeating: 0, count: end - start)
+            for slot in stride(from: end - 1, through: start, by: -1) {
+                guard let statement = statements[slot] else { continue }
+                let next = slot + statement.slotCount - start
+                let rest: Int = switch statement {
+                case .exit: 0
+                case .jump(let offset, _): fromSlot[slot + 1 + Int(offset) - start]
+                case .branch(_, _, _, _, let offset): max(fromSlot[next], fromSlot[slot + 1 + Int(offset) - start])
+                case .callLocal(let offset): plus(longestPath(of: functionOf[slot + 1 + Int(offset)]), fromSlot[next])
+                default: fromSlot[next]
+                }
+                fromSlot[slot - start] = plus(1, rest)
+            }
+            longest[f] = fromSlot[0]
+            return fromSlot[0]
+        }
+        let entry = longestPath(of: 0)
+        guard entry <= bound else {
+            throw VerificationError(instruction: 0, rule: .pathTooLong,
+                                    detail: "a path from the entry, counting each call, runs more than \(bound) instructions; \(kind.name) programs may run at most \(bound)")
+        }
+    }
+
     /// The dataflow pass over the whole program from its entry state.
     func run() throws(VerificationError) {
         var entry = AbstractState(
             registers: Array(repeating: kind.startsZeroed ? .constant(0) : .uninitialized, count: Register.allCases.count),
-            stack: StackMask(allWritten: kind.startsZeroed),
+            stack: StackFrame(allWritten: kind.startsZeroed),
             contextLength: Interval(lo: UInt64(kind.context.bounds.min), hi: UInt64(kind.context.bounds.max)))
         entry[.r1] = .pointer(.context, .exactly(0))
         if case .fixed(let n) = kind.context { entry[.r2] = .constant(UInt64(n)) } else { entry[.r2] = .contextLength }
@@ -267,8 +321,10 @@ final class Analysis {
         return returned
     }
 
-    /// Records how the access at `slot` must be made; every path must agree on the region.
-    func record(_ fact: AccessFact, at slot: Int, state: AbstractState) throws(VerificationError) {
+    /// Records how the access at `slot` must be made and where it may land; every path
+    /// must agree on the region.
+    func record(_ fact: AccessFact, offsets: Offsets, at slot: Int, state: AbstractState) throws(VerificationError) {
+        facts[slot].offsets = facts[slot].access == .none ? offsets : facts[slot].offsets.hull(offsets)
         switch (facts[slot].access, fact) {
         case (.none, _):
             facts[slot].access = fact
@@ -299,6 +355,14 @@ enum Flow {
 }
 
 extension Statement {
+    /// Whether control may go on to the next statement (everything but exit and ja).
+    var fallsThrough: Bool {
+        switch self {
+        case .exit, .jump: false
+        default: true
+        }
+    }
+
     /// The offset of a jump or branch (relative to the next slot), if this is one.
     var jumpOffset: Int32? {
         switch self {

@@ -74,7 +74,7 @@ public enum BPFBenchmark {
 
     /// A kind like the conformance kind with a budget large enough for the loops; every
     /// check still runs.
-    static let loopKind = ProgramKind(name: "bench", context: .fixed(0), instructionBudget: 1 << 40, deterministic: true)
+    static let loopKind = ProgramKind(name: "bench", context: .fixed(0), termination: .budget(1 << 40), deterministic: true)
 
     /// Runs all three, `repeats` times each, and keeps each one's best.
     public static func run(repeats: Int = 5) throws -> [Result] {

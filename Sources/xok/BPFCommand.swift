@@ -70,6 +70,9 @@ extension BPFCommand {
         @Option(help: "The context as hex bytes.")
         var mem: String?
 
+        @Flag(help: "Check every memory access against the region and range the verifier proved for it; a mismatch is reported as a verifier breach.")
+        var audit = false
+
         @Argument(help: "The program file (standard input when absent).")
         var file: String?
 
@@ -83,7 +86,7 @@ extension BPFCommand {
                 }
                 let verified = try Verifier.verify(try parseProgram(try readInput(file)), kind: kind)
                 let interpreter = Interpreter(verified)
-                let outcome = try interpreter.run(context: memory)
+                let outcome = audit ? try interpreter.run(context: memory, mode: AuditedExecution.self) : try interpreter.run(context: memory)
                 print("0x" + String(outcome.result, radix: 16))
             } catch {
                 fail("\(error)")

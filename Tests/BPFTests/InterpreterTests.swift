@@ -43,7 +43,7 @@ import Testing
 
     @Test func runningOutOfBudgetStopsAtTheSamePointEveryTime() throws {
         var kind = ProgramKind.udfSize
-        kind.instructionBudget = 1_000
+        kind.termination = .budget(1_000)
         let forever = try Interpreter(Verifier.verify(assemble("mov %r0, 0\nloop:\nadd %r0, 1\nja loop\nexit"), kind: kind))
         var counts: [Int] = []
         for _ in 0..<3 {

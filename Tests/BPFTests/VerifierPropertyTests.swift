@@ -103,7 +103,7 @@ import XokSimulation
     static let kinds: [ProgramKind] = [ProgramKind.udfOwns, .udfSize, .packetFilter, .conformance(memoryBytes: 96), .conformance(memoryBytes: 4096)]
         .map { kind in
             var k = kind
-            k.instructionBudget = 2_000
+            k.termination = .budget(2_000)
             return k
         }
 

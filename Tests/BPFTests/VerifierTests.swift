@@ -86,7 +86,28 @@ func callChain(depth: Int) -> String {
         .init(name: "stack address passed to a function", kind: .udfSize,
               text: "mov %r1, %r10\ncall local f\nexit\nf:\nmov %r0, 0\nexit", rule: .stackAddressPassed, instruction: 1),
         .init(name: "address returned", kind: .udfSize, text: "mov %r0, %r1\nexit", rule: .addressLeak, instruction: 1),
-        .init(name: "address stored to the stack", kind: .udfSize, text: "stxdw [%r10-8], %r1\nmov %r0, 0\nexit", rule: .addressLeak, instruction: 0),
+        .init(name: "address stored to half a stack slot", kind: .udfSize, text: "stxw [%r10-8], %r1\nmov %r0, 0\nexit", rule: .addressLeak, instruction: 0),
+        .init(name: "address stored across two stack slots", kind: .udfSize, text: "stxdw [%r10-12], %r1\nmov %r0, 0\nexit", rule: .addressLeak, instruction: 0),
+        .init(name: "spilled address read in part", kind: .udfSize,
+              text: "stxdw [%r10-8], %r1\nldxw %r0, [%r10-4]\nexit", rule: .addressLeak, instruction: 1),
+        .init(name: "spilled address partly overwritten, then reloaded whole", kind: .udfSize,
+              text: "stxdw [%r10-8], %r1\nstw [%r10-8], 0\nldxdw %r0, [%r10-8]\nexit", rule: .addressLeak, instruction: 2),
+        .init(name: "address spilled on one path, a number on the other, reloaded", kind: .packetFilter,
+              text: "stdw [%r10-8], 0\njeq %r2, 0, +1\nstxdw [%r10-8], %r1\nldxdw %r0, [%r10-8]\nexit", rule: .addressLeak, instruction: 3),
+        .init(name: "spilled address changed by an atomic add", kind: .udfSize,
+              text: "stxdw [%r10-8], %r1\nmov %r2, 1\nlock add [%r10-8], %r2\nmov %r0, 0\nexit", rule: .addressLeak, instruction: 2),
+        .init(name: "spilled address reloaded and returned", kind: .udfSize,
+              text: "stxdw [%r10-8], %r1\nldxdw %r0, [%r10-8]\nexit", rule: .addressLeak, instruction: 2),
+        .init(name: "dead code that falls off the end", kind: .udfSize,
+              text: "mov %r0, 0\njeq %r2, 5, +1\nexit\nmov %r0, 1", rule: .fallsOffEnd, instruction: 3),
+        .init(name: "call as the last instruction", kind: .udfSize,
+              text: "mov %r0, 0\ncall local f\nexit\nf:\nmov %r0, 1\nexit\ncall local f", rule: .fallsOffEnd, instruction: 5),
+        .init(name: "call that returns into the next function", kind: .udfSize,
+              text: "mov %r0, 0\ncall local f\nexit\nf:\nmov %r0, 1\ncall local g\ng:\nexit", rule: .fallsOffEnd, instruction: 4),
+        .init(name: "lddw as the last instruction", kind: .udfSize, text: "lddw %r0, 1", rule: .fallsOffEnd, instruction: 0),
+        .init(name: "predicate that calls one function from many places", kind: .wakeupPredicate,
+              text: "mov %r0, 0\n" + String(repeating: "call local f\n", count: 300) + "exit\nf:\n" + String(repeating: "mov %r1, 1\n", count: 20) + "exit",
+              rule: .pathTooLong, instruction: 0),
         .init(name: "address stored to the output area", kind: .udfOwns, text: "stxdw [%r3], %r10\nmov %r0, 0\nexit", rule: .addressLeak, instruction: 0),
         .init(name: "address compared with a number", kind: .udfSize, text: "mov %r0, 0\njgt %r1, 0x10000, +0\nexit", rule: .addressLeak, instruction: 1),
         .init(name: "low half of an address kept", kind: .udfSize, text: "mov32 %r0, %r1\nexit", rule: .addressLeak, instruction: 0),
@@ -131,9 +152,50 @@ func callChain(depth: Int) -> String {
 }
 
 @Suite struct VerifierAccepts {
-    @Test func branchThatCannotBeTakenNeedNotLeadAnywhere() throws {
-        // r2 is the block size, 4096, so the jump is never taken and the end is unreachable.
-        #expect(try rejection("mov %r0, 0\njeq %r2, 5, +1\nexit\nmov %r0, 1", .udfSize) == nil)
+    @Test func branchThatCannotBeTakenNeedNotLeadAnywhereUseful() throws {
+        // r2 is the block size, 4096, so the jump is never taken: its target may exit at once.
+        #expect(try rejection("mov %r0, 0\njeq %r2, 5, +1\nexit\nexit", .udfSize) == nil)
+    }
+
+    @Test func predicateAtItsBoundIsAccepted() throws {
+        // 15 + 204 calls × (call + 18 + exit) + exit = 4096 instructions on the one path.
+        func predicate(prefix: Int) -> String {
+            String(repeating: "mov %r0, 0\n", count: prefix) + String(repeating: "call local f\n", count: 204)
+                + "exit\nf:\n" + String(repeating: "mov %r0, 1\n", count: 18) + "exit"
+        }
+        #expect(try rejection(predicate(prefix: 15), .wakeupPredicate) == nil)
+        let oneMore = predicate(prefix: 16)
+        #expect(try rejection(oneMore, .wakeupPredicate)?.rule == .pathTooLong)
+    }
+
+    @Test func spilledValuesComeBackIntact() throws {
+        // An address, a constant and a checked length survive a trip through the stack:
+        // the reload of r1 is still the context, and the length check still proves r1+12.
+        let text = """
+            stxdw [%r10-8], %r1
+            stdw [%r10-16], 12
+            stxdw [%r10-24], %r2
+            mov %r1, 0
+            mov %r2, 0
+            ldxdw %r3, [%r10-24]
+            mov %r0, 0
+            jlt %r3, 14, +5
+            ldxdw %r1, [%r10-8]
+            ldxdw %r4, [%r10-16]
+            add %r1, %r4
+            ldxh %r0, [%r1]
+            exit
+            exit
+            """
+        let verified = try Verifier.verify(try assemble(text), kind: .packetFilter)
+        #expect(verified.guardedAccessCount == 0)
+        #expect(try Interpreter(verified).run(context: [UInt8](repeating: 0, count: 12) + [0x08, 0x00]).result == 8)
+    }
+
+    @Test func thirtyTwoBitCopyOfTheLengthStillBoundsThePacket() throws {
+        // What clang emits for `u32 len; if (len < 14) return 0;`: w3 = w2; if w3 < 14.
+        let text = "mov %r0, 0\nmov32 %r3, %r2\njlt32 %r3, 14, +1\nldxh %r0, [%r1+12]\nexit"
+        #expect(try Verifier.verify(try assemble(text), kind: .packetFilter).guardedAccessCount == 0)
     }
 
     @Test func lengthCheckProvesPacketReads() throws {
