@@ -21,6 +21,15 @@ import XokSimulation
         mutating func small() -> Int64 {
             pick([0, 1, 2, 3, 4, 7, 8, 12, 14, 16, 64, 255, 511, 512, 4088, 4095, 4096, -1, -8, -512, Int64(below(9000)) - 600])
         }
+        /// A 64-bit constant at the edges of what the verifier follows: ±2^40 and beside it,
+        /// the sign bit, numbers whose difference is small though each is huge.
+        mutating func large() -> String {
+            let m: UInt64 = 1 << 40
+            let v: UInt64 = pick([m, m - 1, m + 1, 0 &- m, 0 &- m &- 1, 0 &- m &+ 1, 1 << 63, (1 << 63) - 1, 0x1f << 40,
+                                  0xffff_ff00_0000_0000, 0xffff_ffff_ffff_fff8, 1 << 32, 0xffff_ffff, rng.next()])
+            return "0x" + String(v, radix: 16)
+        }
+
         mutating func size() -> (String, Int) { pick([("b", 1), ("h", 2), ("w", 4), ("dw", 8)]) }
         func text(_ v: Int) -> String { v < 0 ? "\(v)" : "+\(v)" }
 
@@ -43,7 +52,29 @@ import XokSimulation
         mutating func statement(_ areas: [Area], _ index: Int, _ count: Int) -> String {
             let area = pick(areas)
             let (suffix, bytes) = size()
-            switch rng.next() % 16 {
+            switch rng.next() % 21 {
+            case 16:
+                // An address moved by a huge number and back: the offset is lost, not clamped.
+                let k = large()
+                return "lddw %r7, \(k)\nmov %r5, \(area.base)\nadd %r5, %r7\nsub %r5, %r7\nldx\(suffix) %r0, [%r5]"
+            case 17:
+                // The difference of two addresses of one region, one moved by a huge number,
+                // then shifted and used as an offset into another region.
+                let other = pick(areas)
+                return "lddw %r7, \(large())\nmov %r5, \(area.base)\nadd %r5, %r7\nmov %r8, \(area.base)\nlddw %r9, \(large())\nadd %r8, %r9\n"
+                    + "sub %r8, %r5\n\(pick(["rsh", "arsh", "and"])) %r8, \(pick([40, 41, 32, 3, 0xff]))\nmov %r5, \(other.base)\nadd %r5, %r8\n"
+                    + "ldx\(suffix) %r0, [%r5\(text(pick([0, -8, 8])))]\njgt %r8, \(pick([2, 31, 32, 33])), +0"
+            case 18:
+                // An address spilled to the stack and reloaded, then used.
+                let slot = -8 * (1 + below(4))
+                return "mov %r5, \(area.base)\nadd %r5, \(offset(in: area, bytes))\nstxdw [%r10\(text(slot))], %r5\n"
+                    + "ldxdw %r7, [%r10\(text(slot))]\nldx\(suffix) %r0, [%r7]"
+            case 19:
+                // A large constant spilled, reloaded and added to an address.
+                return "lddw %r7, \(large())\nstxdw [%r10-8], %r7\nldxdw %r8, [%r10-8]\nmov %r5, \(area.base)\nadd %r5, %r8\nldx\(suffix) %r0, [%r5]"
+            case 20:
+                // Addresses of two regions subtracted (refused) or compared after a spill.
+                return "mov %r5, \(area.base)\nsub %r5, \(pick(areas).base)\nmov %r0, %r5"
             case 0: return "mov \(scratch()), \(small())"
             case 1: return "mov \(scratch()), \(scratch())"
             case 2: return "\(pick(["add", "sub", "and", "or", "lsh", "rsh", "mul", "div", "mod", "xor", "arsh"]))\(pick(["", "32"])) \(scratch()), \(pick(["\(small())", scratch()]))"
