@@ -32,7 +32,7 @@ extension BPFCommand {
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Verify a program (hex bytes or assembly) for a kind: prints 'accepted' or why it is rejected.")
+            abstract: "Verify a program (an ELF object from clang -target bpf, hex bytes or assembly) for a kind: prints 'accepted' or why it is rejected.")
 
         @Option(help: "The program kind: udfOwns, udfAcl, udfSize, wakeupPredicate, packetFilter, conformance.")
         var kind: String
@@ -40,12 +40,15 @@ extension BPFCommand {
         @Option(help: "For the conformance kind: the size of its input memory in bytes.")
         var memoryBytes = 0
 
+        @Option(help: "For an ELF object: the section holding the program (default: its only program).")
+        var section: String?
+
         @Argument(help: "The program file (standard input when absent).")
         var file: String?
 
         func run() throws {
             do {
-                let program = try parseProgram(try readInput(file))
+                let program = try loadProgram(file, section: section)
                 let verified = try Verifier.verify(program, kind: try programKind(named: kind, memoryBytes: memoryBytes))
                 let guarded = verified.guardedAccessCount
                 print("accepted" + (guarded > 0 ? " (\(guarded) memory access\(guarded == 1 ? "" : "es") checked at run time)" : ""))
@@ -73,6 +76,9 @@ extension BPFCommand {
         @Flag(help: "Check every memory access against the region and range the verifier proved for it; a mismatch is reported as a verifier breach.")
         var audit = false
 
+        @Option(help: "For an ELF object: the section holding the program (default: its only program).")
+        var section: String?
+
         @Argument(help: "The program file (standard input when absent).")
         var file: String?
 
@@ -84,7 +90,7 @@ extension BPFCommand {
                     guard memory.count <= n else { throw Failure(message: "--mem has \(memory.count) bytes; \(kind.name) takes \(n)") }
                     memory += [UInt8](repeating: 0, count: n - memory.count)
                 }
-                let verified = try Verifier.verify(try parseProgram(try readInput(file)), kind: kind)
+                let verified = try Verifier.verify(try loadProgram(file, section: section), kind: kind)
                 let interpreter = Interpreter(verified)
                 let outcome = audit ? try interpreter.run(context: memory, mode: AuditedExecution.self) : try interpreter.run(context: memory)
                 print("0x" + String(outcome.result, radix: 16))
@@ -95,24 +101,38 @@ extension BPFCommand {
     }
 
     struct Asm: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Assemble a program; prints its bytes as hex.")
+        static let configuration = CommandConfiguration(
+            abstract: "Assemble a program, or take one out of an ELF object; prints its bytes as hex.")
 
-        @Argument(help: "The assembly file (standard input when absent).")
+        @Argument(help: "The assembly file or ELF object (standard input when absent).")
         var file: String?
 
+        @Option(help: "For an ELF object: the section holding the program (default: its only program).")
+        var section: String?
+
         func run() throws {
-            do { print(Hex.text(try Assembler.assemble(try readInput(file)).bytes)) } catch { fail("error: \(error)") }
+            do { print(Hex.text(try loadProgram(file, section: section).bytes)) } catch { fail("\(error)") }
         }
     }
 
     struct Disasm: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Disassemble a program given as hex bytes.")
+        static let configuration = CommandConfiguration(abstract: "Disassemble a program given as hex bytes or an ELF object.")
 
-        @Argument(help: "The file of hex bytes (standard input when absent).")
+        @Argument(help: "The file of hex bytes or ELF object (standard input when absent).")
         var file: String?
 
+        @Option(help: "For an ELF object: the section holding the program (default: its only program).")
+        var section: String?
+
         func run() throws {
-            do { print(try Disassembler.disassemble(try Program(bytes: try Hex.bytes(try readInput(file)))), terminator: "") } catch {
+            do {
+                let bytes = try readBytes(file)
+                let program = ELFObject.isELF(bytes) ? try loadProgram(file, section: section)
+                    : try Program(bytes: try Hex.bytes(String(decoding: bytes, as: UTF8.self)))
+                print(try Disassembler.disassemble(program), terminator: "")
+            } catch let error as Failure {
+                fail(error.message)
+            } catch {
                 fail("error: \(error)")
             }
         }

@@ -30,13 +30,18 @@ extension ParsableCommand {
     }
 }
 
-/// The text of FILE, or standard input when there is no FILE or it is `-`.
-func readInput(_ file: String?) throws -> String {
+/// The bytes of FILE, or standard input when there is no FILE or it is `-`.
+func readBytes(_ file: String?) throws -> [UInt8] {
     if let file, file != "-" {
         guard let data = FileManager.default.contents(atPath: file) else { throw Failure(message: "cannot read \(file)") }
-        return String(decoding: data, as: UTF8.self)
+        return [UInt8](data)
     }
-    return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+    return [UInt8](FileHandle.standardInput.readDataToEndOfFile())
+}
+
+/// The text of FILE, or standard input when there is no FILE or it is `-`.
+func readInput(_ file: String?) throws -> String {
+    String(decoding: try readBytes(file), as: UTF8.self)
 }
 
 /// A program from text that is either hex bytes or assembly.
@@ -47,6 +52,19 @@ func parseProgram(_ text: String) throws -> Program {
         }
     }
     do { return try Assembler.assemble(text) } catch { throw Failure(message: "error: \(error)") }
+}
+
+/// The program in FILE: an ELF object from `clang -target bpf` (its `section`, or its only
+/// program), hex bytes, or assembly.
+func loadProgram(_ file: String?, section: String?) throws -> Program {
+    let bytes = try readBytes(file)
+    if ELFObject.isELF(bytes) {
+        do { return try ELFObject(bytes: bytes).program(section: section) } catch {
+            throw Failure(message: "error: \(file ?? "standard input"): \(error)")
+        }
+    }
+    guard section == nil else { throw Failure(message: "error: --section applies only to ELF objects") }
+    return try parseProgram(String(decoding: bytes, as: UTF8.self))
 }
 
 func programKind(named name: String, memoryBytes: Int) throws -> ProgramKind {
