@@ -126,7 +126,6 @@ import XokSimulation
         #expect(unbounded.joined(with: bounded) == unbounded)
         let thresholds = Thresholds(constants: [16, 4096])
         #expect(thresholds.widen(bounded, unbounded) == unbounded)
-        #expect(thresholds.widen(unbounded, bounded) == bounded || thresholds.widen(unbounded, bounded) == unbounded)
         // Past the magnitude, a range becomes unbounded rather than clamped.
         #expect(!Offsets(lo: 0, hi: Offsets.magnitudeMax + 1).isBounded)
         #expect(Offsets(lo: -Offsets.magnitudeMax, hi: Offsets.magnitudeMax).isBounded)

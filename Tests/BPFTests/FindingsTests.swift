@@ -53,11 +53,12 @@ import Testing
     }
 
     /// Finding 3, first form: a branch at the end of one function fell into the next, and
-    /// the program was accepted.
+    /// the program was accepted. `g` is a function through a call on a path no value takes,
+    /// so its `exit` is reached only by falling out of `f`.
     @Test func branchFallingIntoTheNextFunctionIsRefused() throws {
-        let text = "mov %r0, 0\ncall local f\ncall local g\nexit\nf:\nmov %r0, 1\njne %r0, 1, -2\ng:\nexit"
+        let text = "mov %r0, 0\njne %r0, 0, +2\ncall local f\nexit\ncall local g\nexit\nf:\nmov %r0, 1\njne %r0, 1, -2\ng:\nexit"
         let error = try #require(try rejection(text, .udfSize))
-        #expect(error.rule == .fallsOffEnd && error.instruction == 5, "\(error)")
+        #expect(error.rule == .fallsOffEnd && error.instruction == 7, "\(error)")
     }
 
     /// Finding 3, second form: functions A1…A9 each fall through into B_i, which calls
