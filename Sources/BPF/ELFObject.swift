@@ -271,7 +271,9 @@ public struct ELFObject: Sendable {
         /// The NUL-terminated name at `offset` in a string table section.
         func string(in table: Section, at offset: Int) throws(ELFError) -> String {
             guard offset < table.size else { throw ELFError("a name lies outside its string table") }
-            let start = table.offset + offset, end = table.offset + table.size
+            // The table must lie in the file whatever its header says it is (a NOBITS
+            // section's extent is not checked when it is parsed).
+            let start = try index(table.offset, plus: offset, length: 0), end = try index(table.offset, plus: table.size, length: 0)
             var stop = start
             while stop < end && bytes[stop] != 0 { stop += 1 }
             return String(decoding: bytes[start..<stop], as: UTF8.self)

@@ -173,17 +173,15 @@ struct CompiledProgram {
                 ops.append(MicroOp(code: stepOver ? .nop : .unreachable))
                 continue
             }
-            var checkedRegion: UInt8?
+            let accessed: Region?, checkedRegion: UInt8?
             switch facts[slot].access {
-            case .none: checkedRegion = nil
-            case .direct(let region):
-                checkedRegion = nil
-                audits[slot] = AuditedAccess(region: region.rawValue, lo: facts[slot].offsets.lo, hi: facts[slot].offsets.hi,
-                                             isBounded: facts[slot].offsets.isBounded)
-            case .guarded(let region):
-                checkedRegion = region.rawValue
-                audits[slot] = AuditedAccess(region: region.rawValue, lo: facts[slot].offsets.lo, hi: facts[slot].offsets.hi,
-                                             isBounded: facts[slot].offsets.isBounded)
+            case .none: (accessed, checkedRegion) = (nil, nil)
+            case .direct(let region): (accessed, checkedRegion) = (region, nil)
+            case .guarded(let region): (accessed, checkedRegion) = (region, region.rawValue)
+            }
+            if let region = accessed {
+                let offsets = facts[slot].offsets
+                audits[slot] = AuditedAccess(region: region.rawValue, lo: offsets.lo, hi: offsets.hi, isBounded: offsets.isBounded)
             }
             let checked = checkedRegion != nil
             var op: MicroOp

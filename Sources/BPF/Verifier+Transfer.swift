@@ -241,7 +241,6 @@ extension Analysis {
 
     /// Where an access lands, as the verifier knows it.
     struct Access {
-        var region: Region
         /// Offsets of its first byte from the region's start (the stack: from r10).
         var offsets: Offsets
         /// For the stack: the frame's bytes (from its bottom) it may touch.
@@ -285,7 +284,7 @@ extension Analysis {
         }
         guard possible else { throw reject(.outOfBounds, what + " can never be inside the \(region.name)") }
         try record(proved ? .direct(region) : .guarded(region), offsets: offsets, at: slot, state: state)
-        var result = Access(region: region, offsets: offsets)
+        var result = Access(offsets: offsets)
         if region == .stack {
             let first = Int(max(lo, regionStart) - regionStart), last = Int(min(hi + size, 0) - regionStart)
             let span = first..<max(first, last)

@@ -70,6 +70,19 @@ import XokSimulation
         #expect(throws: ELFError.self) { try ELFObject(bytes: otherMachine) }
     }
 
+    /// A section-name table forged as NOBITS whose extent runs past the end of the file:
+    /// its names must be refused, not read out of bounds.
+    @Test func stringTableOutsideTheFileIsRefused() throws {
+        var bytes = try Self.object(Self.withCalls)
+        func field(_ at: Int, _ width: Int) -> Int { (0..<width).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
+        func put(_ value: Int, _ at: Int, _ width: Int) { for i in 0..<width { bytes[at + i] = UInt8(truncatingIfNeeded: value >> (8 * i)) } }
+        let header = field(0x28, 8) + 64 * field(0x3e, 2)
+        put(8, header + 4, 4)                  // sh_type: NOBITS
+        put(bytes.count - 4, header + 24, 8)   // sh_offset: 4 bytes before the end
+        put(200, header + 32, 8)               // sh_size: inside the file's size, not from there
+        #expect(throws: ELFError("a header points outside the file")) { try ELFObject(bytes: bytes) }
+    }
+
     /// Real objects, cut short at every length and mutated at random (with a bias to the
     /// header fields a forger would aim at): each parses into a program or is refused.
     @Test func mutatedAndTruncatedObjectsAreRefusedNeverTrapped() throws {

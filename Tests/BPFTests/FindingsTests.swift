@@ -76,10 +76,11 @@ import Testing
         #expect(error.rule == .fallsOffEnd, "\(error)")
     }
 
-    /// Finding 4: the audited mode accepted a proved access anywhere in any region. An
-    /// access that lands in the right region but outside the proved range is a breach.
-    @Test func auditHoldsEachAccessToItsProvedRange() throws {
-        // A sound program: the audit must be silent.
+    /// Finding 4: the audited mode accepted a proved access anywhere in any region. The
+    /// breach it now catches needs a wrong proof, planted in `AuditedRuns` (which reaches
+    /// the verifier's facts); here, the other side: on a sound program with a data-dependent
+    /// proved access, the stricter audit stays silent.
+    @Test func auditIsSilentOnASoundProgramWithADataDependentAccess() throws {
         let sound = "ldxb %r6, [%r1]\nand %r6, 7\nmov %r4, %r1\nadd %r4, %r6\nldxb %r0, [%r4+100]\nexit"
         let verified = try Verifier.verify(try assemble(sound), kind: .udfSize)
         #expect(verified.guardedAccessCount == 0)
