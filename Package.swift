@@ -26,24 +26,30 @@ let package = Package(
         // UDFs; generic over a `BlockDevice`. Pure and Embedded-compatible.
         .target(name: "XN", dependencies: ["XokABI", "BPF"], swiftSettings: strict),
         // The kernel core, generic over its `Host`. Pure and Embedded-compatible.
-        .target(name: "Xok", dependencies: ["XokABI", "BPF"], swiftSettings: strict),
+        .target(name: "Xok", dependencies: ["XokABI", "BPF", "XN"], swiftSettings: strict),
+        // A small library file system for testing XN: like ExOS and C-FFS it reaches the
+        // kernel only through `XokABI.KernelPort`, and uses BPF only to build its UDFs.
+        .target(name: "TreeFS", dependencies: ["XokABI", "BPF"], swiftSettings: strict),
         // A deterministic host: seeded randomness, virtual clock, simulated frames and MMU.
-        .target(name: "XokSimulation", dependencies: ["Xok", "XokABI", "XN", "BPF"], swiftSettings: strict),
-        // The only target that touches Linux: disk image files and block devices.
-        .target(name: "XokHostLinux", dependencies: ["XN"], swiftSettings: strict),
+        .target(name: "XokSimulation", dependencies: ["Xok", "XokABI", "XN", "BPF", "TreeFS"], swiftSettings: strict),
+        // The only target that touches Linux: real memory pages, disk image files and
+        // block devices.
+        .target(name: "XokHostLinux", dependencies: ["Xok", "XN", "XokABI", "CLinux"], swiftSettings: strict),
+        // The few Linux calls Swift's Glibc module lacks (memfd_create).
+        .target(name: "CLinux"),
         // Host-side tooling shared by the CLI and the tests: the conformance-suite format,
         // the plugin protocol, benchmark programs. May use Foundation.
-        .target(name: "XokTools", dependencies: ["BPF", "XN", "XokHostLinux", "XokSimulation", "XokABI"], swiftSettings: strict),
+        .target(name: "XokTools", dependencies: ["BPF", "XN", "Xok", "XokHostLinux", "XokSimulation", "XokABI", "TreeFS"], swiftSettings: strict),
         .executableTarget(
             name: "xok",
             dependencies: [
-                "BPF", "XokTools", "XokSimulation", "XN", "XokHostLinux",
+                "BPF", "XokTools", "XokSimulation", "XN", "Xok", "XokABI", "XokHostLinux", "TreeFS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "XokTools", "XokSimulation"], swiftSettings: strict),
-        .testTarget(name: "XokTests", dependencies: ["Xok", "XokABI", "XokSimulation", "BPF"], swiftSettings: strict),
-        .testTarget(name: "XNTests", dependencies: ["XN", "XokABI", "XokSimulation", "XokHostLinux", "BPF"], swiftSettings: strict),
+        .testTarget(name: "XokTests", dependencies: ["Xok", "XokABI", "XokSimulation", "BPF", "XN", "TreeFS"], swiftSettings: strict),
+        .testTarget(name: "XNTests", dependencies: ["XN", "Xok", "XokABI", "XokSimulation", "XokHostLinux", "BPF", "TreeFS"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -40,8 +40,10 @@ public enum Limits {
     /// headers, rounded up.
     public static let frameBytesMax = 9216
 
-    /// Bytes of the exposed-state window a wakeup predicate reads (one page).
-    public static let wakeupWindowBytes = 4096
+    /// Largest window a wakeup predicate reads: the kernel's whole exposed state (a
+    /// header, the environment table and a buffer-cache registry entry per frame, tens of
+    /// MiB on a large machine) and a region after it. The window's real length is in r2.
+    public static let wakeupWindowBytesMax = 1 << 30
 
     /// Instruction budgets of the system's kinds (how many instructions one run may execute).
     /// A UDF scan of a 4 KiB block of 8-byte words runs about 512 × 8 instructions.

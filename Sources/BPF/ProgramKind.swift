@@ -137,11 +137,12 @@ public struct ProgramKind: Hashable, Sendable {
         termination: .budget(Limits.udfBudget), deterministic: true)
 
     /// A wakeup predicate: reads a window of exposed kernel state (r1, read-only; r2 = its
-    /// size) and returns nonzero to wake its environment. No loops, and at most
+    /// length, which the program compares before reading at a known offset, as a packet
+    /// filter does) and returns nonzero to wake its environment. No loops, and at most
     /// `Limits.predicateInstructionsMax` instructions on any path: the kernel evaluates
     /// predicates whenever the state they read changes, so each must be short.
     public static let wakeupPredicate = ProgramKind(
-        name: "wakeupPredicate", context: .fixed(Limits.wakeupWindowBytes),
+        name: "wakeupPredicate", context: .variable(max: Limits.wakeupWindowBytesMax),
         helpers: [.clockTicks], termination: .provedBound(Limits.predicateInstructionsMax), deterministic: false)
 
     /// A packet filter: reads one frame (r1, read-only; r2 = its length, at most

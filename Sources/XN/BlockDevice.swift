@@ -2,13 +2,13 @@
 // writes, and a write barrier. Writes issued before a barrier are durable once it
 // returns; between barriers a crash may keep any subset of them.
 
-/// A block number on the device.
-public typealias BlockNumber = UInt64
+import XokABI
 
 /// A failure of the device itself.
-public struct DeviceError: Error, Equatable, Sendable {
+public struct DeviceError: Error, Equatable, Sendable, CustomStringConvertible {
     public var message: String
     public init(_ message: String) { self.message = message }
+    public var description: String { message }
 }
 
 /// A disk: an image file, a block device, or a simulated disk.

@@ -6,14 +6,6 @@
 import BPF
 import XokABI
 
-/// A block type: an index into the type catalogue; 0 is untyped data.
-public struct TypeID: RawRepresentable, Hashable, Comparable, Sendable {
-    public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
-    public static let data = TypeID(rawValue: XNLayout.dataType)
-    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
-}
-
 /// A pointer a metadata block holds: the block and the type it has there.
 public struct Pointer: Hashable, Comparable, Sendable {
     public var block: BlockNumber
@@ -28,7 +20,7 @@ public struct Pointer: Hashable, Comparable, Sendable {
 /// An installed type: its name and its three verified UDFs.
 public final class Template {
     public let id: TypeID
-    public let name: String
+    public let name: [UInt8]
     public let ownsCode: [UInt8], aclCode: [UInt8], sizeCode: [UInt8]
     private let owns: Interpreter, acl: Interpreter, size: Interpreter
     private var output: [UInt8]
@@ -36,8 +28,8 @@ public final class Template {
     /// Verifies the three programs and runs the sanity checks: `owns` of an all-zero block
     /// names nothing, and `size` of it is at most a block.
     /// - Throws: `templateRejected` naming the UDF and the reason.
-    init(id: TypeID, name: String, owns ownsCode: [UInt8], acl aclCode: [UInt8], size sizeCode: [UInt8]) throws(XNError) {
-        guard !name.isEmpty, name.utf8.count <= XNLayout.nameBytesMax else { throw .templateRejected("name must be 1 to \(XNLayout.nameBytesMax) bytes") }
+    init(id: TypeID, name: [UInt8], owns ownsCode: [UInt8], acl aclCode: [UInt8], size sizeCode: [UInt8]) throws(XNError) {
+        guard Name.isValid(name) else { throw .badName }
         func verify(_ code: [UInt8], _ kind: ProgramKind, _ what: String) throws(XNError) -> Interpreter {
             guard code.count <= XNLayout.udfBytesMax else { throw .templateRejected("\(what) is over \(XNLayout.udfBytesMax) bytes") }
             do { return Interpreter(try Verifier.verify(bytes: code, kind: kind)) } catch {
@@ -123,7 +115,8 @@ public final class Template {
 
 /// A named entry point into one library file system's tree.
 public struct RootEntry: Hashable, Sendable {
-    public var name: String
+    /// 1 to 31 bytes of UTF-8, no NUL.
+    public var name: [UInt8]
     public var block: BlockNumber
     public var type: TypeID
     /// Who may use the root: a credential must dominate it.

@@ -1,33 +1,39 @@
 // Metadata changes and data access (DESIGN.md §5). A change is a list of byte
 // modifications to one cached block with a credential. XN runs the type's `acl` UDF on the
 // change and `owns` on the block before and after, and applies the change only when the
-// pointers differ exactly as the operation says; otherwise nothing changes.
+// pointers differ exactly as the operation says; otherwise nothing changes. A root block
+// is also guarded by the capability it was created with: reading it needs that
+// capability's read right, changing it the write right, on every mount.
 
 import BPF
 import XokABI
 
 /// The state of a cached block (the buffer cache registry's states).
 public enum CacheState: Sendable {
-    case empty, comingIn, valid, goingOut
+    case comingIn, valid, goingOut
 }
 
 /// How far a block allocated by a change has got towards the disk.
-public enum Durability: Sendable {
+public enum Durability: Equatable, Sendable {
     /// Never written: its parent may not be written (tainted).
     case unwritten(allocator: EnvironmentID)
     /// On disk (every writeback ends with a barrier).
     case durable
 }
 
-/// One entry of the buffer cache registry.
+/// One entry of the buffer cache registry: names and state, never contents (those are
+/// in the frame, which only the kernel binds).
 public struct CacheEntry: Sendable {
-    public var contents: [UInt8]
+    /// The frame holding the block.
+    public var frame: FrameNumber
     public var type: TypeID
     public var parent: BlockNumber?
     public var state: CacheState
     public var dirty: Bool
-    /// Who dirtied it last: the only environment that may write it back while alive.
+    /// The environment the frame is charged to; nil once it died (the kernel holds it).
     public var owner: EnvironmentID?
+    /// Environments that changed it since it was last written: each may write it back.
+    public var writers: [EnvironmentID]
     public var durability: Durability
     /// What it points to (from `owns`; empty for data blocks).
     var pointers: [Pointer]
@@ -37,8 +43,9 @@ public struct CacheEntry: Sendable {
 public enum ChangeOperation: Hashable, Sendable {
     /// Bytes change; pointers stay the same.
     case write
-    /// A pointer to `block` (free now) of `type` appears; the block is allocated.
-    case allocate(BlockNumber, TypeID)
+    /// A pointer to `block` (free now) of `type` appears; the block is allocated and
+    /// cached, zeroed, in `frame`.
+    case allocate(BlockNumber, TypeID, frame: FrameNumber)
     /// The pointer to `block` disappears; the block is freed once this one is durable.
     case free(BlockNumber)
     /// Pointers move within the block; none appears or disappears.
@@ -55,41 +62,93 @@ public struct Modification: Hashable, Sendable {
     }
 }
 
+/// A frame leaving the buffer cache, for the kernel to give back or free.
+public struct ReleasedFrame: Hashable, Sendable {
+    public var frame: FrameNumber
+    /// Who it was charged to (nil: the kernel held it).
+    public var owner: EnvironmentID?
+}
+
 extension XN {
     /// The registry entry of a cached block.
     public func registryEntry(_ block: BlockNumber) -> CacheEntry? { cache[block] }
+
+    /// Every cached block, in block order.
+    public var cachedBlocks: [BlockNumber] { cache.keys.sorted() }
 
     /// Whether `block` points to new metadata that is not yet durable.
     public func isTainted(_ block: BlockNumber) -> Bool {
         guard let entry = cache[block] else { return false }
         return entry.pointers.contains { p in
-            switch cache[p.block]?.durability {
-            case .unwritten?: true
-            default: false
-            }
+            if case .unwritten? = cache[p.block]?.durability { true } else { false }
         }
     }
 
-    /// Brings an allocated block into the cache (a fresh block is all zeros).
-    func load(_ block: BlockNumber) throws(XNError) -> CacheEntry {
-        if let entry = cache[block] { return entry }
-        guard block < geometry.blockCount, let type = types[block], pendingFree[block] == nil else { throw .notMetadata }
-        var entry = CacheEntry(contents: [], type: type, parent: parents[block], state: .comingIn, dirty: false, owner: nil,
-                               durability: .durable, pointers: [])
-        cache[block] = entry
-        do { entry.contents = try device.read(block) } catch {
-            cache[block] = nil
-            throw .device(error.message)
+    /// The type of allocated `block` (data blocks too), nil when it is free.
+    public func typeOf(_ block: BlockNumber) -> TypeID? { pendingFree[block] == nil ? types[block] : nil }
+
+    /// Blocks whose registry entry may have changed, and frames that left the cache,
+    /// since the last call: the kernel republishes the one and gives back the other.
+    public func drainEvents() -> (changed: [BlockNumber], released: [ReleasedFrame]) {
+        let result = (changed.sorted(), released)
+        changed = []
+        released = []
+        return result
+    }
+
+    func contents(_ entry: CacheEntry) -> [UInt8] { memory.copy(of: entry.frame) }
+
+    /// Whether `credential` passes a root's capability for `needed`.
+    func rootPermits(_ root: RootEntry, _ credential: Capability, _ needed: Rights) -> Bool {
+        root.capability.rights.isSuperset(of: needed) && credential.dominates(root.capability)
+    }
+
+    /// Checks that `credential` may read `block` (`.read`) or write it as data
+    /// (`.writeData`): a root by its capability, any other block by its parent's `acl` UDF
+    /// (the parent must be cached).
+    /// - Throws: `notMetadata` (not allocated), `notCached` (the parent), `aclDenied`, `udfFailed`.
+    public func authorizeAccess(_ block: BlockNumber, credential: Capability, _ operation: AclContext.Operation) throws(XNError) {
+        guard types[block] != nil, pendingFree[block] == nil else { throw .notMetadata }
+        if let root = roots.first(where: { $0.block == block }) {
+            guard rootPermits(root, credential, operation == .read ? .read : .write) else { throw .aclDenied }
+            return
         }
-        if let template = template(type) {
-            do { entry.pointers = try template.pointers(in: entry.contents) } catch {
-                cache[block] = nil
-                throw error
-            }
+        guard let parent = parents[block] else { throw .notMetadata }
+        guard let parentEntry = cache[parent] else { throw .notCached }
+        if let template = template(parentEntry.type) {
+            let bytes = contents(parentEntry)
+            try authorize(template, before: bytes, after: bytes, first: 0, count: 0, operation: operation, target: block, credential: credential)
         }
-        entry.state = .valid
-        cache[block] = entry
-        return entry
+    }
+
+    /// Brings allocated `block` into the cache in `frame`, or finds it there. Returns the
+    /// frame that holds it.
+    /// - Throws: `notMetadata`, `notCached`, `aclDenied`, `udfFailed`, `device`.
+    public func readIn(_ block: BlockNumber, frame: FrameNumber, credential: Capability, by environment: EnvironmentID) throws(XNError) -> FrameNumber {
+        try authorizeAccess(block, credential: credential, .read)
+        if let entry = cache[block] { return entry.frame }
+        let type = types[block]!
+        let bytes: [UInt8]
+        do { bytes = try device.read(block) } catch { throw .device(error.message) }
+        var pointers: [Pointer] = []
+        if let template = template(type) { pointers = try template.pointers(in: bytes) }
+        memory.store(bytes, in: frame)
+        cache[block] = CacheEntry(frame: frame, type: type, parent: parents[block], state: .valid, dirty: false, owner: environment,
+                                  writers: [], durability: .durable, pointers: pointers)
+        changed.insert(block)
+        return frame
+    }
+
+    /// Drops clean `block` from the cache and releases its frame. Its owner may always;
+    /// anyone else needs read on it.
+    /// - Throws: `notCached`, `dirty`, and what `authorizeAccess` throws.
+    public func evict(_ block: BlockNumber, credential: Capability, by environment: EnvironmentID) throws(XNError) {
+        guard let entry = cache[block] else { throw .notCached }
+        if entry.owner != environment { try authorizeAccess(block, credential: credential, .read) }
+        guard !entry.dirty, entry.durability == .durable, entry.state == .valid else { throw .dirty }
+        cache[block] = nil
+        changed.insert(block)
+        released.append(ReleasedFrame(frame: entry.frame, owner: entry.owner))
     }
 
     /// Lays out the acl UDF's context.
@@ -133,18 +192,10 @@ extension XN {
         }
     }
 
-    /// Changes metadata block `block` by `modifications`, as `operation` says.
-    /// - Throws: `notMetadata`; `notOwner` (a fresh block changed by another than its
-    ///   allocator); `badModification`; `aclDenied`; `udfFailed`; `invalidPointer`;
-    ///   `pointerInvented`; `pointerLost`; `notFree` and `unknownType` (allocate);
-    ///   `notAChild` and `notEmpty` (free); `device`. Nothing changes when it throws.
-    public func modify(_ block: BlockNumber, _ modifications: [Modification], operation: ChangeOperation,
-                       credential: Capability, by environment: EnvironmentID) throws(XNError) {
-        var entry = try load(block)
-        guard let template = template(entry.type) else { throw .notMetadata }
-        if case .unwritten(let allocator) = entry.durability, allocator != environment { throw .notOwner }
+    /// `modifications` applied to `before`, with the range they cover.
+    func applied(_ modifications: [Modification], to before: [UInt8]) throws(XNError) -> (after: [UInt8], first: Int, count: Int) {
         guard modifications.count <= XNLayout.modificationsMax else { throw .badModification }
-        var after = entry.contents
+        var after = before
         var first = XNLayout.blockBytes, last = 0
         for m in modifications {
             guard m.offset >= 0, m.offset <= XNLayout.blockBytes, m.bytes.count <= XNLayout.blockBytes - m.offset else { throw .badModification }
@@ -152,23 +203,48 @@ extension XN {
             first = min(first, m.offset)
             last = max(last, m.offset + m.bytes.count)
         }
+        return (after, first == XNLayout.blockBytes ? 0 : first, max(0, last - first))
+    }
+
+    /// Records that `environment` changed cached `block`.
+    func markWritten(_ block: BlockNumber, by environment: EnvironmentID) {
+        cache[block]!.dirty = true
+        dirtySet.insert(block)
+        if !cache[block]!.writers.contains(environment) { cache[block]!.writers.append(environment) }
+        changed.insert(block)
+    }
+
+    /// Changes cached metadata block `block` by `modifications`, as `operation` says.
+    /// - Throws: `notCached`; `notMetadata`; `aclDenied` (a root's capability, or the
+    ///   acl UDF); `notOwner` (a fresh block changed by another than its allocator);
+    ///   `badModification`; `udfFailed`; `invalidPointer`; `pointerInvented`;
+    ///   `pointerLost`; `notFree` and `unknownType` (allocate); `notAChild` and
+    ///   `notEmpty` (free); `device`. Nothing changes when it throws.
+    public func modify(_ block: BlockNumber, _ modifications: [Modification], operation: ChangeOperation,
+                       credential: Capability, by environment: EnvironmentID) throws(XNError) {
+        guard let entry = cache[block] else { throw types[block] == nil ? .notMetadata : .notCached }
+        guard let template = template(entry.type) else { throw .notMetadata }
+        if let root = roots.first(where: { $0.block == block }), !rootPermits(root, credential, .write) { throw .aclDenied }
+        if case .unwritten(let allocator) = entry.durability, allocator != environment { throw .notOwner }
+        let before = contents(entry)
+        let (after, first, count) = try applied(modifications, to: before)
         let aclOperation: AclContext.Operation
         let target: BlockNumber
         switch operation {
         case .write: (aclOperation, target) = (.write, 0)
         case .swap: (aclOperation, target) = (.swap, 0)
-        case .allocate(let b, _): (aclOperation, target) = (.allocate, b)
+        case .allocate(let b, _, _): (aclOperation, target) = (.allocate, b)
         case .free(let b): (aclOperation, target) = (.free, b)
         }
-        try authorize(template, before: entry.contents, after: after, first: first == XNLayout.blockBytes ? 0 : first,
-                      count: max(0, last - first), operation: aclOperation, target: target, credential: credential)
+        try authorize(template, before: before, after: after, first: first, count: count, operation: aclOperation, target: target,
+                      credential: credential)
         // The pointers the operation says the block will hold afterwards.
         let old = entry.pointers
         let expected: [Pointer]
         switch operation {
         case .write, .swap:
             expected = old
-        case .allocate(let child, let type):
+        case .allocate(let child, let type, _):
             guard type == .data || self.template(type) != nil else { throw .unknownType }
             guard isFree(child) else { throw .notFree }
             let pointer = Pointer(block: child, type: type)
@@ -198,21 +274,26 @@ extension XN {
         }
 
         // Commit.
-        entry.contents = after
-        entry.pointers = new
-        entry.dirty = true
-        entry.owner = environment
-        cache[block] = entry
+        memory.store(after, in: entry.frame)
+        cache[block]!.pointers = new
+        markWritten(block, by: environment)
         switch operation {
-        case .allocate(let child, let type):
-            allocated[Int(child)] = true
+        case .allocate(let child, let type, let frame):
+            allocated[child] = true
             types[child] = type
             parents[child] = block
-            cache[child] = CacheEntry(contents: [UInt8](repeating: 0, count: XNLayout.blockBytes), type: type, parent: block,
-                                      state: .valid, dirty: true, owner: environment,
-                                      durability: .unwritten(allocator: environment), pointers: [])
+            memory.zero(frame)
+            cache[child] = CacheEntry(frame: frame, type: type, parent: block, state: .valid, dirty: true, owner: environment,
+                                      writers: [environment], durability: .unwritten(allocator: environment), pointers: [])
+            dirtySet.insert(child)
+            changed.insert(child)
         case .free(let child):
-            cache[child] = nil
+            if let childEntry = cache[child] {
+                released.append(ReleasedFrame(frame: childEntry.frame, owner: childEntry.owner))
+                cache[child] = nil
+                dirtySet.remove(child)
+                changed.insert(child)
+            }
             types[child] = nil
             parents[child] = nil
             pendingFree[child] = block
@@ -221,40 +302,38 @@ extension XN {
         }
     }
 
-    /// Writes bytes into data block `block`. Needs what the parent's `acl` UDF grants for
-    /// operation `writeData`; a fresh data block only its allocator may write.
-    /// - Throws: `notData`, `notOwner`, `badModification`, `aclDenied`, `udfFailed`, `device`.
-    public func writeData(_ block: BlockNumber, offset: Int, bytes: [UInt8], credential: Capability,
+    /// Writes bytes into cached data block `block`. Needs what the parent's `acl` UDF
+    /// grants for operation `writeData`; a fresh data block only its allocator may write.
+    /// - Throws: `notData`, `notCached`, `notOwner`, `badModification`, `aclDenied`,
+    ///   `udfFailed`.
+    public func writeData(_ block: BlockNumber, _ modifications: [Modification], credential: Capability,
                           by environment: EnvironmentID) throws(XNError) {
-        guard types[block] == .data, let parent = parents[block] else { throw .notData }
-        guard offset >= 0, offset <= XNLayout.blockBytes, bytes.count <= XNLayout.blockBytes - offset else { throw .badModification }
-        let parentEntry = try load(parent)
-        if let template = template(parentEntry.type) {
-            try authorize(template, before: parentEntry.contents, after: parentEntry.contents, first: offset, count: bytes.count,
-                          operation: .writeData, target: block, credential: credential)
-        }
-        var entry = try load(block)
+        guard types[block] == .data, pendingFree[block] == nil else { throw .notData }
+        guard let entry = cache[block] else { throw .notCached }
+        try authorizeAccess(block, credential: credential, .writeData)
         if case .unwritten(let allocator) = entry.durability, allocator != environment { throw .notOwner }
-        entry.contents.replaceSubrange(offset..<offset + bytes.count, with: bytes)
-        entry.dirty = true
-        entry.owner = environment
-        cache[block] = entry
+        let (after, _, _) = try applied(modifications, to: contents(entry))
+        memory.store(after, in: entry.frame)
+        markWritten(block, by: environment)
     }
 
-    /// A copy of block `block`: a root needs a credential dominating its capability with
-    /// read; any other block, what its parent's `acl` UDF grants for operation `read`.
-    /// - Throws: `notMetadata` (not allocated), `aclDenied`, `udfFailed`, `device`.
-    public func read(_ block: BlockNumber, credential: Capability) throws(XNError) -> [UInt8] {
-        guard types[block] != nil, pendingFree[block] == nil else { throw .notMetadata }
-        if let root = roots.first(where: { $0.block == block }) {
-            guard credential.dominates(try! root.capability.derived(rights: .read)) else { throw .aclDenied }
-        } else if let parent = parents[block] {
-            let parentEntry = try load(parent)
-            if let template = template(parentEntry.type) {
-                try authorize(template, before: parentEntry.contents, after: parentEntry.contents, first: 0, count: 0,
-                              operation: .read, target: block, credential: credential)
-            }
+    /// Checks that `credential` may map cached `block`: read-only needs read; writable is
+    /// for data blocks only (XN is the only writer of metadata), needs `writeData`, and
+    /// counts as a change by `environment` (the block is dirty from then on). Returns the
+    /// frame to bind.
+    /// - Throws: `notCached`, `notData` (a writable mapping of metadata), `notOwner` (a
+    ///   fresh block mapped writable by another than its allocator), and what
+    ///   `authorizeAccess` throws.
+    public func mappableFrame(_ block: BlockNumber, writable: Bool, credential: Capability,
+                              by environment: EnvironmentID) throws(XNError) -> FrameNumber {
+        try authorizeAccess(block, credential: credential, .read)
+        guard let entry = cache[block] else { throw .notCached }
+        if writable {
+            guard entry.type == .data else { throw .notData }
+            try authorizeAccess(block, credential: credential, .writeData)
+            if case .unwritten(let allocator) = entry.durability, allocator != environment { throw .notOwner }
+            markWritten(block, by: environment)
         }
-        return try load(block).contents
+        return entry.frame
     }
 }

@@ -7,6 +7,8 @@ import XokABI
 
 /// What fsck found.
 public struct CheckReport: Sendable {
+    /// Why the image is not an XN disk at all (nothing else was checked), or nil.
+    public var notXN: String?
     /// Whether the image was shut down cleanly (its free map must then match the tree).
     public var clean: Bool
     /// Blocks reachable from the roots.
@@ -22,13 +24,21 @@ struct Walk {
 }
 
 extension XN {
+    func walk() -> Walk { XNImage.walk(&device, templates: templates, roots: roots, geometry) }
+}
+
+/// XN's on-disk image, checked without mounting it.
+public enum XNImage {
     /// Walks the on-disk tree from the roots (reading the device, not the cache).
-    func walk() -> Walk {
+    static func walk<D: BlockDevice>(_ device: inout D, templates: [Template], roots: [RootEntry], _ geometry: XNLayout.Geometry) -> Walk {
+        func templateOf(_ type: TypeID) -> Template? {
+            type == .data || Int(type.rawValue) > templates.count ? nil : templates[Int(type.rawValue) - 1]
+        }
         var walk = Walk()
         var queue: [(BlockNumber, TypeID)] = []
         for root in roots {
             if walk.types[root.block] != nil {
-                walk.violations.append("root '\(root.name)' shares block \(root.block) with another root")
+                walk.violations.append("root '\(String(decoding: root.name, as: UTF8.self))' shares block \(root.block) with another root")
                 continue
             }
             walk.types[root.block] = root.type
@@ -38,7 +48,7 @@ extension XN {
         while next < queue.count {
             let (block, type) = queue[next]
             next += 1
-            guard let template = template(type) else { continue }
+            guard let template = templateOf(type) else { continue }
             let contents: [UInt8]
             do { contents = try device.read(block) } catch {
                 walk.violations.append("block \(block) cannot be read: \(error.message)")
@@ -46,13 +56,13 @@ extension XN {
             }
             let pointers: [Pointer]
             do { pointers = try template.pointers(in: contents) } catch {
-                walk.violations.append("owns of block \(block) (type \(template.name)) fails: \(error)")
+                walk.violations.append("owns of block \(block) (type \(String(decoding: template.name, as: UTF8.self))) fails: \(error)")
                 continue
             }
             for p in pointers {
                 if p.block < geometry.dataStart || p.block >= geometry.blockCount {
                     walk.violations.append("block \(block) points to block \(p.block), outside the data area")
-                } else if p.type != .data && self.template(p.type) == nil {
+                } else if p.type != .data && templateOf(p.type) == nil {
                     walk.violations.append("block \(block) points to block \(p.block) of unknown type \(p.type.rawValue)")
                 } else if let seen = walk.types[p.block] {
                     let other = walk.parents[p.block].map { "block \($0)" } ?? "a root"
@@ -70,30 +80,26 @@ extension XN {
 
     /// Checks an image without changing it: XN's checksums, the templates, the tree, and
     /// for a cleanly shut-down image the free map against the tree.
-    public static func check(_ device: D) -> CheckReport {
+    public static func check<D: BlockDevice>(_ device: D) -> CheckReport {
         var device = device
         let superblock: Superblock
-        do { superblock = try Superblock(decoding: try readBlock(&device, 0), deviceBlocks: device.blockCount) } catch {
+        do { superblock = try Superblock(decoding: try XNStructures<D>.readBlock(&device, 0), deviceBlocks: device.blockCount) } catch {
+            if case .notXN(let why) = error { return CheckReport(notXN: why, clean: false, reachable: 0, violations: []) }
             return CheckReport(clean: false, reachable: 0, violations: ["\(error)"])
         }
-        let xn = XN(device: device, geometry: superblock.geometry)
+        let g = superblock.geometry
         var violations: [String] = []
-        do { xn.templates = try loadTemplates(&xn.device, superblock.geometry) } catch { violations.append("\(error)") }
-        do { xn.roots = try loadRoots(&xn.device, superblock.geometry, typeCount: xn.templates.count) } catch { violations.append("\(error)") }
-        let walk = xn.walk()
+        var templates: [Template] = [], roots: [RootEntry] = []
+        do { templates = try XNStructures<D>.loadTemplates(&device, g) } catch { violations.append("\(error)") }
+        do { roots = try XNStructures<D>.loadRoots(&device, g, typeCount: templates.count) } catch { violations.append("\(error)") }
+        let walk = walk(&device, templates: templates, roots: roots, g)
         violations += walk.violations
         do {
-            let stored = try loadFreeMap(&xn.device, superblock.geometry)
-            for b in 0..<Int(superblock.geometry.blockCount) {
-                let reserved = b < Int(superblock.geometry.dataStart)
-                let reachable = reserved || walk.types[BlockNumber(b)] != nil
-                if reserved && !stored[b] {
-                    violations.append("block \(b) holds XN's own structures but the free map says free")
-                } else if superblock.clean && reachable && !stored[b] {
-                    violations.append("block \(b) is reachable but the free map says free")
-                } else if superblock.clean && !reachable && stored[b] {
-                    violations.append("block \(b) is allocated but not reachable from any root")
-                }
+            let stored = try XNStructures<D>.loadFreeMap(&device, g)
+            if superblock.clean {
+                violations += XNStructures<D>.freeMapMismatches(stored, walk: walk, g)
+            } else if let hole = stored.firstClear(from: 0), hole < g.dataStart {
+                violations.append("block \(hole) holds XN's own structures but the free map says free")
             }
         } catch {
             violations.append("\(error)")

@@ -2,17 +2,24 @@
 // (1) a freed block becomes free only once the parent without the pointer is durable;
 // (2) a parent pointing to new, not yet durable metadata is tainted and its writeback is
 //     refused (`tainted`), so no persistent pointer to uninitialized data is ever written;
-// (3) only the environment that dirtied a block writes it back, except that anyone may
-//     flush the dirty blocks of an environment that died, so no handed-over data is lost.
+// (3) a dirty block is written back by the environment its frame is charged to or by one
+//     that changed it since it was last written; once none of them is alive, by anyone,
+//     so no handed-over data is lost and no co-writer can lock its owner out.
 // Each writeback issues its blocks in block order and ends with a barrier.
 
 import XokABI
 
 extension XN {
+    /// Whether `environment` may write back dirty `entry`.
+    func mayWriteBack(_ entry: CacheEntry, by environment: EnvironmentID?) -> Bool {
+        guard let environment else { return true }
+        return entry.owner == environment || entry.writers.contains(environment) || (entry.owner == nil && entry.writers.isEmpty)
+    }
+
     /// Writes back the dirty blocks among `blocks`, in block order, then a barrier.
-    /// - Throws: `notOwner` (a block dirtied by another environment still alive),
-    ///   `tainted` (a block pointing to new metadata not yet durable), `device`. Nothing
-    ///   is written when it throws for a block's state.
+    /// - Throws: `notOwner` (a block only others may write back yet), `tainted` (a block
+    ///   pointing to new metadata not yet durable), `device`. Nothing is written when it
+    ///   throws for a block's state.
     public func writeback(_ blocks: [BlockNumber], by environment: EnvironmentID) throws(XNError) {
         try write(blocks, by: environment)
     }
@@ -20,15 +27,15 @@ extension XN {
     /// Writeback on behalf of `environment`, or of the kernel itself (nil: the shutdown
     /// flush, which may write any block).
     func write(_ blocks: [BlockNumber], by environment: EnvironmentID?) throws(XNError) {
-        let dirty = Set(blocks).sorted().filter { cache[$0]?.dirty == true }
+        let dirty = Set(blocks).sorted().filter { dirtySet.contains($0) }
         for block in dirty {
-            if let owner = cache[block]!.owner, let environment, owner != environment, !dead.contains(owner) { throw .notOwner }
+            guard mayWriteBack(cache[block]!, by: environment) else { throw .notOwner }
             if isTainted(block) { throw .tainted }
         }
         guard !dirty.isEmpty else { return }
         for block in dirty { cache[block]!.state = .goingOut }
         do {
-            try device.write(dirty.map { ($0, cache[$0]!.contents) })
+            try device.write(dirty.map { ($0, contents(cache[$0]!)) })
             try device.barrier()
         } catch {
             for block in dirty { cache[block]!.state = .valid }
@@ -37,9 +44,19 @@ extension XN {
         for block in dirty {
             cache[block]!.state = .valid
             cache[block]!.dirty = false
+            dirtySet.remove(block)
+            cache[block]!.writers = []
             cache[block]!.durability = .durable
+            changed.insert(block)
+            // A parent's taint may have just cleared.
+            if let parent = cache[block]!.parent { changed.insert(parent) }
         }
         releaseFreedBlocks(afterWriting: Set(dirty))
+        // Frames the kernel held for dead environments go once their blocks are safe.
+        for block in dirty where cache[block]!.owner == nil && !isTainted(block) {
+            released.append(ReleasedFrame(frame: cache[block]!.frame, owner: nil))
+            cache[block] = nil
+        }
     }
 
     /// Frees the blocks whose old parent is now durable without them — and, in a cascade,
@@ -53,7 +70,7 @@ extension XN {
                 let parentGone = released.contains(parent) || (types[parent] == nil && pendingFree[parent] == nil)
                 if written.contains(parent) || parentGone {
                     pendingFree[child] = nil
-                    allocated[Int(child)] = false
+                    allocated[child] = false
                     released.insert(child)
                     changed = true
                 }
@@ -63,18 +80,37 @@ extension XN {
 
     /// Writes back every dirty block, children before parents (for shutdown).
     func flushAll() throws(XNError) {
-        var rounds = 0
         while true {
-            let ready = cache.keys.filter { cache[$0]!.dirty && !isTainted($0) }
+            let ready = dirtySet.sorted().filter { !isTainted($0) }
             if ready.isEmpty { break }
+            // Each round makes at least the deepest level of new metadata durable, so
+            // the loop ends within the cache's depth.
             try write(ready, by: nil)
-            rounds += 1
-            precondition(rounds <= cache.count + 1, "every round makes a level of new metadata durable")
         }
     }
 
-    /// The dirty blocks an environment that died left behind, which any flusher may write.
+    /// Tells XN an environment died: its clean cached blocks leave the cache (their frames
+    /// are released); its dirty ones stay, held by the kernel, for any flusher to write.
+    public func environmentDied(_ environment: EnvironmentID) {
+        for block in cache.keys.sorted() {
+            let entry = cache[block]!
+            guard entry.owner == environment || entry.writers.contains(environment) else { continue }
+            cache[block]!.writers.removeAll { $0 == environment }
+            if entry.owner == environment {
+                if !entry.dirty && entry.durability == .durable && entry.state == .valid {
+                    released.append(ReleasedFrame(frame: entry.frame, owner: environment))
+                    cache[block] = nil
+                } else {
+                    cache[block]!.owner = nil
+                }
+            }
+            changed.insert(block)
+        }
+    }
+
+    /// The dirty blocks that any environment may now write back (everyone who could
+    /// write them is gone).
     public func orphanedDirtyBlocks() -> [BlockNumber] {
-        cache.keys.filter { b in cache[b]!.dirty && cache[b]!.owner.map { dead.contains($0) } == true }
+        dirtySet.sorted().filter { b in cache[b]!.owner == nil && cache[b]!.writers.isEmpty }
     }
 }

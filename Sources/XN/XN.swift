@@ -4,74 +4,82 @@
 // the pointers before and after differ exactly as the operation says. It orders writes so
 // that a crash never leaves a pointer to uninitialized metadata or a reused block still
 // pointed to, and rebuilds the free map from the roots after a crash.
+//
+// XN is part of the kernel: the kernel takes every caller's identity and credential from
+// its own tables and hands them here; XN never sees a request. Cached blocks live in
+// frames (`FrameMemory`) that library OSes gave the kernel.
 
 import BPF
 import XokABI
 
 /// One mounted XN disk.
-public final class XN<D: BlockDevice> {
+public final class XN<D: BlockDevice, M: FrameMemory> {
     /// The device. Public so a trusted harness can cut its power in simulation.
     public var device: D
+    public let memory: M
     public let geometry: XNLayout.Geometry
     var templates: [Template] = []
     var roots: [RootEntry] = []
-    /// One bit per block: allocated (including freed blocks not yet reusable).
-    var allocated: [Bool]
+    /// Allocated blocks (including freed blocks not yet reusable, and XN's own).
+    var allocated: FreeMap
     /// Type and parent of every allocated block outside XN's own structures.
     var types: [BlockNumber: TypeID] = [:]
     var parents: [BlockNumber: BlockNumber] = [:]
     /// Freed blocks waiting for their old parent to be written without the pointer.
     var pendingFree: [BlockNumber: BlockNumber] = [:]
     /// The buffer cache registry.
-    var cache: BlockTable<CacheEntry>
-    /// Environments that died: their dirty blocks may be flushed by anyone.
-    var dead: Set<EnvironmentID> = []
+    var cache: [BlockNumber: CacheEntry] = [:]
+    /// The dirty blocks among them.
+    var dirtySet: Set<BlockNumber> = []
+    /// Blocks whose registry entry changed, and frames that left the cache, since the
+    /// kernel last asked (`drainEvents`).
+    var changed: Set<BlockNumber> = []
+    var released: [ReleasedFrame] = []
     /// Whether this mount recovered from an unclean shutdown.
     public private(set) var recovered = false
-    /// Benchmark-only: skip the UDF checks on changes (never set outside `xok bench xn`).
-    public var checksEnabled = true
+    /// Whether the UDF checks run. Only the benchmark boots a kernel without them, to
+    /// measure their cost; no call can change it.
+    let checksEnabled: Bool
     /// The acl UDF's context, laid out anew for each check (one allocation per mount).
     var aclScratch = [UInt8](repeating: 0, count: AclContext.bytes)
 
     /// Lays out a fresh XN disk on `device` and mounts it.
     /// - Throws: `deviceTooSmall`, `device`.
-    public static func format(_ device: D) throws(XNError) -> XN {
+    public static func format(_ device: D, memory: M, checks: Bool = true) throws(XNError) -> XN {
         var device = device
         guard let geometry = XNLayout.Geometry(blockCount: device.blockCount) else { throw .deviceTooSmall }
+        var bits = FreeMap(blockCount: geometry.blockCount)
+        for b in 0..<geometry.dataStart { bits[b] = true }
         var writes: [(BlockNumber, [UInt8])] = [(0, Superblock(geometry: geometry, clean: true).encoded)]
-        var bits = [Bool](repeating: false, count: Int(geometry.blockCount))
-        for b in 0..<Int(geometry.dataStart) { bits[b] = true }
-        writes += freeMapBlocks(bits, geometry)
-        writes += catalogueBlocks([], geometry)
-        writes.append((geometry.rootCatalogue, rootCatalogueBlock([])))
+        writes += XNStructures<D>.catalogueBlocks([], geometry)
+        writes += XNStructures<D>.rootCatalogueBlocks([], geometry)
         do {
+            try XNStructures<D>.writeFreeMap(bits, geometry, to: &device)
             try device.write(writes)
             try device.barrier()
         } catch { throw .device(error.message) }
-        return try mount(device)
+        return try mount(device, memory: memory, checks: checks)
     }
 
     /// Mounts an XN disk: checks every structure's checksum, reloads and re-verifies the
     /// templates, walks the tree from the roots with the `owns` UDFs, and — after an
     /// unclean shutdown — rebuilds the free map from that walk.
     /// - Throws: `notXN` for a foreign image; `corruptImage` for a checksum, geometry,
-    ///   template or tree that does not hold; `device`.
-    public static func mount(_ device: D) throws(XNError) -> XN {
+    ///   name, template or tree that does not hold; `device`.
+    public static func mount(_ device: D, memory: M, checks: Bool = true) throws(XNError) -> XN {
         var device = device
-        let superblock = try Superblock(decoding: readBlock(&device, 0), deviceBlocks: device.blockCount)
-        let xn = XN(device: device, geometry: superblock.geometry)
-        xn.templates = try loadTemplates(&xn.device, superblock.geometry)
-        xn.roots = try loadRoots(&xn.device, superblock.geometry, typeCount: xn.templates.count)
+        let superblock = try Superblock(decoding: XNStructures<D>.readBlock(&device, 0), deviceBlocks: device.blockCount)
+        let xn = XN(device: device, memory: memory, geometry: superblock.geometry, checks: checks)
+        xn.templates = try XNStructures<D>.loadTemplates(&xn.device, superblock.geometry)
+        xn.roots = try XNStructures<D>.loadRoots(&xn.device, superblock.geometry, typeCount: xn.templates.count)
         let walk = xn.walk()
         if let first = walk.violations.first { throw .corruptImage(first) }
-        let stored = try loadFreeMap(&xn.device, superblock.geometry)
-        for b in 0..<Int(xn.geometry.blockCount) {
-            let reachable = b < Int(xn.geometry.dataStart) || walk.types[BlockNumber(b)] != nil
-            if superblock.clean && stored[b] != reachable {
-                throw .corruptImage("free map says block \(b) is \(stored[b] ? "allocated" : "free"); the tree says \(reachable ? "reachable" : "unreachable")")
-            }
-            xn.allocated[b] = reachable
+        if superblock.clean {
+            let stored = try XNStructures<D>.loadFreeMap(&xn.device, superblock.geometry)
+            if let mismatch = XNStructures<D>.freeMapMismatches(stored, walk: walk, superblock.geometry).first { throw .corruptImage(mismatch) }
         }
+        for b in 0..<xn.geometry.dataStart { xn.allocated[b] = true }
+        for b in walk.types.keys { xn.allocated[b] = true }
         xn.types = walk.types
         xn.parents = walk.parents
         xn.recovered = !superblock.clean
@@ -80,11 +88,12 @@ public final class XN<D: BlockDevice> {
         return xn
     }
 
-    init(device: D, geometry: XNLayout.Geometry) {
+    init(device: D, memory: M, geometry: XNLayout.Geometry, checks: Bool) {
         self.device = device
+        self.memory = memory
         self.geometry = geometry
-        allocated = [Bool](repeating: false, count: Int(geometry.blockCount))
-        cache = BlockTable(blocks: geometry.blockCount)
+        checksEnabled = checks
+        allocated = FreeMap(blockCount: geometry.blockCount)
     }
 
     /// Writes back every dirty block (children before parents), persists the free map and
@@ -93,7 +102,7 @@ public final class XN<D: BlockDevice> {
     public func unmount() throws(XNError) -> D {
         try flushAll()
         do {
-            try device.write(Self.freeMapBlocks(allocated, geometry))
+            try XNStructures<D>.writeFreeMap(allocated, geometry, to: &device)
             try device.barrier()
         } catch { throw .device(error.message) }
         try writeSuperblock(clean: true)
@@ -103,14 +112,15 @@ public final class XN<D: BlockDevice> {
     // MARK: Templates and roots
 
     /// Installs a type. Types are immutable once installed and persist.
-    /// - Throws: `templateRejected` (verification or sanity check), `nameTaken`,
-    ///   `catalogueFull`, `device`.
-    public func installTemplate(name: String, owns: [UInt8], acl: [UInt8], size: [UInt8]) throws(XNError) -> TypeID {
+    /// - Throws: `badName`, `templateRejected` (verification or sanity check),
+    ///   `nameTaken`, `catalogueFull`, `device`.
+    public func installTemplate(name: [UInt8], owns: [UInt8], acl: [UInt8], size: [UInt8]) throws(XNError) -> TypeID {
+        guard Name.isValid(name) else { throw .badName }
         guard !templates.contains(where: { $0.name == name }) else { throw .nameTaken }
         guard templates.count < XNLayout.typesMax - 1 else { throw .catalogueFull }
         let template = try Template(id: TypeID(rawValue: UInt32(templates.count + 1)), name: name, owns: owns, acl: acl, size: size)
-        let blocks = Self.catalogueBlocks(templates + [template], geometry)
-        guard blocks.count <= Int(XNLayout.typeCatalogueBlocks) else { throw .catalogueFull }
+        let blocks = XNStructures<D>.catalogueBlocks(templates + [template], geometry)
+        guard blocks.count <= Int(geometry.typeCatalogueBlocks) else { throw .catalogueFull }
         do {
             try device.write(blocks)
             try device.barrier()
@@ -120,37 +130,39 @@ public final class XN<D: BlockDevice> {
     }
 
     /// The installed type called `name`.
-    public func type(named name: String) -> TypeID? { templates.first { $0.name == name }?.id }
+    public func type(named name: [UInt8]) -> TypeID? { templates.first { $0.name == name }?.id }
 
     /// Creates a root: a fresh zeroed block of `type`, named `name`, that credentials
-    /// dominating `capability` may use. The block is written before the catalogue that
-    /// names it.
-    /// - Throws: `unknownType`, `nameTaken`, `catalogueFull`, `noSpace`, `device`.
-    public func createRoot(name: String, type: TypeID, capability: Capability, by environment: EnvironmentID) throws(XNError) -> BlockNumber {
+    /// dominating `capability` may use, cached in `frame`. The block is written before the
+    /// catalogue that names it.
+    /// - Throws: `badName`, `unknownType`, `nameTaken`, `catalogueFull`, `noSpace`, `device`.
+    public func createRoot(name: [UInt8], type: TypeID, capability: Capability, frame: FrameNumber,
+                           by environment: EnvironmentID) throws(XNError) -> BlockNumber {
+        guard Name.isValid(name) else { throw .badName }
         guard template(type) != nil else { throw .unknownType }
-        guard !name.isEmpty, name.utf8.count <= XNLayout.nameBytesMax, !roots.contains(where: { $0.name == name }) else { throw .nameTaken }
-        guard roots.count < XNLayout.rootsMax else { throw .catalogueFull }
+        guard !roots.contains(where: { $0.name == name }) else { throw .nameTaken }
+        guard roots.count < geometry.rootsMax else { throw .catalogueFull }
         guard let block = firstFree(from: geometry.dataStart) else { throw .noSpace }
         let entry = RootEntry(name: name, block: block, type: type, capability: capability)
         do {
             try device.write([(block, [UInt8](repeating: 0, count: XNLayout.blockBytes))])
             try device.barrier()
-            try device.write([(geometry.rootCatalogue, Self.rootCatalogueBlock(roots + [entry]))])
+            try device.write(XNStructures<D>.rootCatalogueBlocks(roots + [entry], geometry))
             try device.barrier()
         } catch { throw .device(error.message) }
         roots.append(entry)
-        allocated[Int(block)] = true
+        allocated[block] = true
         types[block] = type
-        // Until its creator writes it back, only its creator may initialize it.
-        cache[block] = CacheEntry(contents: [UInt8](repeating: 0, count: XNLayout.blockBytes), type: type, parent: nil,
-                                  state: .valid, dirty: false, owner: environment,
-                                  durability: .unwritten(allocator: environment), pointers: [])
+        memory.zero(frame)
+        cache[block] = CacheEntry(frame: frame, type: type, parent: nil, state: .valid, dirty: false, owner: environment,
+                                  writers: [], durability: .durable, pointers: [])
+        changed.insert(block)
         return block
     }
 
     /// The root called `name`.
     /// - Throws: `noSuchRoot`.
-    public func root(named name: String) throws(XNError) -> RootEntry {
+    public func root(named name: [UInt8]) throws(XNError) -> RootEntry {
         guard let entry = roots.first(where: { $0.name == name }) else { throw .noSuchRoot }
         return entry
     }
@@ -166,37 +178,37 @@ public final class XN<D: BlockDevice> {
 
     /// Whether `block` is free to allocate now.
     public func isFree(_ block: BlockNumber) -> Bool {
-        block >= geometry.dataStart && block < geometry.blockCount && !allocated[Int(block)]
+        block >= geometry.dataStart && block < geometry.blockCount && !allocated[block]
     }
 
     /// The first free block at or after `start` (the free map is exposed: file systems
     /// choose their own blocks, for locality).
     public func firstFree(from start: BlockNumber) -> BlockNumber? {
-        var b = max(start, geometry.dataStart)
-        while b < geometry.blockCount {
-            if !allocated[Int(b)] { return b }
-            b += 1
-        }
-        return nil
+        allocated.firstClear(from: max(start, geometry.dataStart))
     }
+
+    /// Blocks cached, and dirty blocks among them.
+    public var cachedCount: Int { cache.count }
+    public var dirtyCount: Int { dirtySet.count }
 
     /// Free blocks now.
-    public var freeBlockCount: Int { allocated.lazy.filter { !$0 }.count }
-
-    /// Tells XN an environment died: its dirty blocks may now be written back by anyone.
-    public func environmentDied(_ environment: EnvironmentID) { dead.insert(environment) }
+    public var freeBlockCount: UInt64 { geometry.blockCount - allocated.allocatedCount }
 
     // MARK: On-disk structures
-
-    static func readBlock(_ device: inout D, _ block: BlockNumber) throws(XNError) -> [UInt8] {
-        do { return try device.read(block) } catch { throw .device(error.message) }
-    }
 
     func writeSuperblock(clean: Bool) throws(XNError) {
         do {
             try device.write([(0, Superblock(geometry: geometry, clean: clean).encoded)])
             try device.barrier()
         } catch { throw .device(error.message) }
+    }
+
+}
+
+/// XN's on-disk structures, read and written whole (mount, fsck, mkfs).
+enum XNStructures<D: BlockDevice> {
+    static func readBlock(_ device: inout D, _ block: BlockNumber) throws(XNError) -> [UInt8] {
+        do { return try device.read(block) } catch { throw .device(error.message) }
     }
 
     static func sealed(_ payload: ArraySlice<UInt8>) -> [UInt8] {
@@ -208,28 +220,60 @@ public final class XN<D: BlockDevice> {
 
     static func isSealed(_ b: [UInt8]) -> Bool { b.u32(at: XNLayout.payloadBytes) == CRC32C.checksum(b[0..<XNLayout.payloadBytes]) }
 
-    static func freeMapBlocks(_ bits: [Bool], _ g: XNLayout.Geometry) -> [(BlockNumber, [UInt8])] {
-        (0..<Int(g.freeMapBlocks)).map { i in
+    /// Writes the free map, a few hundred blocks at a time.
+    static func writeFreeMap(_ bits: FreeMap, _ g: XNLayout.Geometry, to device: inout D) throws(DeviceError) {
+        var batch: [(BlockNumber, [UInt8])] = []
+        for i in 0..<g.freeMapBlocks {
             var payload = [UInt8](repeating: 0, count: XNLayout.payloadBytes)
-            for bit in 0..<XNLayout.freeMapBitsPerBlock {
-                let b = i * XNLayout.freeMapBitsPerBlock + bit
-                if b < bits.count && bits[b] { payload[bit / 8] |= 1 << UInt8(bit % 8) }
+            let first = i * UInt64(XNLayout.freeMapBitsPerBlock)
+            var b = first
+            let end = min(g.blockCount, first + UInt64(XNLayout.freeMapBitsPerBlock))
+            while b < end {
+                guard let next = bits.firstSet(from: b, before: end) else { break }
+                let bit = Int(next - first)
+                payload[bit / 8] |= 1 << UInt8(bit % 8)
+                b = next + 1
             }
-            return (g.freeMapStart + BlockNumber(i), sealed(payload[...]))
+            batch.append((g.freeMapStart + i, sealed(payload[...])))
+            if batch.count == 256 {
+                try device.write(batch)
+                batch = []
+            }
         }
+        try device.write(batch)
     }
 
-    static func loadFreeMap(_ device: inout D, _ g: XNLayout.Geometry) throws(XNError) -> [Bool] {
-        var bits = [Bool](repeating: false, count: Int(g.blockCount))
-        for i in 0..<Int(g.freeMapBlocks) {
-            let block = try readBlock(&device, g.freeMapStart + BlockNumber(i))
+    static func loadFreeMap(_ device: inout D, _ g: XNLayout.Geometry) throws(XNError) -> FreeMap {
+        var bits = FreeMap(blockCount: g.blockCount)
+        for i in 0..<g.freeMapBlocks {
+            let block = try XNStructures<D>.readBlock(&device, g.freeMapStart + i)
             guard isSealed(block) else { throw .corruptImage("free map block \(i) checksum mismatch") }
-            for bit in 0..<XNLayout.freeMapBitsPerBlock {
-                let b = i * XNLayout.freeMapBitsPerBlock + bit
-                if b < bits.count { bits[b] = block[bit / 8] & (1 << UInt8(bit % 8)) != 0 }
+            for byte in 0..<XNLayout.freeMapBitsPerBlock / 8 where block[byte] != 0 {
+                for bit in 0..<8 where block[byte] & (1 << UInt8(bit)) != 0 {
+                    let b = i * UInt64(XNLayout.freeMapBitsPerBlock) + UInt64(byte * 8 + bit)
+                    guard b < g.blockCount else { throw .corruptImage("free map block \(i) marks block \(b), past the disk") }
+                    bits[b] = true
+                }
             }
         }
         return bits
+    }
+
+    /// How a stored free map disagrees with the tree: it must mark exactly XN's own blocks
+    /// and the blocks reachable from the roots.
+    static func freeMapMismatches(_ stored: FreeMap, walk: Walk, _ g: XNLayout.Geometry) -> [String] {
+        var found: [String] = []
+        if let hole = stored.firstClear(from: 0), hole < g.dataStart {
+            found.append("block \(hole) holds XN's own structures but the free map says free")
+        }
+        for b in walk.types.keys.sorted() where !stored[b] { found.append("block \(b) is reachable but the free map says free") }
+        let expected = g.dataStart + UInt64(walk.types.count)
+        if stored.allocatedCount != expected || !found.isEmpty {
+            for b in stored.allocatedBlocks where b >= g.dataStart && walk.types[b] == nil {
+                found.append("block \(b) is allocated but not reachable from any root")
+            }
+        }
+        return found
     }
 
     /// The type catalogue as one stream (length u32, count u32, then per template: name,
@@ -263,8 +307,8 @@ public final class XN<D: BlockDevice> {
         var length = 8
         var i: UInt64 = 0
         while stream.count < length {
-            guard i < XNLayout.typeCatalogueBlocks else { throw .corruptImage("type catalogue runs past its blocks") }
-            let block = try readBlock(&device, g.typeCatalogueStart + i)
+            guard i < g.typeCatalogueBlocks else { throw .corruptImage("type catalogue runs past its blocks") }
+            let block = try XNStructures<D>.readBlock(&device, g.typeCatalogueStart + i)
             guard isSealed(block) else { throw .corruptImage("type catalogue block \(i) checksum mismatch") }
             stream += block[0..<XNLayout.payloadBytes]
             if i == 0 { length = Int(stream.u32(at: 0)) }
@@ -276,7 +320,10 @@ public final class XN<D: BlockDevice> {
         var at = 8
         for n in 0..<count {
             guard at + XNLayout.nameBytesMax + 1 <= length else { throw .corruptImage("type catalogue is truncated") }
-            let name = Name.decode(stream, at: at)
+            guard let name = Name.decode(stream, at: at) else { throw .corruptImage("type \(n + 1) has a malformed name") }
+            guard !templates.contains(where: { $0.name == name }) else {
+                throw .corruptImage("two types are named '\(String(decoding: name, as: UTF8.self))'")
+            }
             at += XNLayout.nameBytesMax + 1
             var codes: [[UInt8]] = []
             for _ in 0..<3 {
@@ -290,49 +337,72 @@ public final class XN<D: BlockDevice> {
             do {
                 templates.append(try Template(id: TypeID(rawValue: UInt32(n + 1)), name: name, owns: codes[0], acl: codes[1], size: codes[2]))
             } catch {
-                throw .corruptImage("stored template '\(name)' no longer verifies: \(error)")
+                throw .corruptImage("stored template '\(String(decoding: name, as: UTF8.self))' no longer verifies: \(error)")
             }
         }
         return templates
     }
 
-    /// The root catalogue: count u32, then 112-byte entries (name 32, block u64, type u32,
-    /// rights u8, component count u8, 2 bytes padding, 8 components u64).
-    static func rootCatalogueBlock(_ roots: [RootEntry]) -> [UInt8] {
-        var payload = [UInt8](repeating: 0, count: XNLayout.payloadBytes)
-        payload.put32(UInt32(roots.count), at: 0)
-        for (i, root) in roots.enumerated() {
-            let at = 8 + 112 * i
-            Name.encode(root.name, into: &payload, at: at)
-            payload.put64(root.block, at: at + 32)
-            payload.put32(root.type.rawValue, at: at + 40)
-            payload[at + 44] = root.capability.rights.rawValue
-            payload[at + 45] = UInt8(root.capability.name.count)
-            for (j, c) in root.capability.name.enumerated() { payload.put64(c, at: at + 48 + 8 * j) }
+    /// The root catalogue: per block, count u32 then 112-byte entries (name 32, block u64,
+    /// type u32, rights u8, component count u8, 2 bytes padding, 8 components u64).
+    static func rootCatalogueBlocks(_ roots: [RootEntry], _ g: XNLayout.Geometry) -> [(BlockNumber, [UInt8])] {
+        (0..<Int(g.rootCatalogueBlocks)).map { n in
+            var payload = [UInt8](repeating: 0, count: XNLayout.payloadBytes)
+            let here = roots.dropFirst(n * XNLayout.rootsPerBlock).prefix(XNLayout.rootsPerBlock)
+            payload.put32(UInt32(here.count), at: 0)
+            for (i, root) in here.enumerated() {
+                let at = 8 + XNLayout.rootEntryBytes * i
+                Name.encode(root.name, into: &payload, at: at)
+                payload.put64(root.block, at: at + 32)
+                payload.put32(root.type.rawValue, at: at + 40)
+                payload[at + 44] = root.capability.rights.rawValue
+                payload[at + 45] = UInt8(root.capability.name.count)
+                for (j, c) in root.capability.name.enumerated() { payload.put64(c, at: at + 48 + 8 * j) }
+            }
+            return (g.rootCatalogue + UInt64(n), sealed(payload[...]))
         }
-        return sealed(payload[...])
     }
 
     static func loadRoots(_ device: inout D, _ g: XNLayout.Geometry, typeCount: Int) throws(XNError) -> [RootEntry] {
-        let block = try readBlock(&device, g.rootCatalogue)
-        guard isSealed(block) else { throw .corruptImage("root catalogue checksum mismatch") }
-        let count = Int(block.u32(at: 0))
-        guard count <= XNLayout.rootsMax else { throw .corruptImage("root catalogue claims \(count) roots") }
         var roots: [RootEntry] = []
-        for i in 0..<count {
-            let at = 8 + 112 * i
-            let components = Int(block[at + 45])
-            guard components <= KernelLimits.nameComponentsMax, Rights.all.rawValue | block[at + 44] == Rights.all.rawValue else {
-                throw .corruptImage("root \(i) has a malformed capability")
+        for n in 0..<g.rootCatalogueBlocks {
+            let block = try XNStructures<D>.readBlock(&device, g.rootCatalogue + n)
+            guard isSealed(block) else { throw .corruptImage("root catalogue block \(n) checksum mismatch") }
+            let count = Int(block.u32(at: 0))
+            guard count <= XNLayout.rootsPerBlock else { throw .corruptImage("root catalogue block \(n) claims \(count) roots") }
+            guard count == 0 || roots.count == Int(n) * XNLayout.rootsPerBlock else { throw .corruptImage("root catalogue has a gap before block \(n)") }
+            for i in 0..<count {
+                let at = 8 + XNLayout.rootEntryBytes * i
+                let index = roots.count
+                let components = Int(block[at + 45])
+                guard components <= KernelLimits.nameComponentsMax, Rights.all.rawValue | block[at + 44] == Rights.all.rawValue,
+                      let capability = try? Capability(name: (0..<components).map { block.u64(at: at + 48 + 8 * $0) },
+                                                       rights: Rights(rawValue: block[at + 44])) else {
+                    throw .corruptImage("root \(index) has a malformed capability")
+                }
+                guard let name = Name.decode(block, at: at) else { throw .corruptImage("root \(index) has a malformed name") }
+                let printable = String(decoding: name, as: UTF8.self)
+                guard !roots.contains(where: { $0.name == name }) else { throw .corruptImage("two roots are named '\(printable)'") }
+                let entry = RootEntry(name: name, block: block.u64(at: at + 32), type: TypeID(rawValue: block.u32(at: at + 40)), capability: capability)
+                guard entry.block >= g.dataStart, entry.block < g.blockCount else { throw .corruptImage("root '\(printable)' points outside the data area") }
+                guard entry.type != .data, Int(entry.type.rawValue) <= typeCount else { throw .corruptImage("root '\(printable)' has unknown type \(entry.type.rawValue)") }
+                roots.append(entry)
             }
-            let capability = try! Capability(name: (0..<components).map { block.u64(at: at + 48 + 8 * $0) },
-                                             rights: Rights(rawValue: block[at + 44]))
-            let entry = RootEntry(name: Name.decode(block, at: at), block: block.u64(at: at + 32),
-                                  type: TypeID(rawValue: block.u32(at: at + 40)), capability: capability)
-            guard entry.block >= g.dataStart, entry.block < g.blockCount else { throw .corruptImage("root '\(entry.name)' points outside the data area") }
-            guard entry.type != .data, Int(entry.type.rawValue) <= typeCount else { throw .corruptImage("root '\(entry.name)' has unknown type \(entry.type.rawValue)") }
-            roots.append(entry)
         }
         return roots
+    }
+}
+
+extension FreeMap {
+    /// The first allocated block in `start..<end`.
+    func firstSet(from start: BlockNumber, before end: BlockNumber) -> BlockNumber? {
+        var b = start
+        while b < end {
+            if self[b] { return b }
+            // Skip a whole chunk with nothing allocated.
+            if (b & 0xffff) == 0, !self.hasChunk(b >> 16) { b += UInt64(FreeMap.chunkBits); continue }
+            b += 1
+        }
+        return nil
     }
 }

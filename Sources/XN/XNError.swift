@@ -51,6 +51,12 @@ public enum XNError: Error, Equatable, Sendable, CustomStringConvertible {
     case tainted
     /// No free block left.
     case noSpace
+    /// A type or root name is empty, too long, holds a NUL or is not UTF-8.
+    case badName
+    /// The block is not in the buffer cache (read it in first), or its parent is not.
+    case notCached
+    /// The block is dirty or not yet on disk: it cannot leave the cache.
+    case dirty
 
     public var description: String {
         switch self {
@@ -77,6 +83,9 @@ public enum XNError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notOwner: "not the block's owner"
         case .tainted: "block points to uninitialized metadata"
         case .noSpace: "no free block"
+        case .badName: "a name must be 1 to \(XNLayout.nameBytesMax) bytes of UTF-8 without NUL"
+        case .notCached: "block not cached"
+        case .dirty: "block dirty or not yet on disk"
         }
     }
 }

@@ -1,23 +1,26 @@
-// Environments and capabilities: creation needs a credential; a child gets only what its
-// parent could grant; death returns every resource held.
+// Environments and capabilities: creation needs a credential and a quota out of the
+// creator's unused share; a child gets only what its parent could grant; an ancestor may
+// always destroy its subtree; death returns every resource held, the whole subtree's.
 
 import BPF
+import XN
 import XokABI
 
 /// Everything the kernel keeps for one environment.
 struct EnvironmentRecord {
     let id: EnvironmentID
     let parent: EnvironmentID?
-    /// Who may destroy it.
+    /// Who may destroy it (its ancestors always may).
     var acl: AccessControlList
     /// Who may send it messages.
     var messageACL: AccessControlList
     var capabilities: [Capability?]
-    var children = 0
-    var framesOwned = 0
+    /// What its subtree may hold, and what it holds now: its own resources plus what it
+    /// gave its living children.
+    let quota: Quota
+    var used = Quota.none
     /// Frames bound into it, and whether writable.
     var bindings: [FrameNumber: Bool] = [:]
-    var regionsOwned = 0
     var messages: [(from: EnvironmentID, bytes: [UInt8])] = []
     /// Revocations asked of it and not yet delivered as upcalls: frame → deadline.
     var revocationsToDeliver: [FrameNumber: UInt64] = [:]
@@ -31,19 +34,33 @@ struct EnvironmentRecord {
     var asleep: Bool { predicate != nil }
 }
 
+extension Quota {
+    /// What a creator sets aside for a child with quota `q`: the quota, and the child itself.
+    static func reservation(for q: Quota) -> Quota? {
+        q.adding(Quota(environments: 1))
+    }
+}
+
 extension Kernel {
     func environmentIndex(_ id: EnvironmentID) -> Int? {
-        environments.firstIndex { $0?.id == id }
+        let index = id.index
+        return index < environments.count && environments[index]?.id == id ? index : nil
     }
 
     /// The record of a live environment (callers have checked it exists).
     subscript(_ id: EnvironmentID) -> EnvironmentRecord {
-        get { environments[environmentIndex(id)!]! }
-        set { environments[environmentIndex(id)!] = newValue }
+        get { environments[id.index]! }
+        set {
+            environments[id.index] = newValue
+            staleEnvironmentEntries.insert(id.index)
+        }
     }
 
     /// The live environments, in id order.
-    var liveEnvironments: [EnvironmentID] { environments.compactMap { $0?.id }.sorted() }
+    var liveEnvironments: [EnvironmentID] { liveIndices.map { environments[$0]!.id }.sorted() }
+
+    /// The live records, in table order.
+    var liveRecords: [EnvironmentRecord] { liveIndices.sorted().map { environments[$0]! } }
 
     /// The capability in `slot` of `caller`'s list.
     /// - Throws: `slotOutOfRange`, `emptySlot`.
@@ -60,6 +77,24 @@ extension Kernel {
         guard acl.permits(try capability(caller, slot), needed) else { throw .permissionDenied }
     }
 
+    /// Charges `amount` to `caller`'s quota.
+    /// - Throws: `limitExceeded` when it does not fit what is left.
+    func charge(_ caller: EnvironmentID, _ amount: Quota) throws(KernelError) {
+        guard let total = self[caller].used.adding(amount), self[caller].quota.covers(total) else { throw .limitExceeded }
+        self[caller].used = total
+    }
+
+    /// Returns `amount` to `environment`'s quota, if it lives (never below zero).
+    func refund(_ environment: EnvironmentID, _ amount: Quota) {
+        guard environmentIndex(environment) != nil else { return }
+        let used = self[environment].used
+        self[environment].used = used.subtracting(amount) ?? Quota(
+            environments: used.environments - min(used.environments, amount.environments), frames: used.frames - min(used.frames, amount.frames),
+            regions: used.regions - min(used.regions, amount.regions), slices: used.slices - min(used.slices, amount.slices),
+            messages: used.messages - min(used.messages, amount.messages), blocks: used.blocks - min(used.blocks, amount.blocks),
+            catalogueEntries: used.catalogueEntries - min(used.catalogueEntries, amount.catalogueEntries))
+    }
+
     func deriveCapability(_ caller: EnvironmentID, _ source: CapabilitySlot, appending: [UInt64], rights: Rights) throws(KernelError) -> CapabilitySlot {
         let derived = try capability(caller, source).derived(appending: appending, rights: rights)
         guard let free = self[caller].capabilities.firstIndex(where: { $0 == nil }) else { throw .limitExceeded }
@@ -67,19 +102,24 @@ extension Kernel {
         return CapabilitySlot(free)
     }
 
-    /// A new environment record in a free table entry, or nil when the table is full.
-    func makeEnvironment(parent: EnvironmentID?, acl: AccessControlList, capabilities: [Capability]) -> EnvironmentID? {
-        guard let index = environments.firstIndex(where: { $0 == nil }) else { return nil }
-        let id = EnvironmentID(rawValue: nextEnvironment)
-        nextEnvironment += 1
+    /// A new environment record in a free table entry, with the entry's next generation,
+    /// or nil when the table is full.
+    func makeEnvironment(parent: EnvironmentID?, acl: AccessControlList, capabilities: [Capability], quota: Quota) -> EnvironmentID? {
+        guard liveIndices.count < environments.count, let index = environments.indices.first(where: { !liveIndices.contains($0) }) else { return nil }
+        var generation = (environmentGenerations[index] &+ 1) & (UInt32.max >> EnvironmentID.indexBits)
+        if generation == 0 { generation = 1 }
+        environmentGenerations[index] = generation
+        let id = EnvironmentID(index: index, generation: generation)
         var slots = [Capability?](repeating: nil, count: KernelLimits.capabilitySlots)
-        for (i, c) in capabilities.enumerated() { slots[i] = c }
-        environments[index] = EnvironmentRecord(id: id, parent: parent, acl: acl, messageACL: acl, capabilities: slots)
+        for (i, c) in capabilities.prefix(KernelLimits.capabilitySlots).enumerated() { slots[i] = c }
+        environments[index] = EnvironmentRecord(id: id, parent: parent, acl: acl, messageACL: acl, capabilities: slots, quota: quota)
+        staleEnvironmentEntries.insert(index)
+        liveIndices.insert(index)
         return id
     }
 
     func createEnvironment(_ caller: EnvironmentID, _ credential: CapabilitySlot, acl: AccessControlList,
-                           grants: [CapabilitySlot]) throws(KernelError) -> EnvironmentID {
+                           grants: [CapabilitySlot], quota: Quota) throws(KernelError) -> EnvironmentID {
         try authorize(caller, credential, systemACLs.environments, .write)
         var granted: [Capability] = []
         for slot in grants {
@@ -87,36 +127,69 @@ extension Kernel {
             guard c.rights.contains(.grant) else { throw .permissionDenied }
             granted.append(c)
         }
-        guard self[caller].children < KernelLimits.childrenMax else { throw .limitExceeded }
-        guard let child = makeEnvironment(parent: caller, acl: acl, capabilities: granted) else { throw .exhausted }
-        self[caller].children += 1
+        guard let reservation = Quota.reservation(for: quota) else { throw .limitExceeded }
+        guard let total = self[caller].used.adding(reservation), self[caller].quota.covers(total) else { throw .limitExceeded }
+        guard let child = makeEnvironment(parent: caller, acl: acl, capabilities: granted, quota: quota) else { throw .exhausted }
+        self[caller].used = total
         return child
+    }
+
+    /// Whether `ancestor` is `id`'s parent, or its parent's, and so on.
+    func isAncestor(_ ancestor: EnvironmentID, of id: EnvironmentID) -> Bool {
+        var current = environmentIndex(id).flatMap { environments[$0]!.parent }
+        while let p = current {
+            if p == ancestor { return true }
+            current = environmentIndex(p).flatMap { environments[$0]!.parent }
+        }
+        return false
     }
 
     func destroyEnvironment(_ caller: EnvironmentID, _ credential: CapabilitySlot, _ target: EnvironmentID) throws(KernelError) {
         guard environmentIndex(target) != nil else { throw .noSuchEnvironment }
-        try authorize(caller, credential, self[target].acl, .write)
+        if !isAncestor(caller, of: target) { try authorize(caller, credential, self[target].acl, .write) }
         kill(target)
     }
 
-    /// Ends an environment and returns everything it held: its bindings, its frames (whose
-    /// other holders lose their bindings and are told), its regions, slices, predicate and
-    /// messages. Its children live on.
+    /// Ends an environment and its whole subtree, and returns everything they held: their
+    /// bindings, their frames (whose other holders lose their bindings and are told),
+    /// regions, slices, predicates and messages. Blocks and catalogue entries they charged
+    /// stay charged to the parent, since they outlive them on disk; the rest of the
+    /// quota goes back to it. Dirty blocks handed to XN stay cached for any flusher.
     public func kill(_ id: EnvironmentID) {
         guard let index = environmentIndex(id) else { return }
+        for child in liveRecords.filter({ $0.parent == id }).map(\.id).sorted() { kill(child) }
         let record = environments[index]!
         for frame in record.bindings.keys.sorted() {
             host.unbind(frame, from: id)
             frames[Int(frame.rawValue)]!.bindings[id] = nil
         }
-        for (number, frame) in frames.enumerated() where frame?.owner == id {
-            releaseFrame(FrameNumber(rawValue: UInt32(number)))
+        if let xn {
+            xn.environmentDied(id)
+            applyXNEvents(xn)
         }
-        for region in regions.keys.sorted() where regions[region]!.owner == id { removeRegion(region) }
+        for (number, frame) in frames.enumerated() where frame?.owner == id {
+            if frame!.cached {
+                // Held by the kernel until a flusher writes it.
+                frames[number]!.owner = nil
+            } else {
+                releaseFrame(FrameNumber(rawValue: UInt32(number)))
+            }
+        }
+        for (i, region) in regions.sorted(by: { $0.key < $1.key }) where region.owner == id {
+            removeRegion(RegionID(index: i, generation: regionGenerations[i]))
+        }
         for i in sliceVector.indices where sliceVector[i] == id { sliceVector[i] = nil }
-        if let parent = record.parent, environmentIndex(parent) != nil { self[parent].children -= 1 }
+        for message in record.messages { refund(message.from, Quota(messages: 1)) }
+        if let parent = record.parent, environmentIndex(parent) != nil, let reservation = Quota.reservation(for: record.quota) {
+            refund(parent, reservation)
+            // What it left on disk is its parent's now.
+            self[parent].used.blocks += record.used.blocks
+            self[parent].used.catalogueEntries += record.used.catalogueEntries
+        }
         if running == id { running = nil }
         environments[index] = nil
+        staleEnvironmentEntries.insert(index)
+        liveIndices.remove(index)
         // Frames it was revoking complete once it is gone from their holders.
         completeRevocations()
         publish()

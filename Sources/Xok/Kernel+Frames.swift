@@ -2,13 +2,16 @@
 // environment binds one into itself when its credential passes the frame's ACL.
 // Revocation is visible first — holders are told and given a deadline — and forced after
 // it (the abort protocol): the host removes the binding, so the holder's next access
-// faults.
+// faults. A frame given to XN's buffer cache is bound only through XN's calls, which
+// apply XN's rules instead of the frame's ACL.
 
+import XN
 import XokABI
 
 struct FrameRecord {
-    /// The environment whose limit the frame counts against.
-    var owner: EnvironmentID
+    /// The environment whose quota the frame counts against; nil for a cached block's
+    /// frame the kernel holds after its environment died.
+    var owner: EnvironmentID?
     var acl: AccessControlList
     /// Environments it is bound into, and whether writable.
     var bindings: [EnvironmentID: Bool] = [:]
@@ -16,25 +19,30 @@ struct FrameRecord {
     var revocationDeadline: UInt64?
     /// Who asked for it, and keeps its own binding.
     var revoker: EnvironmentID?
+    /// Whether it holds a block of XN's buffer cache.
+    var cached = false
 }
 
 extension Kernel {
     /// The frame's record, after checking the credential passes its ACL for `needed`.
+    /// - Throws: `noSuchFrame`; `busy` for a frame of the buffer cache (XN's calls reach
+    ///   those); the credential's errors.
     @discardableResult
     func frameRecord(_ frame: FrameNumber, _ caller: EnvironmentID, _ credential: CapabilitySlot, needs needed: Rights) throws(KernelError) -> FrameRecord {
         guard Int(frame.rawValue) < frames.count, let record = frames[Int(frame.rawValue)] else { throw .noSuchFrame }
         try authorize(caller, credential, record.acl, needed)
+        guard !record.cached else { throw .busy }
         return record
     }
 
     func allocateFrame(_ caller: EnvironmentID, _ credential: CapabilitySlot, acl: AccessControlList) throws(KernelError) -> FrameNumber {
         try authorize(caller, credential, systemACLs.frames, .write)
-        guard self[caller].framesOwned < KernelLimits.framesPerEnvironment else { throw .limitExceeded }
-        guard let index = frames.firstIndex(where: { $0 == nil }) else { throw .exhausted }
-        let frame = FrameNumber(rawValue: UInt32(index))
-        host.zero(frame)
-        frames[index] = FrameRecord(owner: caller, acl: acl)
-        self[caller].framesOwned += 1
+        guard let number = freeFrames.last else { throw .exhausted }
+        try charge(caller, Quota(frames: 1))
+        freeFrames.removeLast()
+        let frame = FrameNumber(rawValue: number)
+        host.memory.zero(frame)
+        frames[Int(number)] = FrameRecord(owner: caller, acl: acl)
         return frame
     }
 
@@ -44,29 +52,42 @@ extension Kernel {
         releaseFrame(frame)
     }
 
-    /// Frees a frame: every binding removed (holders other than the owner are told), the
-    /// owner's count returned.
-    func releaseFrame(_ frame: FrameNumber) {
+    /// Removes every binding of a frame; holders other than `keep` are told.
+    func unbindAll(_ frame: FrameNumber, telling: Bool, except keep: EnvironmentID? = nil) {
         let record = frames[Int(frame.rawValue)]!
-        for holder in record.bindings.keys.sorted() {
+        for holder in record.bindings.keys.sorted() where holder != keep {
             host.unbind(frame, from: holder)
             self[holder].bindings[frame] = nil
             self[holder].revocationsToDeliver[frame] = nil
-            if holder != record.owner { self[holder].revokedToDeliver.insert(frame) }
+            if telling && holder != record.owner { self[holder].revokedToDeliver.insert(frame) }
+            frames[Int(frame.rawValue)]!.bindings[holder] = nil
         }
-        if environmentIndex(record.owner) != nil { self[record.owner].framesOwned -= 1 }
+    }
+
+    /// Frees a frame: every binding removed (holders other than the owner are told), the
+    /// owner's quota returned.
+    func releaseFrame(_ frame: FrameNumber) {
+        unbindAll(frame, telling: true)
+        if let owner = frames[Int(frame.rawValue)]!.owner { refund(owner, Quota(frames: 1)) }
         frames[Int(frame.rawValue)] = nil
+        freeFrames.append(frame.rawValue)
+        revoking.remove(frame.rawValue)
+    }
+
+    /// Binds `frame` into `caller`, counting the binding against its limit.
+    func bind(_ frame: FrameNumber, into caller: EnvironmentID, writable: Bool) throws(KernelError) {
+        if self[caller].bindings[frame] == nil {
+            guard self[caller].bindings.count < KernelLimits.bindingsMax else { throw .limitExceeded }
+        }
+        host.bind(frame, to: caller, writable: writable)
+        frames[Int(frame.rawValue)]!.bindings[caller] = writable
+        self[caller].bindings[frame] = writable
     }
 
     func mapFrame(_ caller: EnvironmentID, _ credential: CapabilitySlot, _ frame: FrameNumber, writable: Bool) throws(KernelError) {
         let record = try frameRecord(frame, caller, credential, needs: writable ? [.read, .write] : .read)
         guard record.revocationDeadline == nil || record.revoker == caller else { throw .busy }
-        if self[caller].bindings[frame] == nil {
-            guard self[caller].bindings.count < KernelLimits.framesPerEnvironment else { throw .limitExceeded }
-        }
-        host.bind(frame, to: caller, writable: writable)
-        frames[Int(frame.rawValue)]!.bindings[caller] = writable
-        self[caller].bindings[frame] = writable
+        try bind(frame, into: caller, writable: writable)
     }
 
     func unmapFrame(_ caller: EnvironmentID, _ frame: FrameNumber) throws(KernelError) {
@@ -88,12 +109,17 @@ extension Kernel {
         frames[Int(frame.rawValue)]!.revocationDeadline = deadline
         frames[Int(frame.rawValue)]!.revoker = caller
         for holder in holders { self[holder].revocationsToDeliver[frame] = deadline }
+        revoking.insert(frame.rawValue)
     }
 
     /// Ends revocations whose holders have all unmapped, and forces those past deadline.
     func completeRevocations() {
-        for number in frames.indices {
-            guard let record = frames[number], let deadline = record.revocationDeadline else { continue }
+        for raw in revoking.sorted() {
+            let number = Int(raw)
+            guard let record = frames[number], let deadline = record.revocationDeadline else {
+                revoking.remove(raw)
+                continue
+            }
             let frame = FrameNumber(rawValue: UInt32(number))
             let holders = record.bindings.keys.filter { $0 != record.revoker }.sorted()
             if !holders.isEmpty && host.ticks >= deadline {
@@ -108,6 +134,7 @@ extension Kernel {
             if frames[number]!.bindings.keys.allSatisfy({ $0 == record.revoker }) {
                 frames[number]!.revocationDeadline = nil
                 frames[number]!.revoker = nil
+                revoking.remove(raw)
             }
         }
     }

@@ -1,7 +1,10 @@
 // IPC and upcalls (DESIGN.md §3): messages between environments, checked against the
-// target's message ACL and held in a bounded queue (a full queue is the sender's error,
-// never a lost message), and the kernel's notices, delivered in a fixed order through
-// `upcallNext`. Notices are kept as state, not queued, so they are bounded by construction.
+// target's message ACL. Each sender has a share of each receiver's queue of its own
+// (`messagesPerSender`), and every message waiting counts against its sender's quota, so
+// no sender can fill a queue for the others or the machine for everyone; a full share is
+// the sender's error, never a lost message. The kernel's notices are delivered in a fixed
+// order through `upcallNext`; they are kept as state, not queued, so they are bounded by
+// construction.
 
 import XokABI
 
@@ -10,7 +13,8 @@ extension Kernel {
         guard environmentIndex(target) != nil else { throw .noSuchEnvironment }
         try authorize(caller, credential, self[target].messageACL, .write)
         guard message.count <= KernelLimits.messageBytesMax else { throw .invalidArgument }
-        guard self[target].messages.count < KernelLimits.messageQueueDepth else { throw .queueFull }
+        guard self[target].messages.lazy.filter({ $0.from == caller }).count < KernelLimits.messagesPerSender else { throw .queueFull }
+        try charge(caller, Quota(messages: 1))
         self[target].messages.append((caller, message))
     }
 
@@ -18,7 +22,11 @@ extension Kernel {
     /// number), a wakeup, slice start and end, then messages in arrival order.
     func nextUpcall(_ caller: EnvironmentID) -> Upcall? {
         var record = self[caller]
-        defer { self[caller] = record }
+        var delivered: EnvironmentID?
+        defer {
+            self[caller] = record
+            if let delivered { refund(delivered, Quota(messages: 1)) }
+        }
         if let frame = record.revokedToDeliver.min() {
             record.revokedToDeliver.remove(frame)
             return .frameRevoked(frame)
@@ -41,6 +49,7 @@ extension Kernel {
         }
         if !record.messages.isEmpty {
             let m = record.messages.removeFirst()
+            delivered = m.from
             return .message(from: m.from, m.bytes)
         }
         return nil

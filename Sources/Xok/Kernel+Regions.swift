@@ -7,27 +7,34 @@ struct RegionRecord {
     var owner: EnvironmentID
     var acl: AccessControlList
     var bytes: [UInt8]
-    /// Bumped on every write, so predicates that read the region are rerun.
-    var version: UInt64 = 0
 }
 
 extension Kernel {
     @discardableResult
     func regionRecord(_ region: RegionID, _ caller: EnvironmentID, _ credential: CapabilitySlot, needs needed: Rights) throws(KernelError) -> RegionRecord {
-        guard let record = regions[region] else { throw .noSuchRegion }
+        let index = region.index
+        guard index < regionGenerations.count, let record = regions[index], regionGenerations[index] == region.generation else { throw .noSuchRegion }
         try authorize(caller, credential, record.acl, needed)
         return record
+    }
+
+    /// The region `region` names, if it exists.
+    func regionIfLive(_ region: RegionID) -> RegionRecord? {
+        let index = region.index
+        guard index < regionGenerations.count, regionGenerations[index] == region.generation else { return nil }
+        return regions[index]
     }
 
     func createRegion(_ caller: EnvironmentID, _ credential: CapabilitySlot, acl: AccessControlList, size: UInt32) throws(KernelError) -> RegionID {
         try authorize(caller, credential, systemACLs.regions, .write)
         guard size > 0, size <= UInt32(KernelLimits.regionBytesMax) else { throw .invalidArgument }
-        guard self[caller].regionsOwned < KernelLimits.regionsPerEnvironment else { throw .limitExceeded }
-        let id = RegionID(rawValue: nextRegion)
-        nextRegion += 1
-        regions[id] = RegionRecord(owner: caller, acl: acl, bytes: Array(repeating: 0, count: Int(size)))
-        self[caller].regionsOwned += 1
-        return id
+        guard regions.count < regionGenerations.count, let index = regionGenerations.indices.first(where: { regions[$0] == nil }) else { throw .exhausted }
+        try charge(caller, Quota(regions: 1))
+        var generation = (regionGenerations[index] &+ 1) & (UInt32.max >> RegionID.indexBits)
+        if generation == 0 { generation = 1 }
+        regionGenerations[index] = generation
+        regions[index] = RegionRecord(owner: caller, acl: acl, bytes: Array(repeating: 0, count: Int(size)))
+        return RegionID(index: index, generation: generation)
     }
 
     func readRegion(_ caller: EnvironmentID, _ credential: CapabilitySlot, _ region: RegionID, offset: UInt32, length: UInt32) throws(KernelError) -> [UInt8] {
@@ -41,13 +48,14 @@ extension Kernel {
         let record = try regionRecord(region, caller, credential, needs: .write)
         let start = Int(offset)
         guard start <= record.bytes.count, bytes.count <= record.bytes.count - start else { throw .outOfBounds }
-        regions[region]!.bytes.replaceSubrange(start..<start + bytes.count, with: bytes)
-        regions[region]!.version += 1
+        regions[region.index]!.bytes.replaceSubrange(start..<start + bytes.count, with: bytes)
+        regionVersion &+= 1
     }
 
     func removeRegion(_ region: RegionID) {
-        let owner = regions[region]!.owner
-        if environmentIndex(owner) != nil { self[owner].regionsOwned -= 1 }
-        regions[region] = nil
+        let owner = regions[region.index]!.owner
+        refund(owner, Quota(regions: 1))
+        regions[region.index] = nil
+        regionVersion &+= 1
     }
 }

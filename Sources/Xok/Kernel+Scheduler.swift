@@ -10,7 +10,7 @@ extension Kernel {
         try authorize(caller, credential, systemACLs.slices, .write)
         guard Int(slice.rawValue) < KernelLimits.slices else { throw .noSuchSlice }
         guard sliceVector[Int(slice.rawValue)] == nil else { throw .busy }
-        guard sliceVector.filter({ $0 == caller }).count < KernelLimits.slicesPerEnvironment else { throw .limitExceeded }
+        try charge(caller, Quota(slices: 1))
         sliceVector[Int(slice.rawValue)] = caller
     }
 

@@ -1,45 +1,81 @@
 // The Xok kernel core: it protects resources and manages none of them (DESIGN.md §3).
 // Every call names its credential; every object carries an ACL; every resource is
-// counted against the environment that holds it and returned when it dies. All state is
-// kept in arrays or iterated in sorted order, so a run is a function of its inputs.
+// counted against the environment that holds it, out of a quota its creator gave it, and
+// returned when it dies. All state is kept in arrays or iterated in sorted order, so a
+// run is a function of its inputs.
 
 import BPF
+import XN
 import XokABI
 
 /// The kernel. Generic over the machine it runs on.
 public final class Kernel<H: Host> {
     /// The machine. Public so a trusted harness (the simulation, `xokd`) can drive it.
     public var host: H
-    /// Who may create environments, frames, regions and slices.
+    /// Who may create environments, frames, regions, slices, types and roots.
     public let systemACLs: SystemACLs
 
     var environments: [EnvironmentRecord?] = Array(repeating: nil, count: KernelLimits.environmentsMax)
+    /// The generation each table entry last handed out.
+    var environmentGenerations = [UInt32](repeating: 0, count: KernelLimits.environmentsMax)
+    /// The table entries in use.
+    var liveIndices: Set<Int> = []
+    var liveCount: Int { liveIndices.count }
     var frames: [FrameRecord?]
-    var regions: [RegionID: RegionRecord] = [:]
+    /// Free frame numbers, handed out last-freed first.
+    var freeFrames: [UInt32]
+    /// Frames under revocation.
+    var revoking: Set<UInt32> = []
+    /// Live regions by table index (an id's low bits).
+    var regions: [Int: RegionRecord] = [:]
+    var regionGenerations = [UInt32](repeating: 0, count: KernelLimits.regionsMax)
     var sliceVector: [EnvironmentID?] = Array(repeating: nil, count: KernelLimits.slices)
-    var nextEnvironment: UInt32 = 1
-    var nextRegion: UInt32 = 1
+    /// XN, once a disk is mounted.
+    public internal(set) var xn: XN<H.Disk, H.Memory>?
     /// The slice being run, and the environment running in it (after a directed yield,
     /// not always the slice's owner).
     public internal(set) var currentSlice: SliceIndex?
     public internal(set) var running: EnvironmentID?
-    var exposed: [UInt8] = Array(repeating: 0, count: ExposedState.bytes)
+    /// The exposed state's layout, its pages, and a predicate's region after them.
+    let layout: ExposedState.Layout
+    let exposed: UnsafeMutableRawBufferPointer
     var generation: UInt64 = 0
-    /// The exposed-state generation and region versions predicates were last run against.
-    var predicatesEvaluatedAt: UInt64 = .max
+    /// The frame the exposed registry shows each cached block in.
+    var published: [BlockNumber: FrameNumber] = [:]
+    /// Environment table entries to republish.
+    var staleEnvironmentEntries: Set<Int> = []
+    /// Bumped whenever a region's bytes change, so predicates that read regions rerun.
+    var regionVersion: UInt64 = 0
+    /// The exposed-state generation and region version predicates were last run against.
+    var predicatesEvaluatedAt: (UInt64, UInt64) = (.max, .max)
 
-    /// The first environment, holding the root capability in slot 0.
+    /// The first environment, holding the root capability in slot 0 and the whole machine
+    /// as its quota.
     public private(set) var initEnvironment = EnvironmentID(rawValue: 0)
 
     /// Boots a kernel on `host` with one environment, `init`, whose slot 0 holds
-    /// `Capability.root`.
+    /// `Capability.root`. A disk is mounted afterwards with `mountDisk`.
     public init(host: H, systemACLs: SystemACLs = .standard) {
+        precondition(KernelLimits.relationsHold)
         self.host = host
         self.systemACLs = systemACLs
         frames = Array(repeating: nil, count: host.frameCount)
-        initEnvironment = makeEnvironment(parent: nil, acl: try! AccessControlList([.root]), capabilities: [.root])!
+        freeFrames = (0..<UInt32(host.frameCount)).reversed()
+        layout = ExposedState.Layout(frames: host.frameCount)
+        exposed = UnsafeMutableRawBufferPointer.allocate(byteCount: layout.totalBytes + KernelLimits.predicateRegionBytes, alignment: 64)
+        exposed.initializeMemory(as: UInt8.self, repeating: 0)
+        let machine = Quota(environments: UInt32(KernelLimits.environmentsMax - 1), frames: UInt32(host.frameCount),
+                            regions: UInt32(KernelLimits.regionsMax), slices: UInt32(KernelLimits.slices),
+                            messages: UInt32(KernelLimits.environmentsMax * KernelLimits.messagesPerSender), blocks: 0,
+                            catalogueEntries: 0)
+        let rootACL: AccessControlList
+        do { rootACL = try AccessControlList([.root]) } catch { fatalError("one entry fits an ACL") }
+        initEnvironment = makeEnvironment(parent: nil, acl: rootACL, capabilities: [.root], quota: machine)!
+        publishLayout()
         publish()
     }
+
+    deinit { exposed.deallocate() }
 
     /// Handles one call from `caller`.
     /// - Throws: the call's `KernelError` (docs/kernel-interface.md lists them per call);
@@ -59,8 +95,8 @@ public final class Kernel<H: Host> {
             _ = try capability(caller, slot)
             self[caller].capabilities[Int(slot.rawValue)] = nil
             return .done
-        case .environmentCreate(let credential, let acl, let grants):
-            return .environment(try createEnvironment(caller, credential, acl: acl, grants: grants))
+        case .environmentCreate(let credential, let acl, let grants, let quota):
+            return .environment(try createEnvironment(caller, credential, acl: acl, grants: grants, quota: quota))
         case .environmentDestroy(let credential, let target):
             try destroyEnvironment(caller, credential, target)
             return .done
@@ -116,15 +152,19 @@ public final class Kernel<H: Host> {
         case .sliceFree(let slice):
             guard Int(slice.rawValue) < KernelLimits.slices, sliceVector[Int(slice.rawValue)] == caller else { throw .noSuchSlice }
             sliceVector[Int(slice.rawValue)] = nil
+            refund(caller, Quota(slices: 1))
             return .done
         case .yield(let target):
             try yield(caller, to: target)
             return .done
+        case .xnInstallType, .xnLookupType, .xnCreateRoot, .xnLookupRoot, .xnReadIn, .xnRead, .xnMap, .xnModify, .xnWriteData,
+             .xnWriteback, .xnEvict, .xnFindFree:
+            return try dispatchXN(request, from: caller)
         }
     }
 
-    /// The exposed state as environments read it.
-    public var exposedState: ExposedState { ExposedState(raw: exposed) }
+    /// The exposed state as environments read it: a copy of its pages.
+    public var exposedState: ExposedState { ExposedState(raw: Array(UnsafeRawBufferPointer(rebasing: exposed[0..<layout.totalBytes]))) }
 }
 
 /// Who may create each kind of object: the kernel's own ACLs. A credential needs write on
@@ -134,26 +174,36 @@ public struct SystemACLs: Sendable {
     public var frames: AccessControlList
     public var regions: AccessControlList
     public var slices: AccessControlList
+    /// Who may install XN types, and create XN roots.
+    public var types: AccessControlList
+    public var roots: AccessControlList
 
-    /// The names `[1]` (environments), `[2]` (frames), `[3]` (regions) and `[4]` (slices),
-    /// each with write: a capability named `[2]` or any prefix of it (the root) may
-    /// allocate frames.
-    public static let standard = SystemACLs(
-        environments: try! AccessControlList([Capability(name: [SystemACLs.environmentsName], rights: .write)]),
-        frames: try! AccessControlList([Capability(name: [SystemACLs.framesName], rights: .write)]),
-        regions: try! AccessControlList([Capability(name: [SystemACLs.regionsName], rights: .write)]),
-        slices: try! AccessControlList([Capability(name: [SystemACLs.slicesName], rights: .write)]))
+    /// The names `[1]` (environments), `[2]` (frames), `[3]` (regions), `[4]` (slices),
+    /// `[5]` (XN types) and `[6]` (XN roots), each with write: a capability named `[2]`
+    /// or any prefix of it (the root) may allocate frames.
+    public static let standard: SystemACLs = {
+        func writers(_ name: UInt64) -> AccessControlList {
+            do { return try AccessControlList([try Capability(name: [name], rights: .write)]) } catch { fatalError("one short name fits") }
+        }
+        return SystemACLs(environments: writers(environmentsName), frames: writers(framesName), regions: writers(regionsName),
+                          slices: writers(slicesName), types: writers(typesName), roots: writers(rootsName))
+    }()
 
     public static let environmentsName: UInt64 = 1
     public static let framesName: UInt64 = 2
     public static let regionsName: UInt64 = 3
     public static let slicesName: UInt64 = 4
+    public static let typesName: UInt64 = 5
+    public static let rootsName: UInt64 = 6
 
-    public init(environments: AccessControlList, frames: AccessControlList, regions: AccessControlList, slices: AccessControlList) {
+    public init(environments: AccessControlList, frames: AccessControlList, regions: AccessControlList, slices: AccessControlList,
+                types: AccessControlList, roots: AccessControlList) {
         self.environments = environments
         self.frames = frames
         self.regions = regions
         self.slices = slices
+        self.types = types
+        self.roots = roots
     }
 }
 
@@ -169,14 +219,7 @@ public final class LocalPort<H: Host>: KernelPort {
     }
 
     public func perform(_ request: KernelRequest) throws(KernelError) -> KernelReply {
-        let result: Result<KernelReply, KernelError>
-        do {
-            let decoded = try KernelRequest(decoding: request.encoded)
-            result = .success(try kernel.handle(decoded, from: environment))
-        } catch {
-            result = .failure(error)
-        }
-        return try KernelReply(decoding: KernelReply.encode(result))
+        try perform(raw: request.encoded)
     }
 
     /// Sends raw bytes as a request (what a hostile library OS can do over a ring).
@@ -187,4 +230,15 @@ public final class LocalPort<H: Host>: KernelPort {
     }
 
     public func exposedState() -> ExposedState { kernel.exposedState }
+
+    public func load(_ frame: FrameNumber, offset: Int, count: Int) throws(KernelError) -> [UInt8] {
+        guard kernel.binding(of: frame, in: environment) != nil, offset >= 0, count >= 0, count <= KernelLimits.pageBytes - offset else { throw .notMapped }
+        return Array(UnsafeRawBufferPointer(rebasing: kernel.host.memory.bytes(of: frame)[offset..<offset + count]))
+    }
+
+    public func store(_ bytes: [UInt8], into frame: FrameNumber, offset: Int) throws(KernelError) {
+        guard kernel.binding(of: frame, in: environment) == true, offset >= 0, bytes.count <= KernelLimits.pageBytes - offset else { throw .notMapped }
+        let target = kernel.host.memory.bytes(of: frame)
+        bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: target[offset..<offset + bytes.count]).copyMemory(from: $0) }
+    }
 }

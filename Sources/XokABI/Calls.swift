@@ -16,18 +16,22 @@
 // bytes are a u32 count then the bytes; an optional is a u8 flag then the value.
 
 /// The wire format's version; a request of another version is refused (`badRequest`).
-public let kernelCallVersion: UInt16 = 1
+public let kernelCallVersion: UInt16 = 2
 
-/// A kernel call. Every call that touches a protected object names its credential.
+/// A kernel call. Every call that touches a protected object names its credential: a
+/// slot of the caller's capability list. The caller's identity is never in the request;
+/// the port it arrives on says who it is.
 public enum KernelRequest: Hashable, Sendable {
     /// A new capability in a free slot: `source`'s name extended, rights a subset.
     case capabilityDerive(source: CapabilitySlot, appending: [UInt64], rights: Rights)
     /// Empties a slot.
     case capabilityDrop(CapabilitySlot)
     /// A child environment protected by `acl`, holding copies of the `grants` slots
-    /// (each needs the grant right). Needs write on the kernel's environment ACL.
-    case environmentCreate(credential: CapabilitySlot, acl: AccessControlList, grants: [CapabilitySlot])
-    /// Destroys an environment and reclaims all it holds. Needs write on its ACL.
+    /// (each needs the grant right), with `quota` taken out of the caller's unused share.
+    /// Needs write on the kernel's environment ACL.
+    case environmentCreate(credential: CapabilitySlot, acl: AccessControlList, grants: [CapabilitySlot], quota: Quota)
+    /// Destroys an environment and its whole subtree, reclaiming all they hold. Needs
+    /// write on its ACL, or being one of its ancestors.
     case environmentDestroy(credential: CapabilitySlot, EnvironmentID)
     /// Who may send the caller messages.
     case environmentSetMessageACL(AccessControlList)
@@ -68,6 +72,111 @@ public enum KernelRequest: Hashable, Sendable {
     case sliceFree(SliceIndex)
     /// Gives the rest of the current slice to `target` (directed yield), or ends it.
     case yield(to: EnvironmentID?)
+
+    // XN (docs/kernel-interface.md, "XN"): the disk shared among library file systems.
+    /// Installs a block type named `name` whose three UDFs lie in frames the caller has
+    /// bound. Needs write on the kernel's type ACL; counts against the caller's quota.
+    case xnInstallType(credential: CapabilitySlot, name: [UInt8], owns: FrameSpan, acl: FrameSpan, size: FrameSpan)
+    /// The installed type called `name`.
+    case xnLookupType(name: [UInt8])
+    /// A root named `name`: a fresh block of `type`, cached in `frame` (the caller's own),
+    /// protected by the capability in slot `protection`. Needs write on the kernel's root
+    /// ACL; counts against the caller's quota.
+    case xnCreateRoot(credential: CapabilitySlot, name: [UInt8], type: TypeID, protection: CapabilitySlot, frame: FrameNumber)
+    /// The root called `name`: its block, type and protecting capability.
+    case xnLookupRoot(name: [UInt8])
+    /// Brings `block` into the buffer cache in `frame` (the caller's own, bound by no one
+    /// else), or finds it cached; replies with the frame that holds it. Needs read on it.
+    case xnReadIn(credential: CapabilitySlot, BlockNumber, frame: FrameNumber)
+    /// Copies cached `block` into `frame`, which the caller has bound writable. Needs read.
+    case xnRead(credential: CapabilitySlot, BlockNumber, into: FrameNumber)
+    /// Binds the frame holding cached `block` into the caller and replies with it:
+    /// read-only for metadata (XN is its only writer), writable for data if its parent's
+    /// acl UDF grants it.
+    case xnMap(credential: CapabilitySlot, BlockNumber, writable: Bool)
+    /// Changes metadata `block` by `changes`, as `operation` says; XN checks it with the
+    /// type's UDFs.
+    case xnModify(credential: CapabilitySlot, BlockNumber, XNOperation, XNChanges)
+    /// Writes bytes into data `block`. Needs what its parent's acl UDF grants.
+    case xnWriteData(credential: CapabilitySlot, BlockNumber, XNChanges)
+    /// Writes the dirty blocks among `blocks` to disk, in block order, then a barrier.
+    case xnWriteback([BlockNumber])
+    /// Drops clean `block` from the cache; its frame goes back to the environment that
+    /// gave it. Needs read on the block.
+    case xnEvict(credential: CapabilitySlot, BlockNumber)
+    /// The first free block at or after `from` (file systems choose their own blocks).
+    case xnFindFree(from: BlockNumber)
+}
+
+/// Every call, by its code on the wire: the list coverage tests are built from.
+public enum KernelCall: UInt16, CaseIterable, Sendable {
+    case capabilityDerive = 1, capabilityDrop, environmentCreate, environmentDestroy, environmentSetMessageACL
+    case frameAllocate, frameFree, frameSetACL, frameMap, frameUnmap, frameRevoke
+    case regionCreate, regionRead, regionWrite, regionDestroy
+    case ipcSend, upcallNext, predicateInstall, predicateRemove, sliceAllocate, sliceFree, yield
+    case xnInstallType, xnLookupType, xnCreateRoot, xnLookupRoot, xnReadIn, xnRead, xnMap, xnModify, xnWriteData
+    case xnWriteback, xnEvict, xnFindFree
+}
+
+/// What a metadata change does to the block's pointers.
+public enum XNOperation: Hashable, Sendable {
+    /// Bytes change; pointers stay the same.
+    case write
+    /// A pointer to `block` (free now) of `type` appears; the block is allocated and
+    /// cached, zeroed, in `frame` (the caller's own).
+    case allocate(BlockNumber, TypeID, frame: FrameNumber)
+    /// The pointer to `block` disappears; the block is freed once this one is on disk.
+    case free(BlockNumber)
+    /// Pointers move within the block; none appears or disappears.
+    case swap
+}
+
+/// Byte ranges to put into a block. Their bytes travel in the call (at most
+/// `KernelLimits.xnInlineBytesMax` in all) or lie at the same offsets of a frame the
+/// caller has bound.
+public struct XNChanges: Hashable, Sendable {
+    public struct Range: Hashable, Sendable {
+        public var offset: UInt16
+        public var length: UInt16
+        public init(offset: UInt16, length: UInt16) {
+            self.offset = offset
+            self.length = length
+        }
+    }
+    public var ranges: [Range]
+    /// Every range's bytes in order, when they travel in the call.
+    public var bytes: [UInt8]
+    /// Or the frame that holds them.
+    public var source: FrameNumber?
+
+    public init(ranges: [Range], bytes: [UInt8], source: FrameNumber?) {
+        self.ranges = ranges
+        self.bytes = bytes
+        self.source = source
+    }
+
+    /// Changes whose bytes travel in the call.
+    public static func inline(_ changes: [(offset: Int, bytes: [UInt8])]) -> XNChanges {
+        XNChanges(ranges: changes.map { Range(offset: UInt16(truncatingIfNeeded: $0.offset), length: UInt16(truncatingIfNeeded: $0.bytes.count)) },
+                  bytes: changes.flatMap { $0.bytes }, source: nil)
+    }
+
+    /// No bytes at all (an allocation whose only change is the pointer, say, still names
+    /// its bytes; this is for a free that names none).
+    public static let none = XNChanges(ranges: [], bytes: [], source: nil)
+}
+
+/// A root of XN's catalogue, as `xnLookupRoot` returns it.
+public struct XNRoot: Hashable, Sendable {
+    public var block: BlockNumber
+    public var type: TypeID
+    /// Who may use the root: a credential must dominate it.
+    public var capability: Capability
+    public init(block: BlockNumber, type: TypeID, capability: Capability) {
+        self.block = block
+        self.type = type
+        self.capability = capability
+    }
 }
 
 /// What a call returns.
@@ -79,6 +188,9 @@ public enum KernelReply: Hashable, Sendable {
     case region(RegionID)
     case bytes([UInt8])
     case upcall(Upcall?)
+    case type(TypeID)
+    case block(BlockNumber)
+    case root(XNRoot)
 }
 
 /// An upcall: how the kernel tells an environment something (Xok's upcalls), delivered in
@@ -112,14 +224,17 @@ public struct WireWriter {
     public mutating func u32(_ v: UInt32) { for i in 0..<4 { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(8 * i))) } }
     public mutating func u64(_ v: UInt64) { for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(8 * i))) } }
     public mutating func bool(_ v: Bool) { u8(v ? 1 : 0) }
-    public mutating func data(_ v: [UInt8]) { u32(UInt32(v.count)); bytes += v }
+    /// Counts are written truncated, never trapping: a list too long for its count field
+    /// no longer matches its count, and the decoder refuses it (`badRequest`).
+    public mutating func data(_ v: [UInt8]) { u32(UInt32(truncatingIfNeeded: v.count)); bytes += v }
+    public mutating func count16(_ n: Int) { u16(UInt16(truncatingIfNeeded: n)) }
     public mutating func capability(_ c: Capability) {
-        u8(UInt8(c.name.count))
+        u8(UInt8(truncatingIfNeeded: c.name.count))
         u8(c.rights.rawValue)
         for component in c.name { u64(component) }
     }
     public mutating func acl(_ a: AccessControlList) {
-        u16(UInt16(a.entries.count))
+        count16(a.entries.count)
         for entry in a.entries { capability(entry) }
     }
 }
@@ -194,180 +309,3 @@ public struct WireReader {
     }
 }
 
-extension KernelRequest {
-    /// The call's code on the wire.
-    var code: UInt16 {
-        switch self {
-        case .capabilityDerive: 1
-        case .capabilityDrop: 2
-        case .environmentCreate: 3
-        case .environmentDestroy: 4
-        case .environmentSetMessageACL: 5
-        case .frameAllocate: 6
-        case .frameFree: 7
-        case .frameSetACL: 8
-        case .frameMap: 9
-        case .frameUnmap: 10
-        case .frameRevoke: 11
-        case .regionCreate: 12
-        case .regionRead: 13
-        case .regionWrite: 14
-        case .regionDestroy: 15
-        case .ipcSend: 16
-        case .upcallNext: 17
-        case .predicateInstall: 18
-        case .predicateRemove: 19
-        case .sliceAllocate: 20
-        case .sliceFree: 21
-        case .yield: 22
-        }
-    }
-
-    /// The request on the wire.
-    public var encoded: [UInt8] {
-        var p = WireWriter()
-        switch self {
-        case .capabilityDerive(let source, let appending, let rights):
-            p.u16(source.rawValue); p.u16(UInt16(appending.count)); for c in appending { p.u64(c) }; p.u8(rights.rawValue)
-        case .capabilityDrop(let slot): p.u16(slot.rawValue)
-        case .environmentCreate(let credential, let acl, let grants):
-            p.u16(credential.rawValue); p.acl(acl); p.u16(UInt16(grants.count)); for g in grants { p.u16(g.rawValue) }
-        case .environmentDestroy(let credential, let env): p.u16(credential.rawValue); p.u32(env.rawValue)
-        case .environmentSetMessageACL(let acl): p.acl(acl)
-        case .frameAllocate(let credential, let acl): p.u16(credential.rawValue); p.acl(acl)
-        case .frameFree(let credential, let frame): p.u16(credential.rawValue); p.u32(frame.rawValue)
-        case .frameSetACL(let credential, let frame, let acl): p.u16(credential.rawValue); p.u32(frame.rawValue); p.acl(acl)
-        case .frameMap(let credential, let frame, let writable): p.u16(credential.rawValue); p.u32(frame.rawValue); p.bool(writable)
-        case .frameUnmap(let frame): p.u32(frame.rawValue)
-        case .frameRevoke(let credential, let frame, let grace): p.u16(credential.rawValue); p.u32(frame.rawValue); p.u64(grace)
-        case .regionCreate(let credential, let acl, let size): p.u16(credential.rawValue); p.acl(acl); p.u32(size)
-        case .regionRead(let credential, let region, let offset, let length):
-            p.u16(credential.rawValue); p.u32(region.rawValue); p.u32(offset); p.u32(length)
-        case .regionWrite(let credential, let region, let offset, let bytes):
-            p.u16(credential.rawValue); p.u32(region.rawValue); p.u32(offset); p.data(bytes)
-        case .regionDestroy(let credential, let region): p.u16(credential.rawValue); p.u32(region.rawValue)
-        case .ipcSend(let credential, let target, let message): p.u16(credential.rawValue); p.u32(target.rawValue); p.data(message)
-        case .upcallNext, .predicateRemove: break
-        case .predicateInstall(let credential, let program, let region):
-            p.u16(credential.rawValue); p.data(program); p.bool(region != nil); p.u32(region?.rawValue ?? 0)
-        case .sliceAllocate(let credential, let slice): p.u16(credential.rawValue); p.u32(slice.rawValue)
-        case .sliceFree(let slice): p.u32(slice.rawValue)
-        case .yield(let target): p.bool(target != nil); p.u32(target?.rawValue ?? 0)
-        }
-        var w = WireWriter()
-        w.u16(kernelCallVersion); w.u16(code); w.u32(UInt32(p.bytes.count))
-        return w.bytes + p.bytes
-    }
-
-    /// Decodes a request.
-    /// - Throws: `badRequest` for another version, an unknown call, a length that does not
-    ///   match, or any field out of its range.
-    public init(decoding bytes: [UInt8]) throws(KernelError) {
-        guard bytes.count <= KernelLimits.messageWireBytesMax else { throw .badRequest }
-        var r = WireReader(bytes)
-        guard try r.u16() == kernelCallVersion else { throw .badRequest }
-        let code = try r.u16()
-        guard Int(try r.u32()) == bytes.count - 8 else { throw .badRequest }
-        switch code {
-        case 1:
-            let source = try r.slot(), appending = try r.components(), rights = Rights(rawValue: try r.u8())
-            guard Rights.all.isSuperset(of: rights) else { throw .badRequest }
-            self = .capabilityDerive(source: source, appending: appending, rights: rights)
-        case 2: self = .capabilityDrop(try r.slot())
-        case 3: self = .environmentCreate(credential: try r.slot(), acl: try r.acl(), grants: try r.slots())
-        case 4: self = .environmentDestroy(credential: try r.slot(), EnvironmentID(rawValue: try r.u32()))
-        case 5: self = .environmentSetMessageACL(try r.acl())
-        case 6: self = .frameAllocate(credential: try r.slot(), acl: try r.acl())
-        case 7: self = .frameFree(credential: try r.slot(), FrameNumber(rawValue: try r.u32()))
-        case 8: self = .frameSetACL(credential: try r.slot(), FrameNumber(rawValue: try r.u32()), try r.acl())
-        case 9: self = .frameMap(credential: try r.slot(), FrameNumber(rawValue: try r.u32()), writable: try r.bool())
-        case 10: self = .frameUnmap(FrameNumber(rawValue: try r.u32()))
-        case 11: self = .frameRevoke(credential: try r.slot(), FrameNumber(rawValue: try r.u32()), graceTicks: try r.u64())
-        case 12: self = .regionCreate(credential: try r.slot(), acl: try r.acl(), size: try r.u32())
-        case 13: self = .regionRead(credential: try r.slot(), RegionID(rawValue: try r.u32()), offset: try r.u32(), length: try r.u32())
-        case 14: self = .regionWrite(credential: try r.slot(), RegionID(rawValue: try r.u32()), offset: try r.u32(),
-                                     bytes: try r.data(max: KernelLimits.regionBytesMax))
-        case 15: self = .regionDestroy(credential: try r.slot(), RegionID(rawValue: try r.u32()))
-        case 16: self = .ipcSend(credential: try r.slot(), target: EnvironmentID(rawValue: try r.u32()),
-                                 message: try r.data(max: KernelLimits.messageBytesMax))
-        case 17: self = .upcallNext
-        case 18:
-            let credential = try r.slot(), program = try r.data(max: KernelLimits.predicateBytesMax)
-            let hasRegion = try r.bool(), region = RegionID(rawValue: try r.u32())
-            self = .predicateInstall(credential: credential, program: program, region: hasRegion ? region : nil)
-        case 19: self = .predicateRemove
-        case 20: self = .sliceAllocate(credential: try r.slot(), SliceIndex(rawValue: try r.u32()))
-        case 21: self = .sliceFree(SliceIndex(rawValue: try r.u32()))
-        case 22:
-            let hasTarget = try r.bool(), target = EnvironmentID(rawValue: try r.u32())
-            self = .yield(to: hasTarget ? target : nil)
-        default: throw .badRequest
-        }
-        guard r.atEnd else { throw .badRequest }
-    }
-}
-
-extension KernelReply {
-    /// A reply on the wire: success with its payload, or an error code.
-    public static func encode(_ result: Result<KernelReply, KernelError>) -> [UInt8] {
-        var p = WireWriter()
-        var status: UInt16 = 0
-        switch result {
-        case .failure(let error): status = error.rawValue
-        case .success(let reply):
-            switch reply {
-            case .done: p.u8(0)
-            case .slot(let s): p.u8(1); p.u16(s.rawValue)
-            case .environment(let e): p.u8(2); p.u32(e.rawValue)
-            case .frame(let f): p.u8(3); p.u32(f.rawValue)
-            case .region(let r): p.u8(4); p.u32(r.rawValue)
-            case .bytes(let b): p.u8(5); p.data(b)
-            case .upcall(nil): p.u8(6); p.u8(0)
-            case .upcall(let u?):
-                p.u8(6)
-                switch u {
-                case .sliceStart(let s): p.u8(1); p.u32(s.rawValue)
-                case .sliceEnd(let s): p.u8(2); p.u32(s.rawValue)
-                case .revocationRequested(let f, let deadline): p.u8(3); p.u32(f.rawValue); p.u64(deadline)
-                case .frameRevoked(let f): p.u8(4); p.u32(f.rawValue)
-                case .wakeup: p.u8(5)
-                case .message(let from, let bytes): p.u8(6); p.u32(from.rawValue); p.data(bytes)
-                }
-            }
-        }
-        var w = WireWriter()
-        w.u16(kernelCallVersion); w.u16(status); w.u32(UInt32(p.bytes.count))
-        return w.bytes + p.bytes
-    }
-
-    /// Decodes a reply: the result, or the error the kernel returned.
-    /// - Throws: the kernel's `KernelError`, or `badRequest` when the bytes do not decode.
-    public init(decoding bytes: [UInt8]) throws(KernelError) {
-        var r = WireReader(bytes)
-        guard try r.u16() == kernelCallVersion else { throw .badRequest }
-        let status = try r.u16()
-        guard Int(try r.u32()) == bytes.count - 8 else { throw .badRequest }
-        if status != 0 { throw KernelError(rawValue: status) ?? .badRequest }
-        switch try r.u8() {
-        case 0: self = .done
-        case 1: self = .slot(try r.slot())
-        case 2: self = .environment(EnvironmentID(rawValue: try r.u32()))
-        case 3: self = .frame(FrameNumber(rawValue: try r.u32()))
-        case 4: self = .region(RegionID(rawValue: try r.u32()))
-        case 5: self = .bytes(try r.data(max: KernelLimits.regionBytesMax))
-        case 6:
-            switch try r.u8() {
-            case 0: self = .upcall(nil)
-            case 1: self = .upcall(.sliceStart(SliceIndex(rawValue: try r.u32())))
-            case 2: self = .upcall(.sliceEnd(SliceIndex(rawValue: try r.u32())))
-            case 3: self = .upcall(.revocationRequested(FrameNumber(rawValue: try r.u32()), deadline: try r.u64()))
-            case 4: self = .upcall(.frameRevoked(FrameNumber(rawValue: try r.u32())))
-            case 5: self = .upcall(.wakeup)
-            case 6: self = .upcall(.message(from: EnvironmentID(rawValue: try r.u32()), try r.data(max: KernelLimits.messageBytesMax)))
-            default: throw .badRequest
-            }
-        default: throw .badRequest
-        }
-        guard r.atEnd else { throw .badRequest }
-    }
-}

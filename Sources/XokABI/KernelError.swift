@@ -36,6 +36,40 @@ public enum KernelError: UInt16, Error, CaseIterable, Sendable {
     case programRejected = 15
     /// The request's bytes do not decode (wrong version, truncated, bad field).
     case badRequest = 16
+    // XN's calls.
+    /// The block is not allocated, or not of the kind the call needs (metadata, data).
+    case noSuchBlock = 17
+    /// No installed type has that number or name.
+    case noSuchType = 18
+    /// No root has that name.
+    case noSuchRoot = 19
+    /// A type or root of that name exists.
+    case nameTaken = 20
+    /// A UDF failed while running (its budget ran out, or a checked access was out of
+    /// bounds): the change is refused.
+    case udfFailed = 21
+    /// After the change, `owns` names a pointer the operation does not account for.
+    case pointerInvented = 22
+    /// After the change, `owns` lacks a pointer the operation does not account for.
+    case pointerLost = 23
+    /// After the change, `owns` names a block outside the data area, of an unknown type,
+    /// or one block twice.
+    case invalidPointer = 24
+    /// The block to allocate is not free (or freed but not yet reusable).
+    case notFree = 25
+    /// The block to free still points to blocks of its own.
+    case notEmpty = 26
+    /// The block to free is not one this block points to.
+    case notAChild = 27
+    /// The block points to new metadata not yet on disk: writing it would persist a
+    /// pointer to uninitialized data.
+    case tainted = 28
+    /// The block is not in the buffer cache (read it in first), or its parent is not.
+    case notCached = 29
+    /// The disk failed; the call changed nothing it had not already made durable.
+    case ioError = 30
+    /// The kernel has no disk.
+    case noDisk = 31
 }
 
 extension KernelError: CustomStringConvertible {
@@ -57,6 +91,21 @@ extension KernelError: CustomStringConvertible {
         case .notMapped: "not mapped"
         case .programRejected: "program rejected"
         case .badRequest: "bad request"
+        case .noSuchBlock: "no such block"
+        case .noSuchType: "no such type"
+        case .noSuchRoot: "no such root"
+        case .nameTaken: "name taken"
+        case .udfFailed: "UDF failed"
+        case .pointerInvented: "the change invents a pointer"
+        case .pointerLost: "the change loses a pointer"
+        case .invalidPointer: "owns names an invalid pointer"
+        case .notFree: "block not free"
+        case .notEmpty: "block still points to others"
+        case .notAChild: "not a block this one points to"
+        case .tainted: "block points to uninitialized metadata"
+        case .notCached: "block not cached"
+        case .ioError: "I/O error"
+        case .noDisk: "no disk"
         }
     }
 }

@@ -13,6 +13,13 @@ public protocol KernelPort: AnyObject {
     func perform(_ request: KernelRequest) throws(KernelError) -> KernelReply
     /// The exposed kernel state, read without a call (`ExposedState` gives its layout).
     func exposedState() -> ExposedState
+    /// Reads bytes of a frame bound into the environment. Not a call: an access through
+    /// the binding, as a load instruction would make. Throws `notMapped` (a fault) when
+    /// the frame is not bound or the range leaves the page.
+    func load(_ frame: FrameNumber, offset: Int, count: Int) throws(KernelError) -> [UInt8]
+    /// Writes bytes into a frame bound writable into the environment (a store); throws
+    /// `notMapped` when it is not bound writable or the range leaves the page.
+    func store(_ bytes: [UInt8], into frame: FrameNumber, offset: Int) throws(KernelError)
 }
 
 extension KernelPort {
@@ -30,8 +37,11 @@ extension KernelPort {
     }
     public func drop(_ slot: CapabilitySlot) throws(KernelError) { try done(.capabilityDrop(slot)) }
 
-    public func createEnvironment(credential: CapabilitySlot, acl: AccessControlList, grants: [CapabilitySlot] = []) throws(KernelError) -> EnvironmentID {
-        try expect(.environmentCreate(credential: credential, acl: acl, grants: grants)) { if case .environment(let e) = $0 { e } else { nil } }
+    /// A child with `quota` out of the caller's share (by default none: it may hold
+    /// nothing of its own).
+    public func createEnvironment(credential: CapabilitySlot, acl: AccessControlList, grants: [CapabilitySlot] = [],
+                                  quota: Quota = .none) throws(KernelError) -> EnvironmentID {
+        try expect(.environmentCreate(credential: credential, acl: acl, grants: grants, quota: quota)) { if case .environment(let e) = $0 { e } else { nil } }
     }
     public func destroy(_ environment: EnvironmentID, credential: CapabilitySlot) throws(KernelError) {
         try done(.environmentDestroy(credential: credential, environment))
@@ -83,4 +93,40 @@ extension KernelPort {
     public func allocate(_ slice: SliceIndex, credential: CapabilitySlot) throws(KernelError) { try done(.sliceAllocate(credential: credential, slice)) }
     public func free(_ slice: SliceIndex) throws(KernelError) { try done(.sliceFree(slice)) }
     public func yield(to target: EnvironmentID? = nil) throws(KernelError) { try done(.yield(to: target)) }
+
+    // MARK: XN
+
+    public func installType(named name: String, owns: FrameSpan, acl: FrameSpan, size: FrameSpan, credential: CapabilitySlot) throws(KernelError) -> TypeID {
+        try expect(.xnInstallType(credential: credential, name: Array(name.utf8), owns: owns, acl: acl, size: size)) { if case .type(let t) = $0 { t } else { nil } }
+    }
+    public func type(named name: String) throws(KernelError) -> TypeID {
+        try expect(.xnLookupType(name: Array(name.utf8))) { if case .type(let t) = $0 { t } else { nil } }
+    }
+    public func createRoot(named name: String, type: TypeID, protection: CapabilitySlot, frame: FrameNumber, credential: CapabilitySlot) throws(KernelError) -> BlockNumber {
+        try expect(.xnCreateRoot(credential: credential, name: Array(name.utf8), type: type, protection: protection, frame: frame)) { if case .block(let b) = $0 { b } else { nil } }
+    }
+    public func root(named name: String) throws(KernelError) -> XNRoot {
+        try expect(.xnLookupRoot(name: Array(name.utf8))) { if case .root(let r) = $0 { r } else { nil } }
+    }
+    /// Brings `block` into the cache in `frame`, or finds it there; the frame holding it.
+    public func readIn(_ block: BlockNumber, frame: FrameNumber, credential: CapabilitySlot) throws(KernelError) -> FrameNumber {
+        try expect(.xnReadIn(credential: credential, block, frame: frame)) { if case .frame(let f) = $0 { f } else { nil } }
+    }
+    public func read(_ block: BlockNumber, into frame: FrameNumber, credential: CapabilitySlot) throws(KernelError) {
+        try done(.xnRead(credential: credential, block, into: frame))
+    }
+    public func map(_ block: BlockNumber, writable: Bool, credential: CapabilitySlot) throws(KernelError) -> FrameNumber {
+        try expect(.xnMap(credential: credential, block, writable: writable)) { if case .frame(let f) = $0 { f } else { nil } }
+    }
+    public func modify(_ block: BlockNumber, _ operation: XNOperation, _ changes: XNChanges, credential: CapabilitySlot) throws(KernelError) {
+        try done(.xnModify(credential: credential, block, operation, changes))
+    }
+    public func writeData(_ block: BlockNumber, _ changes: XNChanges, credential: CapabilitySlot) throws(KernelError) {
+        try done(.xnWriteData(credential: credential, block, changes))
+    }
+    public func writeback(_ blocks: [BlockNumber]) throws(KernelError) { try done(.xnWriteback(blocks)) }
+    public func evict(_ block: BlockNumber, credential: CapabilitySlot) throws(KernelError) { try done(.xnEvict(credential: credential, block)) }
+    public func firstFreeBlock(from start: BlockNumber) throws(KernelError) -> BlockNumber {
+        try expect(.xnFindFree(from: start)) { if case .block(let b) = $0 { b } else { nil } }
+    }
 }

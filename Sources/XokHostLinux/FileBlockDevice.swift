@@ -6,6 +6,7 @@
 import Glibc
 #endif
 import XN
+import XokABI
 
 /// Linux's O_DIRECT (0o40000 on x86-64), which Glibc's Swift overlay does not export.
 let directFlag: Int32 = 0o40000

@@ -3,6 +3,7 @@
 // seed chooses, the rest are lost. Deterministic from its seed.
 
 import XN
+import XokABI
 
 /// A disk that can lose power.
 public struct SimulatedDisk: BlockDevice {

@@ -1,23 +1,45 @@
-// A deterministic host (DESIGN.md §2): a virtual clock in ticks, frames as byte arrays,
-// and an MMU table of bindings that every simulated memory access goes through, so a
-// revoked binding really makes the next access fault.
+// A deterministic host (DESIGN.md §2): a virtual clock in ticks, frames in one block of
+// memory, a simulated disk, and an MMU table of bindings that every simulated memory
+// access goes through, so a revoked binding really makes the next access fault.
 
+import XN
 import Xok
 import XokABI
+
+/// The simulated machine's memory: `frameCount` pages in one allocation.
+public final class SimulatedMemory: FrameMemory {
+    public let frameCount: Int
+    private let base: UnsafeMutableRawBufferPointer
+
+    public init(frameCount: Int) {
+        self.frameCount = frameCount
+        base = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, frameCount) * KernelLimits.pageBytes, alignment: KernelLimits.pageBytes)
+        base.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    deinit { base.deallocate() }
+
+    public func bytes(of frame: FrameNumber) -> UnsafeMutableRawBufferPointer {
+        let start = Int(frame.rawValue) * KernelLimits.pageBytes
+        return UnsafeMutableRawBufferPointer(rebasing: base[start..<start + KernelLimits.pageBytes])
+    }
+}
 
 /// A simulated machine.
 public struct SimulatedHost: Host {
     public private(set) var ticks: UInt64 = 0
     public let frameCount: Int
     /// Bytes in one frame.
-    public static let frameBytes = 4096
-    private var memory: [[UInt8]]
+    public static let frameBytes = KernelLimits.pageBytes
+    public let memory: SimulatedMemory
     /// The MMU: frame → environment → writable.
     public private(set) var mmu: [FrameNumber: [EnvironmentID: Bool]] = [:]
 
+    public typealias Disk = SimulatedDisk
+
     public init(frameCount: Int) {
         self.frameCount = frameCount
-        memory = Array(repeating: [UInt8](repeating: 0, count: Self.frameBytes), count: frameCount)
+        memory = SimulatedMemory(frameCount: frameCount)
     }
 
     /// Moves the virtual clock forward.
@@ -32,10 +54,6 @@ public struct SimulatedHost: Host {
         if mmu[frame]?.isEmpty == true { mmu[frame] = nil }
     }
 
-    public mutating func zero(_ frame: FrameNumber) {
-        memory[Int(frame.rawValue)] = [UInt8](repeating: 0, count: Self.frameBytes)
-    }
-
     /// A memory fault: the access the MMU refused.
     public struct Fault: Error, Equatable {
         public var environment: EnvironmentID
@@ -46,15 +64,15 @@ public struct SimulatedHost: Host {
     /// `environment` reads a byte of `frame` through its binding.
     /// - Throws: `Fault` when the frame is not bound into it.
     public func load(_ environment: EnvironmentID, _ frame: FrameNumber, offset: Int) throws(Fault) -> UInt8 {
-        guard mmu[frame]?[environment] != nil else { throw Fault(environment: environment, frame: frame, write: false) }
-        return memory[Int(frame.rawValue)][offset]
+        guard mmu[frame]?[environment] != nil, offset >= 0, offset < Self.frameBytes else { throw Fault(environment: environment, frame: frame, write: false) }
+        return memory.bytes(of: frame)[offset]
     }
 
     /// `environment` writes a byte of `frame` through its binding.
     /// - Throws: `Fault` when the frame is not bound into it, or bound read-only.
     public mutating func store(_ environment: EnvironmentID, _ frame: FrameNumber, offset: Int, _ value: UInt8) throws(Fault) {
-        guard mmu[frame]?[environment] == true else { throw Fault(environment: environment, frame: frame, write: true) }
-        memory[Int(frame.rawValue)][offset] = value
+        guard mmu[frame]?[environment] == true, offset >= 0, offset < Self.frameBytes else { throw Fault(environment: environment, frame: frame, write: true) }
+        memory.bytes(of: frame)[offset] = value
     }
 }
 

@@ -47,6 +47,12 @@ public struct Simulation {
         func slot() -> CapabilitySlot {
             chance(50) ? CapabilitySlot(0) : chance(80) ? CapabilitySlot(Int(rng.next() % 6)) : CapabilitySlot(Int(rng.next() % 40))
         }
+        // A share of the machine: mostly modest, now and then all of it or more.
+        func quota() -> Quota {
+            if chance(5) { return Quota(environments: .max, frames: .max, regions: 1, slices: 1, messages: 1, blocks: 0, catalogueEntries: 0) }
+            let n = UInt32(rng.next() % 8)
+            return Quota(environments: n, frames: n * 8, regions: n, slices: n % 3, messages: n * 4, blocks: 0, catalogueEntries: 0)
+        }
         func acl(for env: EnvironmentID) -> AccessControlList {
             let name: [UInt64] = chance(70) ? [] : [rng.next() % 5]
             let rights: Rights = pick([[.read], [.read, .write], .all]) ?? .all
@@ -56,7 +62,7 @@ public struct Simulation {
         // A few children of init, each given capabilities for every system ACL.
         for _ in 0..<4 {
             if let child = try? root.createEnvironment(credential: CapabilitySlot(0), acl: acl(for: kernel.initEnvironment),
-                                                       grants: [CapabilitySlot(0)]) {
+                                                       grants: [CapabilitySlot(0)], quota: quota()) {
                 known.environments.append(child)
             }
         }
@@ -69,7 +75,7 @@ public struct Simulation {
             guard let anyone = pick(live) else { break }
             let actor = kernel.running.map { chance(70) ? $0 : anyone } ?? anyone
             let port = LocalPort(kernel: kernel, environment: actor)
-            let request = randomRequest(random: { rng.next() }, actor: actor, known: known, slot: slot, acl: acl)
+            let request = randomRequest(random: { rng.next() }, actor: actor, known: known, slot: slot, acl: acl, quota: quota)
             switch rng.next() % 20 {
             case 0:
                 kernel.host.advanceClock(by: rng.next() % 50)
@@ -136,8 +142,8 @@ public struct Simulation {
         return nil
     }
 
-    private func randomRequest(random: () -> UInt64, actor: EnvironmentID, known: Known,
-                               slot: () -> CapabilitySlot, acl: (EnvironmentID) -> AccessControlList) -> KernelRequest {
+    private func randomRequest(random: () -> UInt64, actor: EnvironmentID, known: Known, slot: () -> CapabilitySlot,
+                               acl: (EnvironmentID) -> AccessControlList, quota: () -> Quota) -> KernelRequest {
         func pick<T>(_ items: [T], orElse fallback: T) -> T { items.isEmpty ? fallback : items[Int(random() % UInt64(items.count))] }
         let env = pick(known.environments, orElse: EnvironmentID(rawValue: 999))
         let frame = random() % 10 == 0 ? FrameNumber(rawValue: UInt32(random() % 200)) : pick(known.frames, orElse: FrameNumber(rawValue: 0))
@@ -147,7 +153,7 @@ public struct Simulation {
         case 0: return .capabilityDerive(source: slot(), appending: random() % 4 == 0 ? [1, 2, 3, 4, 5] : [random() % 5],
                                          rights: Rights(rawValue: UInt8(random() % 8)))
         case 1: return .capabilityDrop(CapabilitySlot(Int(random() % 8) + 2))
-        case 2: return .environmentCreate(credential: slot(), acl: acl(actor), grants: random() % 2 == 0 ? [slot()] : [])
+        case 2: return .environmentCreate(credential: slot(), acl: acl(actor), grants: random() % 2 == 0 ? [slot()] : [], quota: quota())
         case 3 where random() % 4 == 0: return .environmentDestroy(credential: slot(), env)
         case 4: return .environmentSetMessageACL(acl(actor))
         case 5, 6: return .frameAllocate(credential: slot(), acl: acl(actor))
@@ -191,6 +197,8 @@ struct Known {
     static func clockPredicate(after ticks: UInt64) -> [UInt8] {
         var b = ProgramBuilder()
         let asleep = b.makeLabel()
+        b.mov(.r0, 1)
+        b.branch(.lt, .r2, .immediate(Int32(ExposedState.clockOffset + 8)), to: asleep)
         b.load(.double, .r2, from: .r1, offset: Int16(ExposedState.clockOffset))
         b.mov(.r0, 0)
         b.branch(.lt, .r2, .immediate(Int32(ticks)), to: asleep)
@@ -200,11 +208,15 @@ struct Known {
         return try! b.build().bytes
     }
 
-    /// A predicate true once the first byte of the named region is nonzero.
-    static let regionBytePredicate: [UInt8] = {
-        var b = ProgramBuilder()
-        b.load(.byte, .r0, from: .r1, offset: Int16(ExposedState.bytes))
-        b.exit()
-        return try! b.build().bytes
-    }()
+    /// A predicate true once the first byte of the named region (after the exposed state,
+    /// whose length the header gives) is nonzero.
+    static let regionBytePredicate: [UInt8] = try! Assembler.assemble("""
+        mov r0, 1
+        jlt r2, \(ExposedState.totalBytesOffset + 4), +4
+        ldxw r3, [r1+\(ExposedState.totalBytesOffset)]
+        add r1, r3
+        ldxb r0, [r1+0]
+        exit
+        exit
+        """).bytes
 }

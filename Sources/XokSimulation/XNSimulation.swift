@@ -1,10 +1,15 @@
-// Seeded workloads of several library file systems sharing one XN disk (DESIGN.md §8):
-// they build and prune trees, write data, write back in every order (XN refuses the
-// unsafe ones), attack each other's blocks, and die. With crashes, the power fails after
-// a random write; the disk keeps a random subset of the unbarriered writes; XN must mount
-// (recovering the free map) and fsck must find nothing wrong. A failure names its seed.
+// Seeded workloads of several library file systems sharing one XN disk through the
+// kernel (DESIGN.md §8): each is an environment calling through its `LocalPort`, so every
+// call crosses the wire format and the kernel's checks. They build and prune trees, write
+// data, write back in every order (XN refuses the unsafe ones), and die; a malicious
+// environment attacks their blocks and frames through the same kind of port. With
+// crashes, the power fails after a random write; the disk keeps a random subset of the
+// unbarriered writes; XN must mount (recovering the free map) and fsck must find nothing
+// wrong. A failure names its seed.
 
+import TreeFS
 import XN
+import Xok
 import XokABI
 
 /// One simulation run's outcome.
@@ -13,6 +18,8 @@ public struct XNSimulationReport: Sendable {
     public var crashPoints = 0
     public var operations = 0
     public var refused = 0
+    /// Attacks made, all of which must have been refused.
+    public var attacks = 0
     /// Each violation, with the seed that reproduces it.
     public var violations: [String] = []
 
@@ -23,6 +30,7 @@ public struct XNSimulationReport: Sendable {
         crashPoints += other.crashPoints
         operations += other.operations
         refused += other.refused
+        attacks += other.attacks
         violations += other.violations
     }
 }
@@ -30,6 +38,7 @@ public struct XNSimulationReport: Sendable {
 /// Workloads on a simulated disk.
 public enum XNSimulation {
     public static let formats = [TreeFormat(name: "tree", ownerOffset: 0), TreeFormat(name: "list", ownerOffset: 8)]
+    static let diskBlocks: UInt64 = 768
 
     /// A random workload of `steps` steps; with `crash`, the power fails once at a random
     /// write and the run goes on after recovery.
@@ -39,10 +48,10 @@ public enum XNSimulation {
         var rng = SeededRandom(seed: seed)
         var world: World
         do { world = try World(seed: seed) } catch {
-            report.violations.append("seed \(seed): format failed: \(error)")
+            report.violations.append("seed \(seed): setup failed: \(error)")
             return report
         }
-        if crash { world.xn.device.failAfterWrites = world.xn.device.writesIssued + 1 + Int(rng.next() % 60) }
+        if crash { world.disk.failAfterWrites = world.disk.writesIssued + 1 + Int(rng.next() % 60) }
         // Every step, then the shutdown — the power may fail during that too, so it gets a
         // second try after recovery.
         var step = 0, shutdowns = 0
@@ -51,14 +60,20 @@ public enum XNSimulation {
                 if step < steps {
                     step += 1
                     try world.randomStep(&rng, &report)
+                    if let broken = world.kernel.checkInvariants().first {
+                        report.violations.append("seed \(seed) step \(step): \(broken)")
+                        return report
+                    }
                 } else {
                     shutdowns += 1
-                    let disk = try world.xn.unmount()
-                    report.violations += XN.check(disk).violations.map { "seed \(seed), after unmount: \($0)" }
-                    return report
+                    do {
+                        guard let disk = try world.kernel.shutdown() else { return report }
+                        report.violations += XNImage.check(disk).violations.map { "seed \(seed), after shutdown: \($0)" }
+                        return report
+                    } catch { throw KernelError.ioError }
                 }
-            } catch XNError.device {
-                // The power failed: recover on a fresh mount.
+            } catch KernelError.ioError {
+                // The power failed: recover on a fresh boot.
                 report.crashPoints += 1
                 if let violation = world.recover(seed: seed) {
                     report.violations.append(violation)
@@ -79,22 +94,22 @@ public enum XNSimulation {
         // A dry run counts the writes.
         var dry = XNSimulationReport()
         guard var world = try? World(seed: seed) else { return report }
-        let formatWrites = world.xn.device.writesIssued
+        let setupWrites = world.disk.writesIssued
         var rng = SeededRandom(seed: seed)
         for _ in 0..<steps { try? world.randomStep(&rng, &dry) }
-        guard let disk = try? world.xn.unmount() else { return report }
+        guard let disk = try? world.kernel.shutdown() else { return report }
         let total = disk.writesIssued
-        for cut in (formatWrites + 1)...max(formatWrites + 1, total) {
+        for cut in (setupWrites + 1)...max(setupWrites + 1, total) {
             report.runs += 1
             guard var run = try? World(seed: seed) else { continue }
-            run.xn.device.failAfterWrites = cut
+            run.disk.failAfterWrites = cut
             var rng = SeededRandom(seed: seed)
             var ignored = XNSimulationReport()
             var crashed = false
             for _ in 0..<steps {
-                do { try run.randomStep(&rng, &ignored) } catch XNError.device { crashed = true; break } catch {}
+                do { try run.randomStep(&rng, &ignored) } catch KernelError.ioError { crashed = true; break } catch {}
             }
-            if !crashed { crashed = (try? run.xn.unmount()) == nil }
+            if !crashed { crashed = (try? run.kernel.shutdown()) == nil }
             if crashed {
                 report.crashPoints += 1
                 if let violation = run.recover(seed: seed) { report.violations.append(violation + " (crash after write \(cut))") }
@@ -104,26 +119,46 @@ public enum XNSimulation {
         return report
     }
 
-    /// Several file systems on one XN.
+    typealias Client = TreeClient<LocalPort<SimulatedHost>>
+
+    /// Several file systems, and an attacker, on one kernel and disk.
     struct World {
-        var xn: XN<SimulatedDisk>
-        var clients: [TreeClient<SimulatedDisk>]
+        var kernel: Kernel<SimulatedHost>
+        var clients: [Client] = []
+        var attacker: Client
         /// Each client's known nodes and data blocks.
-        var nodes: [[BlockNumber]]
-        var data: [[BlockNumber]]
+        var nodes: [[BlockNumber]] = []
+        var data: [[BlockNumber]] = []
         var dead: Set<Int> = []
 
+        /// The kernel's disk (its power switch, for the harness).
+        var disk: SimulatedDisk {
+            get { kernel.xn!.device }
+            nonmutating set { kernel.xn!.device = newValue }
+        }
+
         init(seed: UInt64) throws {
-            xn = try XN.format(SimulatedDisk(blockCount: 768, seed: seed))
-            let tree = try formats[0].install(on: xn), list = try formats[1].install(on: xn)
-            clients = [TreeClient(environment: EnvironmentID(rawValue: 1), ownerID: 11, format: formats[0], type: tree),
-                       TreeClient(environment: EnvironmentID(rawValue: 2), ownerID: 22, format: formats[1], type: list),
-                       TreeClient(environment: EnvironmentID(rawValue: 3), ownerID: 33, format: formats[0], type: tree)]
+            kernel = Kernel(host: SimulatedHost(frameCount: 2048))
+            try kernel.mountDisk(SimulatedDisk(blockCount: diskBlocks, seed: seed), format: true)
+            attacker = try LibraryEnvironment.treeClient(kernel, ownerID: 66, format: formats[0])
+            try makeClients(creatingRoots: true)
+        }
+
+        /// The three file systems (and their roots on a fresh disk).
+        mutating func makeClients(creatingRoots: Bool) throws {
+            clients = try [(11, formats[0]), (22, formats[1]), (33, formats[0])].map { owner, format throws(KernelError) in
+                try LibraryEnvironment.treeClient(kernel, ownerID: owner, format: format)
+            }
             nodes = []
             data = []
             for (i, client) in clients.enumerated() {
-                let root = try client.createRoot(xn, name: "fs\(i)")
-                try xn.writeback([root], by: client.environment)
+                let root: BlockNumber
+                if creatingRoots {
+                    root = try client.createRoot(name: "fs\(i)")
+                    try client.port.writeback([root])
+                } else {
+                    root = try client.port.root(named: "fs\(i)").block
+                }
                 nodes.append([root])
                 data.append([])
             }
@@ -131,99 +166,169 @@ public enum XNSimulation {
 
         func pick<T>(_ items: [T], _ rng: inout SeededRandom) -> T? { items.isEmpty ? nil : items[Int(rng.next() % UInt64(items.count))] }
 
-        mutating func randomStep(_ rng: inout SeededRandom, _ report: inout XNSimulationReport) throws(XNError) {
+        /// Dirty blocks the registry shows held by the kernel alone: anyone may flush them.
+        func orphans() -> [BlockNumber] {
+            let view = kernel.exposedState
+            return (0..<view.framesTotal).compactMap { f in
+                guard let e = view.registry(frame: FrameNumber(rawValue: UInt32(f))), e.dirty, e.owner == nil else { return nil }
+                return e.block
+            }
+        }
+
+        mutating func randomStep(_ rng: inout SeededRandom, _ report: inout XNSimulationReport) throws(KernelError) {
             let c = Int(rng.next() % UInt64(clients.count))
             let client = clients[c]
             report.operations += 1
-            func attempt(_ body: () throws(XNError) -> Void) throws(XNError) {
+            func attempt(_ body: () throws(KernelError) -> Void) throws(KernelError) {
                 do { try body() } catch {
-                    if case .device = error { throw error }
+                    if error == .ioError { throw error }
                     report.refused += 1
                 }
             }
             if dead.contains(c) {
                 // Another file system flushes what the dead one left.
-                try attempt { () throws(XNError) in try xn.writeback(xn.orphanedDirtyBlocks(), by: clients[(c + 1) % clients.count].environment) }
+                let flusher = clients.indices.first { !dead.contains($0) } ?? c
+                try attempt { () throws(KernelError) in try clients[flusher].port.writeback(orphans()) }
                 return
             }
-            switch rng.next() % 12 {
+            switch rng.next() % 13 {
             case 0, 1, 2:
                 guard let parent = pick(nodes[c], &rng) else { return }
-                try attempt { () throws(XNError) in
-                    let child = try client.add(xn, under: parent, type: client.type, hint: BlockNumber(rng.next() % 768))
+                try attempt { () throws(KernelError) in
+                    let child = try client.add(under: parent, type: client.type, hint: rng.next() % diskBlocks)
                     nodes[c].append(child)
                 }
             case 3, 4:
                 guard let parent = pick(nodes[c], &rng) else { return }
-                try attempt { () throws(XNError) in
-                    let child = try client.add(xn, under: parent, type: .data, hint: BlockNumber(rng.next() % 768))
+                try attempt { () throws(KernelError) in
+                    let child = try client.add(under: parent, type: .data, hint: rng.next() % diskBlocks)
                     data[c].append(child)
-                    try xn.writeData(child, offset: Int(rng.next() % 4000), bytes: [UInt8(c), UInt8(truncatingIfNeeded: child)],
-                                     credential: client.credential, by: client.environment)
+                    try client.write([UInt8(c), UInt8(truncatingIfNeeded: child)], at: Int(rng.next() % 4000), of: child)
                 }
             case 5:
                 // Remove a data block or an empty node.
                 let candidates = data[c] + nodes[c].dropFirst()
-                guard let victim = pick(candidates, &rng), let parent = xn.registryEntry(victim)?.parent ?? parentOf(victim) else { return }
-                try attempt { () throws(XNError) in
-                    try client.remove(xn, victim, from: parent)
+                guard let victim = pick(candidates, &rng), let parent = parentOf(victim, c) else { return }
+                try attempt { () throws(KernelError) in
+                    try client.remove(victim, from: parent)
                     nodes[c].removeAll { $0 == victim }
                     data[c].removeAll { $0 == victim }
                 }
             case 6, 7, 8:
                 // Write back some of our blocks, deepest first or in any order.
-                var blocks = (nodes[c] + data[c]).filter { xn.registryEntry($0)?.dirty == true }
-                if rng.next() % 2 == 0 { blocks = blocks.filter { !xn.isTainted($0) } }
-                try attempt { () throws(XNError) in try xn.writeback(blocks, by: client.environment) }
+                var blocks = (nodes[c] + data[c]).filter { kernel.exposedState.registry(block: $0)?.dirty == true }
+                if rng.next() % 2 == 0 { blocks = blocks.filter { kernel.exposedState.registry(block: $0)?.tainted == false } }
+                try attempt { () throws(KernelError) in try client.port.writeback(Array(blocks.prefix(KernelLimits.xnWritebackBlocksMax))) }
             case 9:
-                // Attack: change another file system's block; XN must refuse.
+                // Change another file system's block: XN must refuse.
                 let other = (c + 1 + Int(rng.next() % 2)) % clients.count
                 guard let target = pick(nodes[other], &rng) else { return }
-                do {
-                    try xn.modify(target, [Modification(offset: Int(rng.next() % 64), bytes: [0xee])], operation: .write,
-                                  credential: client.credential, by: client.environment)
-                    report.violations.append("env \(c) changed env \(other)'s block \(target)")
-                } catch {
-                    if case .device = error { throw error }
-                    report.refused += 1
+                try attack(&report, "env \(c) changed env \(other)'s block \(target)") { () throws(KernelError) in
+                    try client.port.modify(target, .write, .inline([(Int(rng.next() % 64), [0xee])]), credential: client.slots.own)
                 }
             case 10:
-                // Attack: invent a pointer to a free block in our own node.
-                guard let node = pick(nodes[c], &rng), let free = xn.firstFree(from: BlockNumber(rng.next() % 768)) else { return }
+                // Invent a pointer to a free block in our own node.
+                guard let node = pick(nodes[c], &rng), let free = try? client.port.firstFreeBlock(from: rng.next() % diskBlocks) else { return }
                 let at = TreeFormat.entriesStart + Int(rng.next() % UInt64(TreeFormat.entries)) * TreeFormat.entryBytes
-                do {
-                    try xn.modify(node, [Modification(offset: at, bytes: TreeClient<SimulatedDisk>.entry(free, .data)),
-                                         client.format.highWater(TreeFormat.entries)], operation: .write,
-                                  credential: client.credential, by: client.environment)
-                    report.violations.append("env \(c) invented a pointer to block \(free)")
-                } catch {
-                    if case .device = error { throw error }
-                    report.refused += 1
+                try attack(&report, "env \(c) invented a pointer to block \(free)") { () throws(KernelError) in
+                    try client.port.modify(node, .write, .inline([(at, Client.entry(free, .data)), client.format.highWater(TreeFormat.entries)]),
+                                           credential: client.slots.own)
                 }
+            case 11:
+                try attackFromOutside(&rng, &report)
             default:
                 if rng.next() % 8 == 0 && dead.count < clients.count - 1 {
                     dead.insert(c)
-                    xn.environmentDied(client.environment)
+                    kernel.kill(client.port.environment)
                 }
             }
         }
 
-        func parentOf(_ block: BlockNumber) -> BlockNumber? { xn.registryEntry(block)?.parent }
+        /// Runs an attack that must be refused; a success is a violation.
+        func attack(_ report: inout XNSimulationReport, _ what: String, _ body: () throws(KernelError) -> Void) throws(KernelError) {
+            report.attacks += 1
+            do {
+                try body()
+                report.violations.append(what)
+            } catch {
+                if error == .ioError { throw error }
+                report.refused += 1
+            }
+        }
+
+        /// The malicious environment tries a way in at another's blocks or frames.
+        mutating func attackFromOutside(_ rng: inout SeededRandom, _ report: inout XNSimulationReport) throws(KernelError) {
+            let victim = Int(rng.next() % UInt64(clients.count))
+            guard let target = pick(nodes[victim] + data[victim], &rng) else { return }
+            let port = attacker.port
+            let slot = attacker.slots.own
+            let frame = FrameNumber(rawValue: UInt32(rng.next() % 2048))
+            switch rng.next() % 8 {
+            case 0:
+                try attack(&report, "attacker read env \(victim)'s block \(target)") { () throws(KernelError) in
+                    _ = try attacker.contents(target)
+                }
+            case 1:
+                try attack(&report, "attacker mapped env \(victim)'s block \(target) writable") { () throws(KernelError) in
+                    _ = try port.map(target, writable: true, credential: slot)
+                }
+            case 2:
+                try attack(&report, "attacker wrote env \(victim)'s block \(target)") { () throws(KernelError) in
+                    try port.writeData(target, .inline([(0, [0xaa])]), credential: slot)
+                }
+            case 3:
+                guard let child = pick(data[victim], &rng), let parent = parentOf(child, victim) else { return }
+                try attack(&report, "attacker freed env \(victim)'s block \(child)") { () throws(KernelError) in
+                    try port.modify(parent, .free(child), .inline([]), credential: slot)
+                }
+            case 4:
+                try attack(&report, "attacker evicted env \(victim)'s block \(target)") { () throws(KernelError) in
+                    try port.evict(target, credential: slot)
+                }
+            case 5:
+                // Another's frame, given to the cache as the attacker's own.
+                try attack(&report, "attacker read a block into frame \(frame.rawValue)") { () throws(KernelError) in
+                    if kernel.frameOwner(frame) == port.environment { throw KernelError.busy }
+                    _ = try port.readIn(target, frame: frame, credential: slot)
+                }
+            case 6:
+                try attack(&report, "attacker took root fs\(victim)'s name") { () throws(KernelError) in
+                    _ = try attacker.createRoot(name: "fs\(victim)")
+                }
+            default:
+                // A forged slot.
+                try attack(&report, "attacker changed block \(target) with a forged slot") { () throws(KernelError) in
+                    try port.modify(target, .write, .inline([(0, [1])]), credential: CapabilitySlot(Int(rng.next() % 40) + 4))
+                }
+            }
+        }
+
+        /// The parent of `block` in client `c`'s tree, by walking its known nodes.
+        func parentOf(_ block: BlockNumber, _ c: Int) -> BlockNumber? {
+            if let parent = kernel.exposedState.registry(block: block)?.parent { return parent }
+            for node in nodes[c] where (try? clients[c].children(of: node))?.contains(where: { $0.block == block }) == true { return node }
+            return nil
+        }
 
         /// After a power failure: the disk keeps a random subset of its unbarriered writes;
-        /// XN must mount and fsck must be clean. Reloads what each file system can reach.
+        /// a fresh kernel must mount it and fsck must be clean. Reloads what each file
+        /// system can reach.
         mutating func recover(seed: UInt64) -> String? {
-            var disk = xn.device
+            var disk = self.disk
             disk.powerLoss()
-            do { xn = try XN.mount(disk) } catch { return "seed \(seed): mount after a crash failed: \(error)" }
-            let check = XN.check(xn.device)
+            kernel = Kernel(host: SimulatedHost(frameCount: 2048))
+            do { try kernel.mountDisk(disk, format: false) } catch { return "seed \(seed): mount after a crash failed: \(error)" }
+            let check = XNImage.check(kernel.xn!.device)
             if let violation = check.violations.first { return "seed \(seed): after recovery: \(violation)" }
+            do {
+                attacker = try LibraryEnvironment.treeClient(kernel, ownerID: 66, format: formats[0])
+                try makeClients(creatingRoots: false)
+            } catch { return "seed \(seed): after recovery, a file system cannot start: \(error)" }
             for (i, client) in clients.enumerated() {
-                guard let root = try? xn.root(named: "fs\(i)") else { return "seed \(seed): root fs\(i) lost" }
-                var found: [BlockNumber] = [root.block], files: [BlockNumber] = []
+                var found = nodes[i], files: [BlockNumber] = []
                 var next = 0
                 while next < found.count {
-                    for p in (try? client.children(xn, of: found[next])) ?? [] {
+                    for p in (try? client.children(of: found[next])) ?? [] {
                         if p.type == .data { files.append(p.block) } else { found.append(p.block) }
                     }
                     next += 1

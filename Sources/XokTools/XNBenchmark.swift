@@ -1,12 +1,16 @@
-// `xok bench xn`: the cost of XN's checks end to end. The same metadata-heavy workload —
-// allocate, write and free blocks under many parents, with writeback to an image file —
-// runs with the UDF checks on and with them off (a benchmark-only setting), in one run.
+// `xok bench xn`: the cost of XN's checks end to end, through the kernel's call path. The
+// same metadata-heavy workload — allocate, write and free blocks under many parents, with
+// writeback to an image file — runs as a library file system calling a kernel booted on
+// the Linux host through its port, with XN's UDF checks on and with them off (a boot
+// setting of the benchmark's own kernel, which no call can change), in one run.
 
 import BPF
 #if canImport(Glibc)
 import Glibc
 #endif
+import TreeFS
 import XN
+import Xok
 import XokABI
 import XokHostLinux
 import XokSimulation
@@ -66,63 +70,68 @@ public enum XNBenchmark {
         let directories = max(1, blocks / childrenPerDirectory)
         let groups = max(1, (directories + 199) / 200)
         let device = try FileBlockDevice.create(path: path, blocks: UInt64(blocks + directories + groups + 4096), direct: true)
-        let xn = try XN.format(device)
+        let kernel = Kernel(host: try LinuxHost(frameCount: directories + groups + 4 * childrenPerDirectory + 64))
+        try kernel.mountDisk(device, format: true, checks: checks)
         let format = TreeFormat(name: "tree", ownerOffset: 0)
-        let client = TreeClient<FileBlockDevice>(environment: EnvironmentID(rawValue: 1), ownerID: 1, format: format, type: try format.install(on: xn))
-        let root = try client.createRoot(xn, name: "bench")
-        try xn.writeback([root], by: client.environment)
-        xn.checksEnabled = checks
-        let credential = client.credential, env = client.environment
+        let client = try LibraryEnvironment.treeClient(kernel, ownerID: 1, format: format,
+                                                       quota: LibraryEnvironment.share(of: kernel, parts: 1))
+        let port = client.port, own = client.slots.own
+        let root = try client.createRoot(name: "bench")
+        try port.writeback([root])
         func entry(_ slot: Int) -> Int { TreeFormat.entriesStart + slot * TreeFormat.entryBytes }
         let empty = [UInt8](repeating: 0, count: TreeFormat.entryBytes)
         var changes = 0
-        var next: BlockNumber = xn.geometry.dataStart
+        var next = try port.firstFreeBlock(from: 0)
+        // Frames for children come back when the children are freed; reuse them.
+        var spare: [FrameNumber] = []
 
-        func allocate(_ parent: BlockNumber, slot: Int, type: TypeID) throws -> BlockNumber {
-            while !xn.isFree(next) { next += 1 }
+        func allocate(_ parent: BlockNumber, slot: Int, type: TypeID) throws -> (BlockNumber, FrameNumber) {
+            next = try port.firstFreeBlock(from: next)
             let child = next
-            try xn.modify(parent, [Modification(offset: entry(slot), bytes: TreeClient<FileBlockDevice>.entry(child, type)), format.highWater(slot + 1)],
-                          operation: .allocate(child, type), credential: credential, by: env)
+            let frame = try spare.popLast() ?? client.newFrame()
+            try port.modify(parent, .allocate(child, type, frame: frame),
+                            .inline([(entry(slot), TreeClient<LocalPort<LinuxHost>>.entry(child, type)), format.highWater(slot + 1)]), credential: own)
             changes += 1
-            return child
+            return (child, frame)
         }
 
         let clock = ContinuousClock()
         let cpuStart = cpuTime()
         let start = clock.now
         var group: BlockNumber = 0
+        let first = next
         for d in 0..<directories {
             if d % 200 == 0 {
-                group = try allocate(root, slot: d / 200, type: client.type)
-                try xn.modify(group, [client.stamp], operation: .write, credential: credential, by: env)
-                try xn.writeback([group], by: env)
-                try xn.writeback([root], by: env)
+                group = try allocate(root, slot: d / 200, type: client.type).0
+                try port.modify(group, .write, .inline([client.stamp]), credential: own)
+                try port.writeback([group])
+                try port.writeback([root])
             }
-            let directory = try allocate(group, slot: d % 200, type: client.type)
-            try xn.modify(directory, [client.stamp], operation: .write, credential: credential, by: env)
-            try xn.writeback([directory], by: env)
-            try xn.writeback([group], by: env)
-            var children: [BlockNumber] = []
+            let directory = try allocate(group, slot: d % 200, type: client.type).0
+            try port.modify(directory, .write, .inline([client.stamp]), credential: own)
+            try port.writeback([directory])
+            try port.writeback([group])
+            var children: [(BlockNumber, FrameNumber)] = []
             for slot in 0..<childrenPerDirectory {
                 let child = try allocate(directory, slot: slot, type: .data)
-                try xn.writeData(child, offset: 0, bytes: [UInt8(truncatingIfNeeded: slot), 1, 2, 3], credential: credential, by: env)
+                try port.writeData(child.0, .inline([(0, [UInt8(truncatingIfNeeded: slot), 1, 2, 3])]), credential: own)
                 changes += 1
                 children.append(child)
             }
-            try xn.writeback(children, by: env)
-            try xn.writeback([directory], by: env)
+            try port.writeback(children.map(\.0))
+            try port.writeback([directory])
             // Newest first, lowering the directory's high-water mark as it empties.
             for (slot, child) in children.enumerated().reversed() {
-                try xn.modify(directory, [Modification(offset: entry(slot), bytes: empty), format.highWater(slot)], operation: .free(child),
-                              credential: credential, by: env)
+                try port.modify(directory, .free(child.0), .inline([(entry(slot), empty), format.highWater(slot)]), credential: own)
+                spare.append(child.1)
                 changes += 1
             }
-            try xn.writeback([directory], by: env)
-            next = xn.geometry.dataStart
+            try port.writeback([directory])
+            next = first
         }
         let d = clock.now - start
         let cpu = cpuTime() - cpuStart
-        _ = try xn.unmount()
+        _ = try kernel.shutdown()
         let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
         return Run(checks: checks, seconds: seconds, cpuSeconds: cpu, changes: changes)
     }

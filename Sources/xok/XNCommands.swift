@@ -3,45 +3,79 @@
 import ArgumentParser
 import Foundation
 import XN
+import Xok
 import XokHostLinux
 import XokSimulation
 
 struct Mkfs: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create a disk image (or use a block device) and lay out an empty XN disk on it.")
+    static let configuration = CommandConfiguration(
+        abstract: "Create a disk image (or use a block device) and lay out an empty XN disk on it, through the kernel on the Linux host.",
+        discussion: "Refuses a target that already holds an XN disk or any other data unless --force.")
 
     @Argument(help: "The image file (created) or block device.")
     var image: String
 
-    @Option(help: "Blocks of 4 KiB in a new image file.")
-    var blocks: UInt64 = 16_384
+    @Option(help: "Blocks of 4 KiB in the image file (default: an existing file keeps its size; a new one gets 16384).")
+    var blocks: UInt64?
+
+    @Flag(help: "Overwrite whatever the target holds.")
+    var force = false
 
     func run() throws {
-        do {
-            let isBlockDevice = image.hasPrefix("/dev/")
-            let device = isBlockDevice ? try FileBlockDevice.open(path: image) : try FileBlockDevice.create(path: image, blocks: blocks)
-            let xn = try XN.format(device)
-            print("mkfs: \(image): \(xn.geometry.blockCount) blocks, data from block \(xn.geometry.dataStart), \(xn.freeBlockCount) free")
-            _ = try xn.unmount()
-        } catch {
-            fail("mkfs: \(error)")
+        let isBlockDevice = image.hasPrefix("/dev/")
+        if !force, let why = Self.existingData(at: image) {
+            fail("mkfs: \(image): \(why); use --force to overwrite it", code: 1)
         }
+        do {
+            let keepSize = isBlockDevice || (blocks == nil && FileManager.default.fileExists(atPath: image))
+            let device = keepSize ? try FileBlockDevice.open(path: image) : try FileBlockDevice.create(path: image, blocks: blocks ?? 16_384)
+            let kernel = Kernel(host: try LinuxHost(frameCount: 64))
+            try kernel.mountDisk(device, format: true)
+            let xn = kernel.xn!
+            print("mkfs: \(image): \(xn.geometry.blockCount) blocks of 4 KiB, data from block \(xn.geometry.dataStart), \(xn.freeBlockCount) free")
+            _ = try kernel.shutdown()
+        } catch {
+            fail("mkfs: \(image): \(error)")
+        }
+    }
+
+    /// Why the target must not be overwritten without --force: it holds an XN disk, or any
+    /// nonzero byte in its first MiB. Nil for a missing or empty target.
+    static func existingData(at path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let head = (try? handle.read(upToCount: 1 << 20)) ?? Data()
+        if head.count >= 8, head.prefix(8).elementsEqual(withUnsafeBytes(of: XNLayout.magic.littleEndian) { Array($0) }) {
+            return "already holds an XN disk"
+        }
+        return head.contains(where: { $0 != 0 }) ? "already holds data" : nil
     }
 }
 
 struct Fsck: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check an XN image without changing it; prints each violation. Exit 0 when clean, 1 otherwise.")
+        abstract: "Check an XN image without changing it; prints each violation.",
+        discussion: "Exit status as fsck(8): 0 clean, 4 violations found, 8 the image could not be checked (missing, unreadable, or not XN).")
 
     @Argument(help: "The image file or block device.")
     var image: String
 
     func run() throws {
         let device: FileBlockDevice
-        do { device = try FileBlockDevice.open(path: image, readOnly: true) } catch { fail("fsck: \(error)", code: 2) }
-        let report = XN.check(device)
-        for violation in report.violations { print("violation: \(violation)") }
-        print("fsck: \(image): \(report.reachable) blocks reachable, \(report.clean ? "clean shutdown" : "not shut down cleanly (free map rebuilt at mount)"), \(report.violations.count) violations")
-        if !report.violations.isEmpty { throw ExitCode(1) }
+        do { device = try FileBlockDevice.open(path: image, readOnly: true) } catch {
+            fail("fsck: \(image): \(Self.reason(error))", code: 8)
+        }
+        let report = XNImage.check(device)
+        if let why = report.notXN { fail("fsck: \(image): not an XN disk (\(why))", code: 8) }
+        for violation in report.violations { print("\(image): \(violation)") }
+        let state = report.clean ? "cleanly shut down" : "not cleanly shut down (the next mount rebuilds its free map)"
+        print("fsck: \(image): \(report.reachable) blocks reachable, \(state), \(report.violations.count) violations")
+        if !report.violations.isEmpty { throw ExitCode(4) }
+    }
+
+    /// The system's reason alone, as UNIX tools print it ("No such file or directory").
+    static func reason(_ error: DeviceError) -> String {
+        error.message.split(separator: ": ").last.map(String.init) ?? error.message
     }
 }
 

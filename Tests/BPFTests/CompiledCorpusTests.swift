@@ -89,8 +89,8 @@ enum Blocks {
         return context
     }
 
-    static func window(_ words: [(Int, UInt64)] = [], bytes: [(Int, UInt8)] = []) -> [UInt8] {
-        var window = [UInt8](repeating: 0, count: Limits.wakeupWindowBytes)
+    static func window(_ words: [(Int, UInt64)] = [], bytes: [(Int, UInt8)] = [], length: Int = 4096) -> [UInt8] {
+        var window = [UInt8](repeating: 0, count: length)
         for (at, v) in words { put64(v, &window, at: at) }
         for (at, v) in bytes { window[at] = v }
         return window
@@ -179,7 +179,8 @@ enum Corpus {
                 } + [rejected([UInt8](repeating: 1, count: 33))]
             },
             CorpusProgram(file: "predicates.c", section: "predicate/message_waiting", kind: predicate) {
-                [Run(context: B.window(), result: 0), Run(context: B.window([(64, 5)]), result: 1)]
+                [Run(context: B.window(), result: 0), Run(context: B.window([(64, 5)]), result: 1),
+                 Run(context: B.window(length: 71), result: 1), Run(context: B.window(length: 72), result: 0)]
             },
             CorpusProgram(file: "predicates.c", section: "predicate/counter_reached", kind: predicate) {
                 [Run(context: B.window([(0, 3), (8, 5)]), result: 0), Run(context: B.window([(0, 5), (8, 5)]), result: 1),
@@ -191,7 +192,7 @@ enum Corpus {
             CorpusProgram(file: "predicates.c", section: "predicate/any_block_valid", kind: predicate) {
                 [Run(context: B.window(bytes: (128..<136).map { ($0, 1) }), result: 0),
                  Run(context: B.window(bytes: (128..<136).map { ($0, $0 == 133 ? 2 : 3) }), result: 1),
-                 Run(context: B.window(bytes: [(136, 2)]), result: 0)]
+                 Run(context: B.window(bytes: [(136, 2)]), result: 0), Run(context: B.window(length: 135), result: 1)]
             },
             CorpusProgram(file: "directory_udfs.c", section: "udf/dir_owns", kind: .udfOwns) {
                 [Run(context: B.directory(owner: 7, entries: [(0, 100, 1), (5, 105, 2), (62, 162, 3)]), result: 3,

@@ -121,7 +121,7 @@ import Testing
 
     @Test func clockHelperReturnsTheTicksTheKernelPassed() throws {
         let predicate = Interpreter(try Verifier.verify(assemble("call 16\nexit"), kind: .wakeupPredicate))
-        var window = [UInt8](repeating: 0, count: Limits.wakeupWindowBytes)
+        var window = [UInt8](repeating: 0, count: 4096)
         let r0 = try window.withUnsafeMutableBytes { try predicate.run(context: $0, clockTicks: 1234) }
         #expect(r0 == 1234)
     }

@@ -140,7 +140,10 @@ import XokSimulation
                 continue
             }
             accepted += 1
-            let length = kind.context.bounds.max > 200 ? kind.context.bounds.max : 64
+            // A fixed context at its size; a variable one at its edges (empty, one byte) or
+            // its largest size up to a jumbo frame (a predicate's window may be 1 GiB).
+            let (low, high) = kind.context.bounds
+            let length = low == high ? high : [0, 1, 64, min(high, Limits.frameBytesMax)][Int(generator.rng.next() % 4)]
             let context = (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.rng.next() % 3 == 0 ? generator.rng.next() : 0) }
             do {
                 _ = try Interpreter(verified).run(context: context, mode: AuditedExecution.self)

@@ -22,7 +22,7 @@ import XokSimulation
         var rng = SeededRandom(seed: 7)
         let requests: [KernelRequest] = [.frameAllocate(credential: Slot.frames, acl: w.ownACL(w.a)),
                                          .regionWrite(credential: Slot.own, RegionID(rawValue: 1), offset: 0, bytes: [1, 2, 3]),
-                                         .environmentCreate(credential: Slot.environments, acl: w.ownACL(w.a), grants: [Slot.own]),
+                                         .environmentCreate(credential: Slot.environments, acl: w.ownACL(w.a), grants: [Slot.own], quota: Quota(frames: 2)),
                                          .ipcSend(credential: Slot.own, target: w.b.environment, message: [9])]
         for _ in 0..<5_000 {
             var bytes = requests[Int(rng.next() % UInt64(requests.count))].encoded
@@ -136,7 +136,7 @@ import XokSimulation
                 #expect(error == .queueFull)
             }
         }
-        #expect(sent == KernelLimits.messageQueueDepth)
+        #expect(sent == KernelLimits.messagesPerSender)
         let received = try w.upcalls(w.b)
         #expect(received == (0..<sent).map { .message(from: w.a.environment, [UInt8($0)]) })
         // Drained, the queue takes messages again.
@@ -181,7 +181,7 @@ import XokSimulation
         exhaust(.limitExceeded) { () throws(KernelError) in _ = try w.a.derive(Slot.weak, rights: .read) }
         var slice: UInt32 = 0
         exhaust(.limitExceeded) { () throws(KernelError) in try w.a.allocate(SliceIndex(rawValue: slice), credential: Slot.slices); slice += 1 }
-        #expect(w.kernel.exposedState.framesFree == 300 - KernelLimits.framesPerEnvironment)
+        #expect(w.kernel.exposedState.framesFree == 300 - Int(w.childQuota.frames))
         // b is unaffected: it still gets what it asks for.
         _ = try w.frame(of: w.b)
         _ = try w.region(of: w.b)

@@ -1,8 +1,10 @@
-// A small world for kernel tests: init (holding the root capability) and two children,
-// `a` and `b`, each holding one capability per system ACL and a weak one.
+// A small world for kernel tests: a kernel with a simulated disk, init (holding the root
+// capability) and two children, `a` and `b`, each holding one capability per system ACL
+// and a weak one, with a quota of `World.childQuota`.
 
 import BPF
 import Testing
+import TreeFS
 import Xok
 import XokABI
 import XokSimulation
@@ -15,6 +17,8 @@ enum Slot {
     static let slices = CapabilitySlot(3)       // [4] write: may take slices
     static let weak = CapabilitySlot(4)         // [9] read only: passes nothing by default
     static let own = CapabilitySlot(5)          // [100 + n] all rights: the child's own name
+    static let types = CapabilitySlot(6)        // [5] write: may install XN types
+    static let roots = CapabilitySlot(7)        // [6] write: may create XN roots
     static let empty = CapabilitySlot(10)
     static let outOfRange = CapabilitySlot(KernelLimits.capabilitySlots)
 }
@@ -29,9 +33,16 @@ final class World {
     let a: LocalPort<SimulatedHost>
     let b: LocalPort<SimulatedHost>
 
-    /// 300 frames: more than one environment's limit, less than two.
-    init(frames: Int = 300) {
+    /// What each child may hold: a third of the frames, at most 100.
+    let childQuota: Quota
+
+    /// 300 frames: a third for each child, a third for init; a 512-block disk.
+    init(frames: Int = 300, diskBlocks: UInt64 = 512) {
         let kernel = Kernel(host: SimulatedHost(frameCount: frames))
+        if diskBlocks > 0 { try! kernel.mountDisk(SimulatedDisk(blockCount: diskBlocks, seed: 1), format: true) }
+        let childQuota = Quota(environments: 16, frames: UInt32(min(frames / 3, 100)), regions: 16, slices: 4, messages: 64,
+                               blocks: diskBlocks > 0 ? 40 : 0, catalogueEntries: diskBlocks > 0 ? 4 : 0)
+        self.childQuota = childQuota
         let root = LocalPort(kernel: kernel, environment: kernel.initEnvironment)
         self.kernel = kernel
         self.root = root
@@ -42,7 +53,9 @@ final class World {
                                [SystemACLs.slicesName], [9]].map { name in
                 try root.derive(CapabilitySlot(0), appending: name, rights: name == [9] ? [.read, .grant] : [.write, .grant])
             } + [try! root.derive(CapabilitySlot(0), appending: [100 + n], rights: .all)]
-            let id = try! root.createEnvironment(credential: CapabilitySlot(0), acl: acl(capability([100 + n], .write)), grants: grants)
+              + [SystemACLs.typesName, SystemACLs.rootsName].map { try! root.derive(CapabilitySlot(0), appending: [$0], rights: [.write, .grant]) }
+            let id = try! root.createEnvironment(credential: CapabilitySlot(0), acl: acl(capability([100 + n], .write)), grants: grants,
+                                                 quota: childQuota)
             for slot in grants { try! root.drop(slot) }
             return LocalPort(kernel: kernel, environment: id)
         }
@@ -85,6 +98,15 @@ final class World {
 
     func expectConsistent(sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(kernel.checkInvariants() == [], sourceLocation: sourceLocation)
+    }
+
+    /// A tree file system for `port`, its format installed, named by the child's own
+    /// capability.
+    func tree(_ port: LocalPort<SimulatedHost>, format: TreeFormat = TreeFormat(name: "tree", ownerOffset: 0)) throws -> TreeClient<LocalPort<SimulatedHost>> {
+        let owner: UInt64 = port === a ? 101 : 102
+        let slots = TreeSlots(own: Slot.own, frames: Slot.frames, roots: Slot.roots)
+        let type = try format.install(through: port, slots: slots, types: Slot.types, frameACL: ownACL(port))
+        return TreeClient(port: port, ownerID: owner, format: format, type: type, slots: slots)
     }
 }
 

@@ -38,7 +38,8 @@ import XokSimulation
     static let requests: [KernelRequest] = [
         .capabilityDerive(source: CapabilitySlot(3), appending: [1, 2], rights: [.read, .grant]),
         .capabilityDrop(CapabilitySlot(9)),
-        .environmentCreate(credential: CapabilitySlot(1), acl: acl(capability([1, 2], .all), .root), grants: [CapabilitySlot(4), CapabilitySlot(5)]),
+        .environmentCreate(credential: CapabilitySlot(1), acl: acl(capability([1, 2], .all), .root), grants: [CapabilitySlot(4), CapabilitySlot(5)],
+                           quota: Quota(environments: 1, frames: 2, regions: 3, slices: 4, messages: 5, blocks: 1 << 40, catalogueEntries: 7)),
         .environmentDestroy(credential: CapabilitySlot(0), EnvironmentID(rawValue: 7)),
         .environmentSetMessageACL(acl()),
         .frameAllocate(credential: CapabilitySlot(0), acl: acl(.root)),
@@ -60,7 +61,29 @@ import XokSimulation
         .sliceFree(SliceIndex(rawValue: 2)),
         .yield(to: EnvironmentID(rawValue: 3)),
         .yield(to: nil),
+        .xnInstallType(credential: CapabilitySlot(6), name: Array("tree".utf8), owns: FrameSpan(frame: FrameNumber(rawValue: 1), length: 400),
+                       acl: FrameSpan(frame: FrameNumber(rawValue: 2), length: 8), size: FrameSpan(frame: FrameNumber(rawValue: 3), length: 16)),
+        .xnLookupType(name: Array("tree".utf8)),
+        .xnCreateRoot(credential: CapabilitySlot(7), name: Array("home".utf8), type: TypeID(rawValue: 2), protection: CapabilitySlot(5),
+                      frame: FrameNumber(rawValue: 9)),
+        .xnLookupRoot(name: Array("home".utf8)),
+        .xnReadIn(credential: CapabilitySlot(5), 1 << 33, frame: FrameNumber(rawValue: 4)),
+        .xnRead(credential: CapabilitySlot(5), 77, into: FrameNumber(rawValue: 4)),
+        .xnMap(credential: CapabilitySlot(5), 77, writable: true),
+        .xnModify(credential: CapabilitySlot(5), 77, .write, .inline([(16, [1, 2]), (4000, [3])])),
+        .xnModify(credential: CapabilitySlot(5), 77, .allocate(78, TypeID(rawValue: 1), frame: FrameNumber(rawValue: 5)),
+                  XNChanges(ranges: [XNChanges.Range(offset: 0, length: 4096)], bytes: [], source: FrameNumber(rawValue: 6))),
+        .xnModify(credential: CapabilitySlot(5), 77, .free(78), .none),
+        .xnModify(credential: CapabilitySlot(5), 77, .swap, .inline([(32, [9])])),
+        .xnWriteData(credential: CapabilitySlot(5), 78, .inline([(0, Array("data".utf8))])),
+        .xnWriteback([77, 78, 1 << 40]),
+        .xnEvict(credential: CapabilitySlot(5), 78),
+        .xnFindFree(from: 300),
     ]
+
+    @Test func theListHasEveryCall() {
+        #expect(Set(Self.requests.map(\.call)) == Set(KernelCall.allCases))
+    }
 
     @Test(arguments: requests)
     func everyRequestRoundTrips(_ request: KernelRequest) throws {
@@ -70,7 +93,7 @@ import XokSimulation
         for n in 0..<bytes.count { #expect(throws: KernelError.badRequest) { try KernelRequest(decoding: Array(bytes.prefix(n))) } }
         #expect(throws: KernelError.badRequest) { try KernelRequest(decoding: bytes + [0]) }
         var otherVersion = bytes
-        otherVersion[0] = 2
+        otherVersion[0] = UInt8(kernelCallVersion + 1)
         #expect(throws: KernelError.badRequest) { try KernelRequest(decoding: otherVersion) }
     }
 
@@ -79,7 +102,8 @@ import XokSimulation
                                       .region(RegionID(rawValue: 2)), .bytes([1, 2, 3]), .upcall(nil), .upcall(.sliceStart(SliceIndex(rawValue: 1))),
                                       .upcall(.sliceEnd(SliceIndex(rawValue: 1))), .upcall(.revocationRequested(FrameNumber(rawValue: 3), deadline: 99)),
                                       .upcall(.frameRevoked(FrameNumber(rawValue: 3))), .upcall(.wakeup),
-                                      .upcall(.message(from: EnvironmentID(rawValue: 5), [7, 8]))]
+                                      .upcall(.message(from: EnvironmentID(rawValue: 5), [7, 8])), .type(TypeID(rawValue: 3)), .block(1 << 35),
+                                      .root(XNRoot(block: 700, type: TypeID(rawValue: 2), capability: capability([5, 6], [.read, .write])))]
         for reply in replies { #expect(try KernelReply(decoding: KernelReply.encode(.success(reply))) == reply) }
         for error in KernelError.allCases {
             #expect(throws: error) { try KernelReply(decoding: KernelReply.encode(.failure(error))) }
@@ -103,7 +127,7 @@ import XokSimulation
         #expect(after.generation > before.generation && after.generation % 2 == 0)
         #expect(after.framesFree == 63)
         #expect(after.sliceOwners[7] == w.a.environment)
-        #expect(after.environments.first { $0.id == w.a.environment }?.framesHeld == 1)
+        #expect(after.environments.first { $0.id == w.a.environment }?.framesBound == 1)
     }
 }
 
@@ -138,7 +162,8 @@ import XokSimulation
     @Test func predicateSleepsUntilTheClockItReadsPassesAPoint() throws {
         let w = World()
         try w.a.allocate(SliceIndex(rawValue: 0), credential: Slot.slices)
-        let program = predicate("ldxdw %r2, [%r1+\(ExposedState.clockOffset)]\nmov %r0, 0\njlt %r2, 100, +1\nmov %r0, 1\nexit")
+        // The window's length is checked first, as for any variable-length context.
+        let program = predicate("mov %r0, 1\njlt %r2, 24, +4\nldxdw %r2, [%r1+\(ExposedState.clockOffset)]\nmov %r0, 0\njlt %r2, 100, +1\nmov %r0, 1\nexit")
         try w.a.sleep(until: program, credential: Slot.own)
         #expect(w.kernel.isAsleep(w.a.environment))
         #expect(w.kernel.beginSlice() == nil)                 // asleep: its slice idles
@@ -155,7 +180,9 @@ import XokSimulation
         let w = World()
         // A flag a owns and b may set.
         let flag = try w.a.createRegion(size: 8, acl: acl(capability([101], .all), capability([102], .write)), credential: Slot.regions)
-        try w.a.sleep(until: predicate("ldxb %r0, [%r1+\(ExposedState.bytes)]\nexit"), region: flag, credential: Slot.own)
+        // The region follows the exposed state, whose length the header gives at byte 24.
+        try w.a.sleep(until: predicate("mov %r0, 1\njlt %r2, 28, +3\nldxw %r3, [%r1+24]\nadd %r1, %r3\nldxb %r0, [%r1+0]\nexit"),
+                      region: flag, credential: Slot.own)
         w.kernel.advance()
         #expect(w.kernel.isAsleep(w.a.environment))
         try w.b.write([1], to: flag, offset: 0, credential: Slot.own)

@@ -1,7 +1,9 @@
 // A small library file system for testing XN without C-FFS: a tree of node blocks, each
 // stamped with its owner's id and holding up to 255 entries of (block, type), with data
 // blocks as leaves. Its templates are generated for an owner field at a given offset, so
-// two file systems with different layouts can share one disk.
+// two file systems with different layouts can share one disk. Like any library file
+// system it imports only `XokABI` (and the BPF builder for its UDFs) and reaches the disk
+// only through a `KernelPort`: Package.swift gives it no other dependency.
 //
 //     node block:  owner u64 at `ownerOffset` (0 or 8); in the other half of the
 //                  16-byte header, the high-water mark u32: every slot in use is below it
@@ -12,7 +14,6 @@
 // is no pointer at all; raising the mark over one is a change XN checks like any other.
 
 import BPF
-import XN
 import XokABI
 
 /// The node format and its three UDFs.
@@ -21,7 +22,7 @@ public struct TreeFormat: Sendable {
     public let ownerOffset: Int
     public static let entriesStart = 16
     public static let entryBytes = 16
-    public static let entries = (XNLayout.blockBytes - entriesStart) / entryBytes
+    public static let entries = (KernelLimits.pageBytes - entriesStart) / entryBytes
 
     public init(name: String, ownerOffset: Int) {
         precondition(ownerOffset == 0 || ownerOffset == 8)
@@ -64,17 +65,17 @@ public struct TreeFormat: Sendable {
             b.bind(skip)
         }
         b.add(.r6, .immediate(Int32(perTurn * Self.entryBytes)))
-        b.branch(.lt, .r6, .immediate(Int32(XNLayout.blockBytes)), to: loop)
+        b.branch(.lt, .r6, .immediate(Int32(KernelLimits.pageBytes)), to: loop)
         b.bind(done)
         b.exit()
         return try! b.build().bytes
     }
 
-    /// The high-water mark set to `mark` (a modification of a node).
-    public func highWater(_ mark: Int) -> Modification {
+    /// The high-water mark set to `mark` (a change of a node).
+    public func highWater(_ mark: Int) -> (offset: Int, bytes: [UInt8]) {
         var bytes = [UInt8](repeating: 0, count: 4)
         for i in 0..<4 { bytes[i] = UInt8(truncatingIfNeeded: mark >> (8 * i)) }
-        return Modification(offset: highWaterOffset, bytes: bytes)
+        return (highWaterOffset, bytes)
     }
 
     /// A node's high-water mark.
@@ -123,45 +124,125 @@ public struct TreeFormat: Sendable {
     /// `size`: a node is one block.
     public var size: [UInt8] {
         var b = ProgramBuilder()
-        b.mov(.r0, .immediate(Int32(XNLayout.blockBytes)))
+        b.mov(.r0, .immediate(Int32(KernelLimits.pageBytes)))
         b.exit()
         return try! b.build().bytes
     }
 
-    /// Installs the format on `xn` (or finds it installed).
-    public func install<D: BlockDevice>(on xn: XN<D>) throws(XNError) -> TypeID {
-        if let existing = xn.type(named: name) { return existing }
-        return try xn.installTemplate(name: name, owns: owns, acl: acl, size: size)
+    /// Installs the format through `port` (or finds it installed). Each UDF travels in a
+    /// frame of the caller's, which it frees afterwards.
+    public func install<P: KernelPort>(through port: P, slots: TreeSlots, types: CapabilitySlot,
+                                       frameACL: AccessControlList) throws(KernelError) -> TypeID {
+        if let existing = try? port.type(named: name) { return existing }
+        var spans: [FrameSpan] = []
+        defer { for span in spans { try? port.unmap(span.frame); try? port.free(span.frame, credential: slots.own) } }
+        for code in [owns, acl, size] {
+            let frame = try port.allocateFrame(credential: slots.frames, acl: frameACL)
+            spans.append(FrameSpan(frame: frame, length: UInt32(code.count)))
+            try port.map(frame, writable: true, credential: slots.own)
+            try port.store(code, into: frame, offset: 0)
+        }
+        return try port.installType(named: name, owns: spans[0], acl: spans[1], size: spans[2], credential: types)
     }
 }
 
-/// One environment using a tree file system on XN.
-public struct TreeClient<D: BlockDevice> {
-    public let environment: EnvironmentID
+/// The capability slots a tree client uses.
+public struct TreeSlots: Sendable {
+    /// A capability named `[ownerID]` with every right: the client's own files.
+    public var own: CapabilitySlot
+    /// One that passes the kernel's frame ACL, and one its root ACL.
+    public var frames: CapabilitySlot
+    public var roots: CapabilitySlot
+    public init(own: CapabilitySlot, frames: CapabilitySlot, roots: CapabilitySlot) {
+        self.own = own
+        self.frames = frames
+        self.roots = roots
+    }
+}
+
+/// One environment using a tree file system through its kernel port.
+public final class TreeClient<P: KernelPort> {
+    public let port: P
     public let ownerID: UInt64
     public let format: TreeFormat
     public let type: TypeID
-    public var credential: Capability { try! Capability(name: [ownerID], rights: .all) }
+    public let slots: TreeSlots
+    /// A frame of its own, mapped writable, that blocks are copied into to be read.
+    private var scratch: FrameNumber?
 
-    public init(environment: EnvironmentID, ownerID: UInt64, format: TreeFormat, type: TypeID) {
-        self.environment = environment
+    public init(port: P, ownerID: UInt64, format: TreeFormat, type: TypeID, slots: TreeSlots) {
+        self.port = port
         self.ownerID = ownerID
         self.format = format
         self.type = type
+        self.slots = slots
+    }
+
+    /// The ACL of the client's frames: its own name, every right.
+    public var frameACL: AccessControlList {
+        // One entry with a one-component name: within every limit.
+        try! AccessControlList([try! Capability(name: [ownerID], rights: .all)])
+    }
+
+    /// A fresh frame of the client's, for the cache to hold a block in.
+    public func newFrame() throws(KernelError) -> FrameNumber {
+        try port.allocateFrame(credential: slots.frames, acl: frameACL)
     }
 
     /// The bytes that stamp a fresh node as ours.
-    public var stamp: Modification {
+    public var stamp: (offset: Int, bytes: [UInt8]) {
         var bytes = [UInt8](repeating: 0, count: 8)
         for i in 0..<8 { bytes[i] = UInt8(truncatingIfNeeded: ownerID >> UInt64(8 * i)) }
-        return Modification(offset: format.ownerOffset, bytes: bytes)
+        return (format.ownerOffset, bytes)
     }
 
     /// Creates and stamps a root.
-    public func createRoot(_ xn: XN<D>, name: String) throws(XNError) -> BlockNumber {
-        let block = try xn.createRoot(name: name, type: type, capability: credential, by: environment)
-        try xn.modify(block, [stamp], operation: .write, credential: credential, by: environment)
+    public func createRoot(name: String) throws(KernelError) -> BlockNumber {
+        let frame = try newFrame()
+        let block: BlockNumber
+        do { block = try port.createRoot(named: name, type: type, protection: slots.own, frame: frame, credential: slots.roots) } catch {
+            try? port.free(frame, credential: slots.own)
+            throw error
+        }
+        try port.modify(block, .write, .inline([stamp]), credential: slots.own)
         return block
+    }
+
+    /// Makes sure `block` is cached: reads it in with a fresh frame, or finds it there.
+    public func cache(_ block: BlockNumber) throws(KernelError) {
+        let frame = try newFrame()
+        let holder: FrameNumber
+        do { holder = try port.readIn(block, frame: frame, credential: slots.own) } catch {
+            try? port.free(frame, credential: slots.own)
+            throw error
+        }
+        if holder != frame { try? port.free(frame, credential: slots.own) }
+    }
+
+    /// The contents of `block`, read into the client's scratch frame (read in first if
+    /// not cached).
+    public func contents(_ block: BlockNumber) throws(KernelError) -> [UInt8] {
+        let scratch = try scratchFrame()
+        do { try port.read(block, into: scratch, credential: slots.own) } catch .notCached {
+            try cache(block)
+            try port.read(block, into: scratch, credential: slots.own)
+        }
+        return try port.load(scratch, offset: 0, count: KernelLimits.pageBytes)
+    }
+
+    /// The contents of `block`, whose ancestors from its root down are `path`: XN checks a
+    /// block's access with its parent's UDF, so the parent must be cached first.
+    public func contents(_ block: BlockNumber, via path: [BlockNumber]) throws(KernelError) -> [UInt8] {
+        for ancestor in path { _ = try contents(ancestor) }
+        return try contents(block)
+    }
+
+    private func scratchFrame() throws(KernelError) -> FrameNumber {
+        if let scratch { return scratch }
+        let frame = try newFrame()
+        try port.map(frame, writable: true, credential: slots.own)
+        scratch = frame
+        return frame
     }
 
     /// The entry bytes pointing at `child` of `type`.
@@ -174,9 +255,8 @@ public struct TreeClient<D: BlockDevice> {
         return bytes
     }
 
-    /// The first empty entry slot of `node`, by its cached contents.
-    public func freeSlot(_ xn: XN<D>, in node: BlockNumber) throws(XNError) -> Int? {
-        let contents = try xn.read(node, credential: credential)
+    /// The first empty entry slot of `contents`.
+    public func freeSlot(in contents: [UInt8]) -> Int? {
         for slot in 0..<TreeFormat.entries {
             let at = TreeFormat.entriesStart + slot * TreeFormat.entryBytes
             if contents[at..<at + 8].allSatisfy({ $0 == 0 }) { return slot }
@@ -186,42 +266,57 @@ public struct TreeClient<D: BlockDevice> {
 
     /// Allocates a child of `childType` under `parent` at the first free block after
     /// `hint`; a node child is stamped as ours. Returns the child.
-    public func add(_ xn: XN<D>, under parent: BlockNumber, type childType: TypeID, hint: BlockNumber = 0) throws(XNError) -> BlockNumber {
-        guard let slot = try freeSlot(xn, in: parent) else { throw .noSpace }
-        guard let child = xn.firstFree(from: hint) else { throw .noSpace }
+    public func add(under parent: BlockNumber, type childType: TypeID, hint: BlockNumber = 0) throws(KernelError) -> BlockNumber {
+        let contents = try contents(parent)
+        guard let slot = freeSlot(in: contents) else { throw .exhausted }
+        let child = try port.firstFreeBlock(from: hint)
         let at = TreeFormat.entriesStart + slot * TreeFormat.entryBytes
-        var changes = [Modification(offset: at, bytes: Self.entry(child, childType))]
-        if slot >= format.mark(of: try xn.read(parent, credential: credential)) { changes.append(format.highWater(slot + 1)) }
-        try xn.modify(parent, changes, operation: .allocate(child, childType), credential: credential, by: environment)
+        var changes = [(offset: at, bytes: Self.entry(child, childType))]
+        if slot >= format.mark(of: contents) { changes.append(format.highWater(slot + 1)) }
+        let frame = try newFrame()
+        do { try port.modify(parent, .allocate(child, childType, frame: frame), .inline(changes), credential: slots.own) } catch {
+            try? port.free(frame, credential: slots.own)
+            throw error
+        }
         if childType != .data {
-            try xn.modify(child, [stamp], operation: .write, credential: credential, by: environment)
+            try port.modify(child, .write, .inline([stamp]), credential: slots.own)
         }
         return child
     }
 
     /// Removes `child` (which must hold nothing) from `parent`.
-    public func remove(_ xn: XN<D>, _ child: BlockNumber, from parent: BlockNumber) throws(XNError) {
-        let contents = try xn.read(parent, credential: credential)
+    public func remove(_ child: BlockNumber, from parent: BlockNumber) throws(KernelError) {
+        let contents = try contents(parent)
         for slot in format.scanned(contents) {
             let at = TreeFormat.entriesStart + slot * TreeFormat.entryBytes
             if contents.u64le(at) == child {
-                var changes = [Modification(offset: at, bytes: [UInt8](repeating: 0, count: TreeFormat.entryBytes))]
+                var changes = [(offset: at, bytes: [UInt8](repeating: 0, count: TreeFormat.entryBytes))]
                 if slot + 1 == format.mark(of: contents) { changes.append(format.highWater(slot)) }
-                try xn.modify(parent, changes, operation: .free(child), credential: credential, by: environment)
+                try port.modify(parent, .free(child), .inline(changes), credential: slots.own)
                 return
             }
         }
         throw .notAChild
     }
 
-    /// The children `node` points to, by its cached contents.
-    public func children(_ xn: XN<D>, of node: BlockNumber) throws(XNError) -> [Pointer] {
-        let contents = try xn.read(node, credential: credential)
-        var result: [Pointer] = []
+    /// Writes `bytes` at `offset` of data block `block` (cached: it was just allocated, or
+    /// read in first).
+    public func write(_ bytes: [UInt8], at offset: Int, of block: BlockNumber) throws(KernelError) {
+        let changes = XNChanges.inline([(offset, bytes)])
+        do { try port.writeData(block, changes, credential: slots.own) } catch .notCached {
+            try cache(block)
+            try port.writeData(block, changes, credential: slots.own)
+        }
+    }
+
+    /// The children `node` points to.
+    public func children(of node: BlockNumber) throws(KernelError) -> [(block: BlockNumber, type: TypeID)] {
+        let contents = try contents(node)
+        var result: [(block: BlockNumber, type: TypeID)] = []
         for slot in format.scanned(contents) {
             let at = TreeFormat.entriesStart + slot * TreeFormat.entryBytes
             let block = contents.u64le(at)
-            if block != 0 { result.append(Pointer(block: block, type: TypeID(rawValue: UInt32(truncatingIfNeeded: contents.u64le(at + 8))))) }
+            if block != 0 { result.append((block, TypeID(rawValue: UInt32(truncatingIfNeeded: contents.u64le(at + 8))))) }
         }
         return result
     }

@@ -1,0 +1,1 @@
+// The module is header-only (CLinux.h); SwiftPM needs one source file.

@@ -1,0 +1,83 @@
+// The Linux host for one trusted application (DESIGN.md §2, §7): frames are real pages of
+// a memfd mapped into this process, the clock is CLOCK_MONOTONIC, and the disk is an image
+// file or a block device. Every environment shares this process, so a binding is the
+// kernel's record alone; separate processes with their own mappings (real protection)
+// come with `xokd`.
+
+import CLinux
+#if canImport(Glibc)
+import Glibc
+#endif
+import XN
+import Xok
+import XokABI
+
+/// Physical memory: one memfd of `frameCount` pages, mapped shared.
+public final class LinuxMemory: FrameMemory {
+    public let frameCount: Int
+    /// The memfd: the pages are the file's, so a later `xokd` can hand them to other
+    /// processes.
+    public let fd: Int32
+    private let base: UnsafeMutableRawPointer
+
+    /// - Throws: `DeviceError` when Linux refuses the memfd or the mapping.
+    public init(frameCount: Int) throws(DeviceError) {
+        let bytes = max(1, frameCount) * KernelLimits.pageBytes
+        let fd = xok_memfd_create("xok-frames")
+        guard fd >= 0 else { throw DeviceError("memfd_create: \(String(cString: strerror(errno)))") }
+        guard ftruncate(fd, off_t(bytes)) == 0 else {
+            let why = String(cString: strerror(errno))
+            close(fd)
+            throw DeviceError("cannot size the frame memfd to \(bytes) bytes: \(why)")
+        }
+        guard let base = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), base != MAP_FAILED else {
+            let why = String(cString: strerror(errno))
+            close(fd)
+            throw DeviceError("cannot map \(bytes) bytes of frames: \(why)")
+        }
+        self.frameCount = frameCount
+        self.fd = fd
+        self.base = base
+    }
+
+    deinit {
+        munmap(base, max(1, frameCount) * KernelLimits.pageBytes)
+        close(fd)
+    }
+
+    public func bytes(of frame: FrameNumber) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: base + Int(frame.rawValue) * KernelLimits.pageBytes, count: KernelLimits.pageBytes)
+    }
+
+    /// A sensible default for the frames of a machine: an eighth of its physical memory,
+    /// at least 4,096 frames and at most 1 Mi (4 GiB).
+    public static var defaultFrameCount: Int {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, pageSize > 0 else { return 65_536 }
+        let frames = pages * pageSize / KernelLimits.pageBytes / 8
+        return min(1 << 20, max(4096, frames))
+    }
+}
+
+/// The Linux machine under the kernel.
+public struct LinuxHost: Host {
+    public typealias Disk = FileBlockDevice
+    public let memory: LinuxMemory
+    public var frameCount: Int { memory.frameCount }
+
+    /// - Throws: `DeviceError` when the frames cannot be had.
+    public init(frameCount: Int = LinuxMemory.defaultFrameCount) throws(DeviceError) {
+        memory = try LinuxMemory(frameCount: frameCount)
+    }
+
+    /// Microseconds of CLOCK_MONOTONIC.
+    public var ticks: UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+    }
+
+    // One process: the kernel's table of bindings is the protection there is.
+    public mutating func bind(_ frame: FrameNumber, to environment: EnvironmentID, writable: Bool) {}
+    public mutating func unbind(_ frame: FrameNumber, from environment: EnvironmentID) {}
+}

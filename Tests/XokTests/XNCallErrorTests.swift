@@ -1,0 +1,273 @@
+// XN's calls × the errors each returns, through a port, in the same table as the rest of
+// the kernel's calls (CallErrorTests.swift runs them all and checks nothing changed).
+
+import BPF
+import Testing
+import TreeFS
+import Xok
+import XokABI
+import XokSimulation
+
+typealias Tree = TreeClient<LocalPort<SimulatedHost>>
+
+func entry(_ n: Int) -> Int { TreeFormat.entriesStart + n * TreeFormat.entryBytes }
+
+/// A frame of `port`'s, mapped writable, holding `bytes`.
+func bytesFrame(_ w: World, _ port: LocalPort<SimulatedHost>, _ bytes: [UInt8]) throws -> FrameNumber {
+    let f = try w.frame(of: port)
+    try port.map(f, writable: true, credential: Slot.own)
+    try port.store(bytes, into: f, offset: 0)
+    return f
+}
+
+extension World {
+    /// a's tree file system with its root "a" (written back), a directory in it holding
+    /// a data block (both written back), and b's tree with root "b".
+    func trees() throws -> (a: Tree, rootA: BlockNumber, dir: BlockNumber, file: BlockNumber, b: Tree, rootB: BlockNumber) {
+        let ta = try tree(a), tb = try tree(b, format: TreeFormat(name: "list", ownerOffset: 8))
+        let rootA = try ta.createRoot(name: "a"), rootB = try tb.createRoot(name: "b")
+        let dir = try ta.add(under: rootA, type: ta.type)
+        let file = try ta.add(under: dir, type: .data)
+        try a.writeback([file])
+        try a.writeback([dir])
+        try a.writeback([rootA])
+        try b.writeback([rootB])
+        return (ta, rootA, dir, file, tb, rootB)
+    }
+}
+
+let ownsSpinningOnAMark: [UInt8] = try! Assembler.assemble("""
+    ldxb %r5, [%r1+100]
+    mov %r0, 0
+    jeq %r5, 0, +2
+    add %r5, 1
+    ja -2
+    exit
+    """).bytes
+let allowEverything: [UInt8] = try! Assembler.assemble("mov %r0, 1\nexit").bytes
+let sizeZero: [UInt8] = try! Assembler.assemble("mov %r0, 0\nexit").bytes
+
+func installRequest(_ w: World, _ port: LocalPort<SimulatedHost>, name: [UInt8], owns: [UInt8], credential: CapabilitySlot = Slot.types) throws -> KernelRequest {
+    let spans = try [owns, allowEverything, sizeZero].map { FrameSpan(frame: try bytesFrame(w, port, $0), length: UInt32($0.count)) }
+    return .xnInstallType(credential: credential, name: name, owns: spans[0], acl: spans[1], size: spans[2])
+}
+
+let xnErrorCases: [ErrorCase] = [
+    // Types
+    ErrorCase(call: "xnInstallType", error: .invalidArgument, why: "a name with a NUL") { w in
+        (w.a, try installRequest(w, w.a, name: Array("tree\0evil".utf8), owns: TreeFormat(name: "t", ownerOffset: 0).owns)) },
+    ErrorCase(call: "xnInstallType", error: .invalidArgument, why: "an empty name") { w in
+        (w.a, try installRequest(w, w.a, name: [], owns: TreeFormat(name: "t", ownerOffset: 0).owns)) },
+    ErrorCase(call: "xnInstallType", error: .invalidArgument, why: "a name that is not UTF-8") { w in
+        (w.a, try installRequest(w, w.a, name: [0xff, 0xfe], owns: TreeFormat(name: "t", ownerOffset: 0).owns)) },
+    ErrorCase(call: "xnInstallType", error: .invalidArgument, why: "a UDF longer than a frame") { w in
+        guard case .xnInstallType(let c, let n, var owns, let acl, let size) = try installRequest(w, w.a, name: Array("t".utf8), owns: allowEverything) else { throw KernelError.badRequest }
+        owns.length = UInt32(KernelLimits.pageBytes + 1)
+        return (w.a, .xnInstallType(credential: c, name: n, owns: owns, acl: acl, size: size)) },
+    ErrorCase(call: "xnInstallType", error: .notMapped, why: "UDFs in a frame the caller has not bound") { w in
+        let unbound = FrameSpan(frame: try w.frame(of: w.a), length: 8)
+        return (w.a, .xnInstallType(credential: Slot.types, name: Array("t".utf8), owns: unbound, acl: unbound, size: unbound)) },
+    ErrorCase(call: "xnInstallType", error: .programRejected, why: "owns reads past the block") { w in
+        (w.a, try installRequest(w, w.a, name: Array("bad".utf8), owns: try Assembler.assemble("ldxb %r0, [%r1+4096]\nexit").bytes)) },
+    ErrorCase(call: "xnInstallType", error: .nameTaken, why: "the name is installed") { w in
+        _ = try w.tree(w.b)
+        return (w.a, try installRequest(w, w.a, name: Array("tree".utf8), owns: TreeFormat(name: "t", ownerOffset: 0).owns)) },
+    ErrorCase(call: "xnInstallType", error: .limitExceeded, why: "its quota of catalogue entries used") { w in
+        for i in 0..<Int(w.childQuota.catalogueEntries) { _ = try w.tree(w.a, format: TreeFormat(name: "t\(i)", ownerOffset: 0)) }
+        return (w.a, try installRequest(w, w.a, name: Array("one more".utf8), owns: TreeFormat(name: "t", ownerOffset: 0).owns)) },
+    ErrorCase(call: "xnLookupType", error: .noSuchType, why: "never installed") { w in (w.a, .xnLookupType(name: Array("none".utf8))) },
+    ErrorCase(call: "xnLookupType", error: .noDisk, why: "the kernel has no disk", diskBlocks: 0) { w in (w.a, .xnLookupType(name: Array("tree".utf8))) },
+    // Roots
+    ErrorCase(call: "xnCreateRoot", error: .noSuchType, why: "type never installed") { w in
+        (w.a, .xnCreateRoot(credential: Slot.roots, name: Array("x".utf8), type: TypeID(rawValue: 99), protection: Slot.own, frame: try w.frame(of: w.a))) },
+    ErrorCase(call: "xnCreateRoot", error: .noSuchType, why: "the data type") { w in
+        (w.a, .xnCreateRoot(credential: Slot.roots, name: Array("x".utf8), type: .data, protection: Slot.own, frame: try w.frame(of: w.a))) },
+    ErrorCase(call: "xnCreateRoot", error: .nameTaken, why: "the name is taken") { w in
+        let t = try w.trees()
+        return (w.b, .xnCreateRoot(credential: Slot.roots, name: Array("a".utf8), type: t.b.type, protection: Slot.own, frame: try w.frame(of: w.b))) },
+    ErrorCase(call: "xnCreateRoot", error: .invalidArgument, why: "a name with a NUL") { w in
+        let t = try w.tree(w.a)
+        return (w.a, .xnCreateRoot(credential: Slot.roots, name: Array("home\0".utf8), type: t.type, protection: Slot.own, frame: try w.frame(of: w.a))) },
+    ErrorCase(call: "xnCreateRoot", error: .emptySlot, why: "the protecting capability's slot is empty") { w in
+        let t = try w.tree(w.a)
+        return (w.a, .xnCreateRoot(credential: Slot.roots, name: Array("x".utf8), type: t.type, protection: Slot.empty, frame: try w.frame(of: w.a))) },
+    ErrorCase(call: "xnCreateRoot", error: .noSuchFrame, why: "another's frame") { w in
+        let t = try w.tree(w.a)
+        return (w.a, .xnCreateRoot(credential: Slot.roots, name: Array("x".utf8), type: t.type, protection: Slot.own, frame: try w.frame(of: w.b))) },
+    ErrorCase(call: "xnCreateRoot", error: .busy, why: "a frame another environment has mapped") { w in
+        let t = try w.tree(w.a)
+        let f = try w.frame(of: w.a)
+        try w.a.setACL(acl(capability([101], .all), capability([102], .read)), of: f, credential: Slot.own)
+        try w.b.map(f, writable: false, credential: Slot.own)
+        return (w.a, .xnCreateRoot(credential: Slot.roots, name: Array("x".utf8), type: t.type, protection: Slot.own, frame: f)) },
+    ErrorCase(call: "xnCreateRoot", error: .limitExceeded, why: "its quota of catalogue entries used") { w in
+        let t = try w.tree(w.a)
+        for i in 1..<Int(w.childQuota.catalogueEntries) { _ = try t.createRoot(name: "r\(i)") }
+        return (w.a, .xnCreateRoot(credential: Slot.roots, name: Array("x".utf8), type: t.type, protection: Slot.own, frame: try w.frame(of: w.a))) },
+    ErrorCase(call: "xnLookupRoot", error: .noSuchRoot, why: "never created") { w in (w.a, .xnLookupRoot(name: Array("none".utf8))) },
+    // Reading and mapping
+    ErrorCase(call: "xnReadIn", error: .noSuchBlock, why: "a free block") { w in
+        _ = try w.trees()
+        return (w.a, .xnReadIn(credential: Slot.own, 500, frame: try w.frame(of: w.a))) },
+    ErrorCase(call: "xnReadIn", error: .notCached, why: "its parent is not cached") { w in
+        let t = try w.trees()
+        try w.a.evict(t.file, credential: Slot.own)
+        try w.a.evict(t.dir, credential: Slot.own)
+        return (w.a, .xnReadIn(credential: Slot.own, t.file, frame: try w.frame(of: w.a))) },
+    ErrorCase(call: "xnReadIn", error: .permissionDenied, why: "another's root") { w in
+        let t = try w.trees()
+        try w.a.evict(t.file, credential: Slot.own)
+        try w.a.evict(t.dir, credential: Slot.own)
+        try w.a.evict(t.rootA, credential: Slot.own)
+        return (w.b, .xnReadIn(credential: Slot.own, t.rootA, frame: try w.frame(of: w.b))) },
+    ErrorCase(call: "xnReadIn", error: .noSuchFrame, why: "a frame past the machine") { w in
+        let t = try w.trees()
+        return (w.a, .xnReadIn(credential: Slot.own, t.dir, frame: FrameNumber(rawValue: .max))) },
+    ErrorCase(call: "xnRead", error: .notMapped, why: "into a frame bound read-only") { w in
+        let t = try w.trees()
+        let f = try w.frame(of: w.a)
+        try w.a.map(f, writable: false, credential: Slot.own)
+        return (w.a, .xnRead(credential: Slot.own, t.dir, into: f)) },
+    ErrorCase(call: "xnRead", error: .notCached, why: "an allocated block not in the cache") { w in
+        let t = try w.trees()
+        try w.a.evict(t.file, credential: Slot.own)
+        return (w.a, .xnRead(credential: Slot.own, t.file, into: try bytesFrame(w, w.a, []))) },
+    ErrorCase(call: "xnRead", error: .permissionDenied, why: "another's block") { w in
+        let t = try w.trees()
+        return (w.b, .xnRead(credential: Slot.own, t.file, into: try bytesFrame(w, w.b, []))) },
+    ErrorCase(call: "xnMap", error: .noSuchBlock, why: "metadata, writable") { w in
+        let t = try w.trees()
+        return (w.a, .xnMap(credential: Slot.own, t.dir, writable: true)) },
+    ErrorCase(call: "xnMap", error: .permissionDenied, why: "another's data") { w in
+        let t = try w.trees()
+        return (w.b, .xnMap(credential: Slot.own, t.file, writable: false)) },
+    ErrorCase(call: "xnMap", error: .notCached, why: "not in the cache") { w in
+        let t = try w.trees()
+        try w.a.evict(t.file, credential: Slot.own)
+        return (w.a, .xnMap(credential: Slot.own, t.file, writable: false)) },
+    // Changes
+    ErrorCase(call: "xnModify", error: .noSuchBlock, why: "a free block") { w in
+        _ = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, 500, .write, .inline([(0, [1])]))) },
+    ErrorCase(call: "xnModify", error: .noSuchBlock, why: "a data block") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.file, .write, .inline([(0, [1])]))) },
+    ErrorCase(call: "xnModify", error: .notCached, why: "evicted") { w in
+        let t = try w.trees()
+        try w.a.evict(t.file, credential: Slot.own)
+        try w.a.evict(t.dir, credential: Slot.own)
+        return (w.a, .xnModify(credential: Slot.own, t.dir, .write, .inline([(300, [1])]))) },
+    ErrorCase(call: "xnModify", error: .permissionDenied, why: "another's root, which its capability protects") { w in
+        let t = try w.trees()
+        return (w.b, .xnModify(credential: Slot.own, t.rootA, .write, .inline([(300, [1])]))) },
+    ErrorCase(call: "xnModify", error: .permissionDenied, why: "another's directory, refused by the acl UDF") { w in
+        let t = try w.trees()
+        return (w.b, .xnModify(credential: Slot.own, t.dir, .write, .inline([(300, [1])]))) },
+    ErrorCase(call: "xnModify", error: .invalidArgument, why: "a range past the block") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.dir, .write, .inline([(4095, [1, 2])]))) },
+    ErrorCase(call: "xnModify", error: .invalidArgument, why: "inline bytes that do not match the ranges") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.dir, .write, XNChanges(ranges: [.init(offset: 300, length: 4)], bytes: [1], source: nil))) },
+    ErrorCase(call: "xnModify", error: .invalidArgument, why: "bytes both inline and in a frame") { w in
+        let t = try w.trees()
+        let f = try bytesFrame(w, w.a, [1])
+        return (w.a, .xnModify(credential: Slot.own, t.dir, .write, XNChanges(ranges: [.init(offset: 300, length: 1)], bytes: [1], source: f))) },
+    ErrorCase(call: "xnModify", error: .notMapped, why: "bytes from a frame the caller has not bound") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.dir, .write, XNChanges(ranges: [.init(offset: 300, length: 1)], bytes: [], source: try w.frame(of: w.a)))) },
+    ErrorCase(call: "xnModify", error: .pointerInvented, why: "a write adds a pointer") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.dir, .write, .inline([(entry(3), Tree.entry(400, .data))]))) },
+    ErrorCase(call: "xnModify", error: .pointerLost, why: "a write drops a pointer") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.dir, .write, .inline([(entry(0), [UInt8](repeating: 0, count: 16))]))) },
+    ErrorCase(call: "xnModify", error: .invalidPointer, why: "a pointer into XN's own structures") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.dir, .write, .inline([(entry(3), Tree.entry(1, .data))]))) },
+    ErrorCase(call: "xnModify", error: .notFree, why: "allocating another's block") { w in
+        let t = try w.trees()
+        return (w.b, .xnModify(credential: Slot.own, t.rootB, .allocate(t.dir, t.b.type, frame: try w.frame(of: w.b)),
+                                .inline([(entry(0), Tree.entry(t.dir, t.b.type))]))) },
+    ErrorCase(call: "xnModify", error: .noSuchType, why: "allocating an unknown type") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.dir, .allocate(400, TypeID(rawValue: 77), frame: try w.frame(of: w.a)),
+                                .inline([(entry(1), Tree.entry(400, TypeID(rawValue: 77)))]))) },
+    ErrorCase(call: "xnModify", error: .noSuchFrame, why: "allocating into another's frame") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.dir, .allocate(400, .data, frame: try w.frame(of: w.b)), .inline([(entry(1), Tree.entry(400, .data))]))) },
+    ErrorCase(call: "xnModify", error: .notAChild, why: "freeing a block it does not point to") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.rootA, .free(t.file), .none)) },
+    ErrorCase(call: "xnModify", error: .notEmpty, why: "freeing a directory that holds a block") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.rootA, .free(t.dir), .inline([(entry(0), [UInt8](repeating: 0, count: 16))]))) },
+    ErrorCase(call: "xnModify", error: .udfFailed, why: "owns never ends on this content") { w in
+        let spin = try w.tree(w.a)
+        let request = try installRequest(w, w.a, name: Array("spin".utf8), owns: ownsSpinningOnAMark)
+        guard case .type(let type) = try w.a.perform(request) else { throw KernelError.badRequest }
+        let root = try w.a.createRoot(named: "spin", type: type, protection: Slot.own, frame: try w.frame(of: w.a), credential: Slot.roots)
+        _ = spin
+        return (w.a, .xnModify(credential: Slot.own, root, .write, .inline([(100, [1])]))) },
+    ErrorCase(call: "xnModify", error: .limitExceeded, why: "its quota of blocks used") { w in
+        let t = try w.trees()
+        var used = w.kernel.quota(of: w.a.environment)!.used.blocks
+        var parent = t.dir, n = 0
+        while used < w.childQuota.blocks {
+            if n == 200 { parent = try t.a.add(under: t.rootA, type: t.a.type); n = 0 }
+            _ = try t.a.add(under: parent, type: .data, hint: 0)
+            n += 1
+            used += 1
+        }
+        return (w.a, .xnModify(credential: Slot.own, t.rootA, .allocate(try w.a.firstFreeBlock(from: 0), .data, frame: try w.frame(of: w.a)),
+                                .inline([(entry(100), Tree.entry(try w.a.firstFreeBlock(from: 0), .data))]))) },
+    ErrorCase(call: "xnWriteData", error: .noSuchBlock, why: "a metadata block") { w in
+        let t = try w.trees()
+        return (w.a, .xnWriteData(credential: Slot.own, t.dir, .inline([(0, [1])]))) },
+    ErrorCase(call: "xnWriteData", error: .notCached, why: "evicted") { w in
+        let t = try w.trees()
+        try w.a.evict(t.file, credential: Slot.own)
+        return (w.a, .xnWriteData(credential: Slot.own, t.file, .inline([(0, [1])]))) },
+    ErrorCase(call: "xnWriteData", error: .permissionDenied, why: "another's data") { w in
+        let t = try w.trees()
+        return (w.b, .xnWriteData(credential: Slot.own, t.file, .inline([(0, [1])]))) },
+    ErrorCase(call: "xnWriteData", error: .invalidArgument, why: "past the block's end") { w in
+        let t = try w.trees()
+        return (w.a, .xnWriteData(credential: Slot.own, t.file, .inline([(4096, [1])]))) },
+    // Writeback and eviction
+    ErrorCase(call: "xnWriteback", error: .tainted, why: "a parent of unwritten metadata") { w in
+        let t = try w.trees()
+        _ = try t.a.add(under: t.rootA, type: t.a.type)
+        return (w.a, .xnWriteback([t.rootA])) },
+    ErrorCase(call: "xnWriteback", error: .permissionDenied, why: "another's dirty block") { w in
+        let t = try w.trees()
+        try t.a.write([1], at: 0, of: t.file)
+        return (w.b, .xnWriteback([t.file])) },
+    ErrorCase(call: "xnWriteback", error: .ioError, why: "the disk fails") { w in
+        let t = try w.trees()
+        try t.a.write([1], at: 0, of: t.file)
+        w.kernel.xn!.device.failAfterWrites = w.kernel.xn!.device.writesIssued + 1
+        return (w.a, .xnWriteback([t.file])) },
+    ErrorCase(call: "xnEvict", error: .busy, why: "a dirty block") { w in
+        let t = try w.trees()
+        try t.a.write([1], at: 0, of: t.file)
+        return (w.a, .xnEvict(credential: Slot.own, t.file)) },
+    ErrorCase(call: "xnEvict", error: .notCached, why: "not in the cache") { w in
+        let t = try w.trees()
+        try w.a.evict(t.file, credential: Slot.own)
+        return (w.a, .xnEvict(credential: Slot.own, t.file)) },
+    ErrorCase(call: "xnEvict", error: .permissionDenied, why: "another's block") { w in
+        let t = try w.trees()
+        return (w.b, .xnEvict(credential: Slot.own, t.file)) },
+    ErrorCase(call: "xnFindFree", error: .exhausted, why: "past the disk's end") { w in (w.a, .xnFindFree(from: 1 << 40)) },
+]
++ credentialRows("xnInstallType") { w, s in try installRequest(w, w.a, name: Array("t".utf8), owns: allowEverything, credential: s) }
++ credentialRows("xnCreateRoot") { w, s in
+    let t = try w.tree(w.a)
+    return .xnCreateRoot(credential: s, name: Array("x".utf8), type: t.type, protection: Slot.own, frame: try w.frame(of: w.a)) }
++ credentialRows("xnReadIn") { w, s in
+    let t = try w.trees()
+    return .xnReadIn(credential: s, t.dir, frame: try w.frame(of: w.a)) }
++ credentialRows("xnModify") { w, s in
+    let t = try w.trees()
+    return .xnModify(credential: s, t.dir, .write, .inline([(300, [1])])) }
