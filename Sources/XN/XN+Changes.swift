@@ -39,19 +39,6 @@ public struct CacheEntry: Sendable {
     var pointers: [Pointer]
 }
 
-/// What a change does to the block's pointers.
-public enum ChangeOperation: Hashable, Sendable {
-    /// Bytes change; pointers stay the same.
-    case write
-    /// A pointer to `block` (free now) of `type` appears; the block is allocated and
-    /// cached, zeroed, in `frame`.
-    case allocate(BlockNumber, TypeID, frame: FrameNumber)
-    /// The pointer to `block` disappears; the block is freed once this one is durable.
-    case free(BlockNumber)
-    /// Pointers move within the block; none appears or disappears.
-    case swap
-}
-
 /// Bytes to put at an offset of a block.
 public struct Modification: Hashable, Sendable {
     public var offset: Int
@@ -220,7 +207,7 @@ extension XN {
     ///   `badModification`; `udfFailed`; `invalidPointer`; `pointerInvented`;
     ///   `pointerLost`; `notFree` and `unknownType` (allocate); `notAChild` and
     ///   `notEmpty` (free); `device`. Nothing changes when it throws.
-    public func modify(_ block: BlockNumber, _ modifications: [Modification], operation: ChangeOperation,
+    public func modify(_ block: BlockNumber, _ modifications: [Modification], operation: XNOperation,
                        credential: Capability, by environment: EnvironmentID) throws(XNError) {
         guard let entry = cache[block] else { throw types[block] == nil ? .notMetadata : .notCached }
         guard let template = template(entry.type) else { throw .notMetadata }

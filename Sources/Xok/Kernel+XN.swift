@@ -177,16 +177,15 @@ extension Kernel {
                 let c = try capability(caller, credential)
                 let mods = try modifications(caller, changes)
                 switch operation {
-                case .write: try xn.modify(block, mods, operation: .write, credential: c, by: caller)
-                case .swap: try xn.modify(block, mods, operation: .swap, credential: c, by: caller)
+                case .write, .swap: try xn.modify(block, mods, operation: operation, credential: c, by: caller)
                 case .free(let child):
                     try xn.modify(block, mods, operation: .free(child), credential: c, by: caller)
                     refund(caller, Quota(blocks: 1))
-                case .allocate(let child, let type, let frame):
+                case .allocate(_, _, let frame):
                     try checkGivableFrame(caller, frame)
                     try charge(caller, Quota(blocks: 1))
                     do {
-                        try xn.modify(block, mods, operation: .allocate(child, type, frame: frame), credential: c, by: caller)
+                        try xn.modify(block, mods, operation: operation, credential: c, by: caller)
                     } catch {
                         refund(caller, Quota(blocks: 1))
                         throw error

@@ -7,7 +7,32 @@ import XokTools
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks.", subcommands: [BPFBench.self, XNBench.self])
+        abstract: "Benchmarks.", subcommands: [BPFBench.self, XNBench.self, CallsBench.self])
+
+    struct CallsBench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "calls",
+            abstract: "Nanoseconds per kernel call through LocalPort (a null call, a one-block metadata change), beside a direct Swift function call.")
+
+        @Option(help: "Calls per timing; the best of the repeats is kept.")
+        var calls = 200_000
+
+        @Option(help: "Timings of each.")
+        var repeats = 5
+
+        func run() throws {
+            #if DEBUG
+            FileHandle.standardError.write(Data("warning: a debug build; measure with `swift run -c release xok bench calls`\n".utf8))
+            #endif
+            let image = NSTemporaryDirectory() + "xok-bench-calls-\(getpid()).img"
+            let results = try CallBenchmark.run(calls: max(1000, calls), repeats: repeats, image: image)
+            print("call                        ns/call   direct call ns   ratio")
+            for r in results {
+                print(r.name.padding(toLength: 26, withPad: " ", startingAt: 0)
+                      + String(format: "  %8.1f  %15.2f  %6.0f×", r.nanoseconds, r.floor, r.nanoseconds / r.floor))
+            }
+        }
+    }
 
     struct BPFBench: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -97,14 +97,15 @@ import XokSimulation
         #expect(throws: KernelError.badRequest) { try KernelRequest(decoding: otherVersion) }
     }
 
-    @Test func everyReplyRoundTrips() throws {
-        let replies: [KernelReply] = [.done, .slot(CapabilitySlot(4)), .environment(EnvironmentID(rawValue: 9)), .frame(FrameNumber(rawValue: 1)),
+    static let replies: [KernelReply] = [.done, .slot(CapabilitySlot(4)), .environment(EnvironmentID(rawValue: 9)), .frame(FrameNumber(rawValue: 1)),
                                       .region(RegionID(rawValue: 2)), .bytes([1, 2, 3]), .upcall(nil), .upcall(.sliceStart(SliceIndex(rawValue: 1))),
                                       .upcall(.sliceEnd(SliceIndex(rawValue: 1))), .upcall(.revocationRequested(FrameNumber(rawValue: 3), deadline: 99)),
                                       .upcall(.frameRevoked(FrameNumber(rawValue: 3))), .upcall(.wakeup),
                                       .upcall(.message(from: EnvironmentID(rawValue: 5), [7, 8])), .type(TypeID(rawValue: 3)), .block(1 << 35),
                                       .root(XNRoot(block: 700, type: TypeID(rawValue: 2), capability: capability([5, 6], [.read, .write])))]
-        for reply in replies { #expect(try KernelReply(decoding: KernelReply.encode(.success(reply))) == reply) }
+
+    @Test func everyReplyRoundTrips() throws {
+        for reply in Self.replies { #expect(try KernelReply(decoding: KernelReply.encode(.success(reply))) == reply) }
         for error in KernelError.allCases {
             #expect(throws: error) { try KernelReply(decoding: KernelReply.encode(.failure(error))) }
         }

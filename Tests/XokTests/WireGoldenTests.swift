@@ -1,0 +1,104 @@
+// The wire encoding pinned byte for byte: each request of `WireFormat.requests` and each
+// reply of `WireFormat.replies` (every upcall among them) against the bytes it had when
+// this layout (version 2) was fixed. A change to the layout must change these on purpose,
+// and bump `kernelCallVersion`; `xokd`'s clients and rings depend on it.
+
+import Testing
+import XokABI
+
+@Suite struct WireGolden {
+    /// Hex of each request, in the order of `WireFormat.requests` (call name for reading).
+    static let requests: [(String, String)] = [
+        ("capabilityDerive", "0200010015000000030002000100000000000000020000000000000005"),
+        ("capabilityDrop", "02000200020000000900"),
+        ("environmentCreate", "020003003e00000001000200020701000000000000000200000000000000000702000400050001000000020000000300" +
+         "00000400000005000000000000000001000007000000"),
+        ("environmentDestroy", "0200040006000000000007000000"),
+        ("environmentSetMessageACL", "02000500020000000000"),
+        ("frameAllocate", "0200060006000000000001000007"),
+        ("frameFree", "020007000600000000000c000000"),
+        ("frameSetACL", "020008001200000000000c000000010001010900000000000000"),
+        ("frameMap", "020009000700000002000100000001"),
+        ("frameUnmap", "02000a000400000001000000"),
+        ("frameRevoke", "02000b000e0000000200010000000000000000010000"),
+        ("regionCreate", "02000c000a00000001000100000700100000"),
+        ("regionRead", "02000d000e0000000100030000000500000006000000"),
+        ("regionWrite", "02000e00110000000100030000000500000003000000010203"),
+        ("regionDestroy", "02000f0006000000010003000000"),
+        ("ipcSend", "020010000c00000001000200000002000000dead"),
+        ("upcallNext", "0200110000000000"),
+        ("predicateInstall", "020012001300000001000800000095000000000000000104000000"),
+        ("predicateInstall", "020012000b0000000100000000000000000000"),
+        ("predicateRemove", "0200130000000000"),
+        ("sliceAllocate", "0200140006000000030002000000"),
+        ("sliceFree", "020015000400000002000000"),
+        ("yield", "02001600050000000103000000"),
+        ("yield", "02001600050000000000000000"),
+        ("xnInstallType", "020017002200000006000400000074726565010000009001000002000000080000000300000010000000"),
+        ("xnLookupType", "02001800080000000400000074726565"),
+        ("xnCreateRoot", "0200190014000000070004000000686f6d6502000000050009000000"),
+        ("xnLookupRoot", "02001a000800000004000000686f6d65"),
+        ("xnReadIn", "02001b000e0000000500000000000200000004000000"),
+        ("xnRead", "02001c000e00000005004d0000000000000004000000"),
+        ("xnMap", "02001d000b00000005004d0000000000000001"),
+        ("xnModify", "02001e002100000005004d0000000000000000020010000200a00f0100000000000003000000010203"),
+        ("xnModify", "02001e002a00000005004d00000000000000014e00000000000000010000000500000001000000001001060000000000" +
+         "0000"),
+        ("xnModify", "02001e001e00000005004d00000000000000024e000000000000000000000000000000000000"),
+        ("xnModify", "02001e001b00000005004d000000000000000301002000010000000000000100000009"),
+        ("xnWriteData", "02001f001d00000005004e0000000000000001000000040000000000000400000064617461"),
+        ("xnWriteback", "020020001a00000003004d000000000000004e000000000000000000000000010000"),
+        ("xnEvict", "020021000a00000005004e00000000000000"),
+        ("xnFindFree", "02002200080000002c01000000000000"),
+    ]
+
+    /// Hex of each reply, in the order of `WireFormat.replies`.
+    static let replies: [String] = [
+        "020000000100000000",
+        "0200000003000000010400",
+        "02000000050000000209000000",
+        "02000000050000000301000000",
+        "02000000050000000402000000",
+        "02000000080000000503000000010203",
+        "02000000020000000600",
+        "0200000006000000060101000000",
+        "0200000006000000060201000000",
+        "020000000e0000000603030000006300000000000000",
+        "0200000006000000060403000000",
+        "02000000020000000605",
+        "020000000c000000060605000000020000000708",
+        "02000000050000000703000000",
+        "0200000009000000080000000008000000",
+        "020000001f00000009bc0200000000000002000000020305000000000000000600000000000000",
+    ]
+
+    static func bytes(_ hex: String) -> [UInt8] {
+        var result: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            result.append(UInt8(hex[index..<next], radix: 16)!)
+            index = next
+        }
+        return result
+    }
+
+    @Test func everyRequestEncodesToItsPinnedBytes() throws {
+        #expect(Self.requests.count == WireFormat.requests.count)
+        for (request, (name, hex)) in zip(WireFormat.requests, Self.requests) {
+            #expect("\(request.call)" == name)
+            #expect(request.encoded == Self.bytes(hex), "\(name)")
+            #expect(try KernelRequest(decoding: Self.bytes(hex)) == request, "\(name)")
+        }
+    }
+
+    @Test func everyReplyAndUpcallEncodesToItsPinnedBytes() throws {
+        #expect(Self.replies.count == WireFormat.replies.count)
+        for (reply, hex) in zip(WireFormat.replies, Self.replies) {
+            #expect(KernelReply.encode(.success(reply)) == Self.bytes(hex), "\(reply)")
+            #expect(try KernelReply(decoding: Self.bytes(hex)) == reply)
+        }
+        // An error: the status is its code, and there is no payload.
+        #expect(KernelReply.encode(.failure(.notCached)) == Self.bytes("02001d0000000000"))
+    }
+}
