@@ -27,11 +27,12 @@ let package = Package(
         .target(name: "XN", dependencies: ["XokABI", "BPF"], swiftSettings: strict),
         // The kernel core, generic over its `Host`. Pure and Embedded-compatible.
         .target(name: "Xok", dependencies: ["XokABI", "BPF", "XN"], swiftSettings: strict),
-        // A small library file system for testing XN: like ExOS and C-FFS it reaches the
-        // kernel only through `XokABI.KernelPort`, and uses BPF only to build its UDFs.
-        .target(name: "TreeFS", dependencies: ["XokABI", "BPF"], swiftSettings: strict),
+        // A small library file system for testing XN: it depends on XokABI alone and
+        // reaches the kernel only through `KernelPort`; its UDFs' bytecode is built apart.
+        .target(name: "TreeFS", dependencies: ["XokABI"], swiftSettings: strict),
+        .target(name: "TreeFSUDFs", dependencies: ["TreeFS", "BPF", "XokABI"], swiftSettings: strict),
         // A deterministic host: seeded randomness, virtual clock, simulated frames and MMU.
-        .target(name: "XokSimulation", dependencies: ["Xok", "XokABI", "XN", "BPF", "TreeFS"], swiftSettings: strict),
+        .target(name: "XokSimulation", dependencies: ["Xok", "XokABI", "XN", "BPF", "TreeFS", "TreeFSUDFs"], swiftSettings: strict),
         // The only target that touches Linux: real memory pages, disk image files and
         // block devices.
         .target(name: "XokHostLinux", dependencies: ["Xok", "XN", "XokABI", "CLinux"], swiftSettings: strict),
@@ -39,7 +40,7 @@ let package = Package(
         .target(name: "CLinux"),
         // Host-side tooling shared by the CLI and the tests: the conformance-suite format,
         // the plugin protocol, benchmark programs. May use Foundation.
-        .target(name: "XokTools", dependencies: ["BPF", "XN", "Xok", "XokHostLinux", "XokSimulation", "XokABI", "TreeFS"], swiftSettings: strict),
+        .target(name: "XokTools", dependencies: ["BPF", "XN", "Xok", "XokHostLinux", "XokSimulation", "XokABI", "TreeFS", "TreeFSUDFs"], swiftSettings: strict),
         .executableTarget(
             name: "xok",
             dependencies: [
@@ -48,8 +49,9 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "XokTools", "XokSimulation"], swiftSettings: strict),
-        .testTarget(name: "XokTests", dependencies: ["Xok", "XokABI", "XokSimulation", "BPF", "XN", "TreeFS"], swiftSettings: strict),
-        .testTarget(name: "XNTests", dependencies: ["XN", "Xok", "XokABI", "XokSimulation", "XokHostLinux", "BPF", "TreeFS"], swiftSettings: strict),
+        .testTarget(name: "XokTests", dependencies: ["Xok", "XokABI", "XokSimulation", "BPF", "XN", "TreeFS", "TreeFSUDFs"], swiftSettings: strict),
+        .testTarget(name: "XNTests", dependencies: ["XN", "Xok", "XokABI", "XokSimulation", "XokHostLinux", "BPF", "TreeFS", "TreeFSUDFs"],
+                    swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,8 +2,9 @@
 // stamped with its owner's id and holding up to 255 entries of (block, type), with data
 // blocks as leaves. Its templates are generated for an owner field at a given offset, so
 // two file systems with different layouts can share one disk. Like any library file
-// system it imports only `XokABI` (and the BPF builder for its UDFs) and reaches the disk
-// only through a `KernelPort`: Package.swift gives it no other dependency.
+// system it imports only `XokABI` and reaches the disk only through a `KernelPort`:
+// Package.swift gives it no other dependency. Its UDFs are built with the BPF builder by
+// the `TreeFSUDFs` target and handed to `install` as bytes.
 //
 //     node block:  owner u64 at `ownerOffset` (0 or 8); in the other half of the
 //                  16-byte header, the high-water mark u32: every slot in use is below it
@@ -13,10 +14,19 @@
 // directory's check costs what it holds, not what it could hold. An entry above the mark
 // is no pointer at all; raising the mark over one is a change XN checks like any other.
 
-import BPF
 import XokABI
 
-/// The node format and its three UDFs.
+/// The three UDFs of a format, as bytecode.
+public struct TreeUDFs: Sendable {
+    public var owns: [UInt8], acl: [UInt8], size: [UInt8]
+    public init(owns: [UInt8], acl: [UInt8], size: [UInt8]) {
+        self.owns = owns
+        self.acl = acl
+        self.size = size
+    }
+}
+
+/// The node format.
 public struct TreeFormat: Sendable {
     public let name: String
     public let ownerOffset: Int
@@ -33,44 +43,6 @@ public struct TreeFormat: Sendable {
     /// Where the high-water mark lives: the half of the header the owner does not use.
     public var highWaterOffset: Int { 8 - ownerOffset }
 
-    /// `owns`: every nonzero entry below the high-water mark, as (block, type). Unrolled
-    /// five entries a turn (so the mark counts in fives), r9 walking the output area.
-    public var owns: [UInt8] {
-        let perTurn = 5
-        var b = ProgramBuilder()
-        let loop = b.makeLabel(), done = b.makeLabel(), clamped = b.makeLabel()
-        b.mov(.r0, 0)
-        b.mov(.r9, .r3)
-        // r2: the byte offset where the scan stops, 16 + 16 × min(mark, 255).
-        b.load(.word, .r2, from: .r1, offset: Int16(highWaterOffset))
-        b.branch(.le, .r2, .immediate(Int32(Self.entries)), to: clamped)
-        b.mov(.r2, .immediate(Int32(Self.entries)))
-        b.bind(clamped)
-        b.alu(.lsh, .r2, 4)
-        b.add(.r2, .immediate(Int32(Self.entriesStart)))
-        b.mov(.r6, .immediate(Int32(Self.entriesStart)))
-        b.bind(loop)
-        b.branch(.ge, .r6, .r2, to: done)
-        b.mov(.r4, .r1)
-        b.add(.r4, .r6)
-        for k in 0..<perTurn {
-            let skip = b.makeLabel()
-            b.load(.double, .r5, from: .r4, offset: Int16(k * Self.entryBytes))
-            b.branch(.eq, .r5, 0, to: skip)
-            b.load(.double, .r7, from: .r4, offset: Int16(k * Self.entryBytes + 8))
-            b.store(.double, to: .r9, offset: 0, .r5)
-            b.store(.double, to: .r9, offset: 8, .r7)
-            b.add(.r9, .immediate(Int32(Self.entryBytes)))
-            b.add(.r0, 1)
-            b.bind(skip)
-        }
-        b.add(.r6, .immediate(Int32(perTurn * Self.entryBytes)))
-        b.branch(.lt, .r6, .immediate(Int32(KernelLimits.pageBytes)), to: loop)
-        b.bind(done)
-        b.exit()
-        return try! b.build().bytes
-    }
-
     /// The high-water mark set to `mark` (a change of a node).
     public func highWater(_ mark: Int) -> (offset: Int, bytes: [UInt8]) {
         var bytes = [UInt8](repeating: 0, count: 4)
@@ -84,59 +56,14 @@ public struct TreeFormat: Sendable {
     /// The slots `owns` looks at in a node.
     public func scanned(_ contents: [UInt8]) -> Range<Int> { 0..<min(Self.entries, (mark(of: contents) + 4) / 5 * 5) }
 
-    /// `acl`: a block stamped with an owner may be read (read right) or changed (write
-    /// right) only by a credential whose first name component is that owner, and the stamp
-    /// may not change; a fresh block (owner 0) may only be stamped by its new owner.
-    public var acl: [UInt8] {
-        let credential = Int16(AclContext.credentialOffset)
-        let owner = Int16(ownerOffset), ownerAfter = Int16(AclContext.blockAfterOffset + ownerOffset)
-        var b = ProgramBuilder()
-        let deny = b.makeLabel(), allow = b.makeLabel(), owned = b.makeLabel(), reading = b.makeLabel()
-        b.load(.word, .r2, from: .r1, offset: Int16(AclContext.operationOffset))
-        b.load(.double, .r3, from: .r1, offset: credential + 8)
-        b.branch(.eq, .r3, 0, to: deny)
-        b.load(.double, .r4, from: .r1, offset: credential + 16)
-        b.load(.double, .r5, from: .r1, offset: credential)
-        b.load(.double, .r6, from: .r1, offset: owner)
-        b.branch(.ne, .r6, 0, to: owned)
-        b.load(.double, .r7, from: .r1, offset: ownerAfter)
-        b.branch(.ne, .r7, .r4, to: deny)
-        b.emit(.branch(.set, .bits64, .r5, .immediate(Int32(Rights.write.rawValue)), offset: 0), to: allow)
-        b.jump(to: deny)
-        b.bind(owned)
-        b.branch(.ne, .r6, .r4, to: deny)
-        b.branch(.eq, .r2, .immediate(Int32(AclContext.Operation.read.rawValue)), to: reading)
-        b.load(.double, .r7, from: .r1, offset: ownerAfter)
-        b.branch(.ne, .r7, .r6, to: deny)
-        b.emit(.branch(.set, .bits64, .r5, .immediate(Int32(Rights.write.rawValue)), offset: 0), to: allow)
-        b.jump(to: deny)
-        b.bind(reading)
-        b.emit(.branch(.set, .bits64, .r5, .immediate(Int32(Rights.read.rawValue)), offset: 0), to: allow)
-        b.bind(deny)
-        b.mov(.r0, 0)
-        b.exit()
-        b.bind(allow)
-        b.mov(.r0, 1)
-        b.exit()
-        return try! b.build().bytes
-    }
-
-    /// `size`: a node is one block.
-    public var size: [UInt8] {
-        var b = ProgramBuilder()
-        b.mov(.r0, .immediate(Int32(KernelLimits.pageBytes)))
-        b.exit()
-        return try! b.build().bytes
-    }
-
     /// Installs the format through `port` (or finds it installed). Each UDF travels in a
     /// frame of the caller's, which it frees afterwards.
-    public func install<P: KernelPort>(through port: P, slots: TreeSlots, types: CapabilitySlot,
+    public func install<P: KernelPort>(through port: P, udfs: TreeUDFs, slots: TreeSlots, types: CapabilitySlot,
                                        frameACL: AccessControlList) throws(KernelError) -> TypeID {
         if let existing = try? port.type(named: name) { return existing }
         var spans: [FrameSpan] = []
         defer { for span in spans { try? port.unmap(span.frame); try? port.free(span.frame, credential: slots.own) } }
-        for code in [owns, acl, size] {
+        for code in [udfs.owns, udfs.acl, udfs.size] {
             let frame = try port.allocateFrame(credential: slots.frames, acl: frameACL)
             spans.append(FrameSpan(frame: frame, length: UInt32(code.count)))
             try port.map(frame, writable: true, credential: slots.own)

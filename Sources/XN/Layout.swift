@@ -198,8 +198,8 @@ struct FreeMap {
         return nil
     }
 
-    /// Whether any block of chunk `key` (blocks `key << 16` onward) is allocated.
-    func hasChunk(_ key: UInt64) -> Bool { chunks[Int(key)] != nil }
+    /// The bits of chunk `key` (blocks `key << 16` onward), nil when none is allocated.
+    func chunk(_ key: UInt64) -> [UInt64]? { chunks[Int(key)] }
 
     /// Every allocated block, in order.
     var allocatedBlocks: [BlockNumber] {

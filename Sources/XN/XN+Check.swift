@@ -82,6 +82,7 @@ public enum XNImage {
     /// for a cleanly shut-down image the free map against the tree.
     public static func check<D: BlockDevice>(_ device: D) -> CheckReport {
         var device = device
+        guard device.blockCount > 0 else { return CheckReport(notXN: "shorter than one 4 KiB block", clean: false, reachable: 0, violations: []) }
         let superblock: Superblock
         do { superblock = try Superblock(decoding: try XNStructures<D>.readBlock(&device, 0), deviceBlocks: device.blockCount) } catch {
             if case .notXN(let why) = error { return CheckReport(notXN: why, clean: false, reachable: 0, violations: []) }

@@ -68,6 +68,7 @@ public final class XN<D: BlockDevice, M: FrameMemory> {
     ///   name, template or tree that does not hold; `device`.
     public static func mount(_ device: D, memory: M, checks: Bool = true) throws(XNError) -> XN {
         var device = device
+        guard device.blockCount > 0 else { throw .notXN("shorter than one 4 KiB block") }
         let superblock = try Superblock(decoding: XNStructures<D>.readBlock(&device, 0), deviceBlocks: device.blockCount)
         let xn = XN(device: device, memory: memory, geometry: superblock.geometry, checks: checks)
         xn.templates = try XNStructures<D>.loadTemplates(&xn.device, superblock.geometry)
@@ -394,14 +395,22 @@ enum XNStructures<D: BlockDevice> {
 }
 
 extension FreeMap {
-    /// The first allocated block in `start..<end`.
+    /// The first allocated block in `start..<end`: a word at a time, a chunk with
+    /// nothing allocated at a stroke.
     func firstSet(from start: BlockNumber, before end: BlockNumber) -> BlockNumber? {
         var b = start
         while b < end {
-            if self[b] { return b }
-            // Skip a whole chunk with nothing allocated.
-            if (b & 0xffff) == 0, !self.hasChunk(b >> 16) { b += UInt64(FreeMap.chunkBits); continue }
-            b += 1
+            guard let words = chunk(b >> 16) else {
+                b = (b | 0xffff) + 1
+                continue
+            }
+            let bit = Int(b & 0xffff)
+            let word = words[bit >> 6] & ~((1 << UInt64(bit & 63)) - 1)
+            if word != 0 {
+                let found = (b & ~63) + UInt64(word.trailingZeroBitCount)
+                return found < end ? found : nil
+            }
+            b = (b | 63) + 1
         }
         return nil
     }

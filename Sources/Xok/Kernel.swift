@@ -56,15 +56,17 @@ public final class Kernel<H: Host> {
     /// Boots a kernel on `host` with one environment, `init`, whose slot 0 holds
     /// `Capability.root`. A disk is mounted afterwards with `mountDisk`.
     public init(host: H, systemACLs: SystemACLs = .standard) {
-        precondition(KernelLimits.relationsHold)
+        precondition(SharedSizes.violations.isEmpty, "sizes the modules share disagree: \(SharedSizes.violations)")
         self.host = host
         self.systemACLs = systemACLs
-        frames = Array(repeating: nil, count: host.frameCount)
-        freeFrames = (0..<UInt32(host.frameCount)).reversed()
-        layout = ExposedState.Layout(frames: host.frameCount)
+        // A host with more frames than the kernel can expose lends it only the first ones.
+        let frameCount = min(max(0, host.frameCount), KernelLimits.framesMax)
+        frames = Array(repeating: nil, count: frameCount)
+        freeFrames = (0..<UInt32(frameCount)).reversed()
+        layout = ExposedState.Layout(frames: frameCount)
         exposed = UnsafeMutableRawBufferPointer.allocate(byteCount: layout.totalBytes + KernelLimits.predicateRegionBytes, alignment: 64)
         exposed.initializeMemory(as: UInt8.self, repeating: 0)
-        let machine = Quota(environments: UInt32(KernelLimits.environmentsMax - 1), frames: UInt32(host.frameCount),
+        let machine = Quota(environments: UInt32(KernelLimits.environmentsMax - 1), frames: UInt32(frameCount),
                             regions: UInt32(KernelLimits.regionsMax), slices: UInt32(KernelLimits.slices),
                             messages: UInt32(KernelLimits.environmentsMax * KernelLimits.messagesPerSender), blocks: 0,
                             catalogueEntries: 0)

@@ -15,6 +15,9 @@ public enum KernelLimits {
     public static let aclEntriesMax = 8
     /// Capability slots per environment (Xok's capability list).
     public static let capabilitySlots = 32
+    /// Frames a kernel manages at most (16 GiB): its exposed registry, one entry a frame,
+    /// must fit a wakeup predicate's window.
+    public static let framesMax = 1 << 22
     /// Environments the machine holds at once: the exposed environment table's size. A
     /// thousand processes, each its own library OS, is a busy UNIX machine.
     public static let environmentsMax = 1024

@@ -4,6 +4,7 @@
 // child's port.
 
 import TreeFS
+import TreeFSUDFs
 import Xok
 import XokABI
 
@@ -50,7 +51,7 @@ public enum LibraryEnvironment {
                                            quota: Quota? = nil) throws(KernelError) -> TreeClient<LocalPort<H>> {
         let port = try make(kernel, ownerID: ownerID, quota: quota ?? share(of: kernel))
         let frameACL = try AccessControlList([try Capability(name: [ownerID], rights: .all)])
-        let type = try format.install(through: port, slots: LibrarySlot.tree, types: LibrarySlot.types, frameACL: frameACL)
+        let type = try format.install(through: port, udfs: format.udfs, slots: LibrarySlot.tree, types: LibrarySlot.types, frameACL: frameACL)
         return TreeClient(port: port, ownerID: ownerID, format: format, type: type, slots: LibrarySlot.tree)
     }
 }

@@ -7,6 +7,7 @@
 import Foundation
 import Testing
 import TreeFS
+import TreeFSUDFs
 import XN
 import Xok
 import XokABI
@@ -104,6 +105,11 @@ typealias LinuxClient = TreeClient<LocalPort<LinuxHost>>
         let run = try runXok(["fsck", foreign])
         #expect(run.status == 8)
         #expect(run.output == "fsck: \(foreign): not an XN disk (no XN magic in block 0)\n")
+        let tiny = folder.appendingPathComponent("notes.txt").path
+        _ = FileManager.default.createFile(atPath: tiny, contents: Data("hi\n".utf8))
+        let short = try runXok(["fsck", tiny])
+        #expect(short.status == 8)
+        #expect(short.output == "fsck: \(tiny): not an XN disk (shorter than one 4 KiB block)\n")
     }
 
     @Test func mkfsRefusesAFileSystemOrDataUnlessForced() throws {

@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 import TreeFS
+import TreeFSUDFs
 import XN
 import Xok
 import XokABI

@@ -5,6 +5,7 @@
 import BPF
 import Testing
 import TreeFS
+import TreeFSUDFs
 import XN
 import Xok
 import XokABI

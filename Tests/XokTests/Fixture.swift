@@ -5,6 +5,7 @@
 import BPF
 import Testing
 import TreeFS
+import TreeFSUDFs
 import Xok
 import XokABI
 import XokSimulation
@@ -105,7 +106,7 @@ final class World {
     func tree(_ port: LocalPort<SimulatedHost>, format: TreeFormat = TreeFormat(name: "tree", ownerOffset: 0)) throws -> TreeClient<LocalPort<SimulatedHost>> {
         let owner: UInt64 = port === a ? 101 : 102
         let slots = TreeSlots(own: Slot.own, frames: Slot.frames, roots: Slot.roots)
-        let type = try format.install(through: port, slots: slots, types: Slot.types, frameACL: ownACL(port))
+        let type = try format.install(through: port, udfs: format.udfs, slots: slots, types: Slot.types, frameACL: ownACL(port))
         return TreeClient(port: port, ownerID: owner, format: format, type: type, slots: slots)
     }
 }

@@ -113,6 +113,12 @@ import XokSimulation
     }
 }
 
+@Suite struct Sizes {
+    @Test func sizesTheModulesShareAgree() {
+        #expect(SharedSizes.violations == [])
+    }
+}
+
 @Suite struct ExposedStateView {
     @Test func exposedStateTracksTheKernelAndItsGenerationMoves() throws {
         let w = World(frames: 64)

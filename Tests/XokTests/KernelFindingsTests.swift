@@ -5,6 +5,7 @@
 @testable import Xok
 import Testing
 import TreeFS
+import TreeFSUDFs
 import XN
 import XokABI
 import XokSimulation

@@ -6,6 +6,7 @@
 import Foundation
 import Testing
 import TreeFS
+import TreeFSUDFs
 import Xok
 import XokABI
 import XokSimulation

@@ -4,6 +4,7 @@
 import BPF
 import Testing
 import TreeFS
+import TreeFSUDFs
 import Xok
 import XokABI
 import XokSimulation
