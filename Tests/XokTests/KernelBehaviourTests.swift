@@ -183,6 +183,44 @@ import XokSimulation
         #expect(try w.upcalls(w.a).contains(.wakeup))
     }
 
+    @Test func predicateReadingTheRegistrySleepsUntilABlockIsOnDisk() throws {
+        // a writes a data block (dirty in the registry); b sleeps until the registry entry
+        // of the frame holding it says clean — the registry is public, its contents are
+        // not. The predicate finds the registry through the header, so it works whatever
+        // the machine's size. a's writeback wakes b.
+        let w = World()
+        let t = try w.trees()
+        try t.a.write([1, 2, 3], at: 0, of: t.file)
+        let frame = try #require(w.kernel.exposedState.registry(block: t.file)?.frame)
+        let flags = Int(frame.rawValue) * ExposedState.registryEntryBytes + 25
+        let program = predicate("""
+            mov %r0, 1
+            jlt %r2, \(ExposedState.headerBytes), +11
+            ldxw %r3, [%r1+\(ExposedState.registryOffsetField)]
+            add %r3, \(flags)
+            mov %r4, %r3
+            add %r4, 1
+            jgt %r4, %r2, +6
+            add %r1, %r3
+            ldxb %r5, [%r1+0]
+            and %r5, 1
+            mov %r0, 0
+            jne %r5, 0, +1
+            mov %r0, 1
+            exit
+            """)
+        try w.b.sleep(until: program, credential: Slot.own)
+        w.kernel.advance()
+        #expect(w.kernel.isAsleep(w.b.environment))
+        _ = try w.a.nextUpcall()
+        w.kernel.advance()
+        #expect(w.kernel.isAsleep(w.b.environment), "an unrelated call does not wake it")
+        try w.a.writeback([t.file])
+        w.kernel.advance()
+        #expect(!w.kernel.isAsleep(w.b.environment))
+        #expect(try w.upcalls(w.b).contains(.wakeup))
+    }
+
     @Test func predicateReadingARegionWakesWhenTheRegionChanges() throws {
         let w = World()
         // A flag a owns and b may set.
