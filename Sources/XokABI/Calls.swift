@@ -155,9 +155,11 @@ public struct XNChanges: Hashable, Sendable {
         self.source = source
     }
 
-    /// Changes whose bytes travel in the call.
+    /// Changes whose bytes travel in the call. An offset that is negative or past 16 bits,
+    /// or a length past 16 bits, becomes 65,535, never a wrapped value, so the kernel
+    /// refuses it rather than writing elsewhere.
     public static func inline(_ changes: [(offset: Int, bytes: [UInt8])]) -> XNChanges {
-        XNChanges(ranges: changes.map { Range(offset: UInt16(truncatingIfNeeded: $0.offset), length: UInt16(truncatingIfNeeded: $0.bytes.count)) },
+        XNChanges(ranges: changes.map { Range(offset: UInt16(clamping: $0.offset < 0 ? Int.max : $0.offset), length: UInt16(clamping: $0.bytes.count)) },
                   bytes: changes.flatMap { $0.bytes }, source: nil)
     }
 

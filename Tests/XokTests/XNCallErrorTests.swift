@@ -167,6 +167,12 @@ let xnErrorCases: [ErrorCase] = [
     ErrorCase(call: "xnModify", error: .invalidArgument, why: "a range past the block") { w in
         let t = try w.trees()
         return (w.a, .xnModify(credential: Slot.own, t.dir, .write, .inline([(4095, [1, 2])]))) },
+    ErrorCase(call: "xnModify", error: .invalidArgument, why: "an offset past 16 bits, which is not wrapped into the block") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.dir, .write, .inline([(70_000, [1])]))) },
+    ErrorCase(call: "xnModify", error: .invalidArgument, why: "a negative offset") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.dir, .write, .inline([(-1, [1])]))) },
     ErrorCase(call: "xnModify", error: .invalidArgument, why: "inline bytes that do not match the ranges") { w in
         let t = try w.trees()
         return (w.a, .xnModify(credential: Slot.own, t.dir, .write, XNChanges(ranges: [.init(offset: 300, length: 4)], bytes: [1], source: nil))) },
