@@ -16,8 +16,8 @@ struct EnvironmentRecord {
     var messageACL: AccessControlList
     var capabilities: [Capability?]
     /// What its subtree may hold, and what it holds now: its own resources plus what it
-    /// gave its living children.
-    let quota: Quota
+    /// gave its living children. Only init's grows, when a disk is mounted.
+    var quota: Quota
     var used = Quota.none
     /// Frames bound into it, and whether writable.
     var bindings: [FrameNumber: Bool] = [:]

@@ -12,27 +12,41 @@ extension Kernel {
     /// and catalogue entries as quota. `checks: false` is for the benchmark alone.
     /// - Throws: what XN's mount or format throws.
     public func mountDisk(_ disk: H.Disk, format: Bool, checks: Bool = true) throws(XNError) {
+        guard xn == nil else { throw .device("a disk is mounted already") }
         let mounted = format ? try XN.format(disk, memory: host.memory, checks: checks) : try XN.mount(disk, memory: host.memory, checks: checks)
         xn = mounted
-        let index = initEnvironment.index
-        if var record = environments[index], record.id == initEnvironment {
-            let quota = Quota(environments: record.quota.environments, frames: record.quota.frames, regions: record.quota.regions,
-                              slices: record.quota.slices, messages: record.quota.messages, blocks: mounted.geometry.blockCount,
-                              catalogueEntries: UInt32(XNLayout.typesMax + mounted.geometry.rootsMax))
-            record = EnvironmentRecord(id: record.id, parent: nil, acl: record.acl, messageACL: record.messageACL,
-                                       capabilities: record.capabilities, quota: quota, used: record.used, bindings: record.bindings,
-                                       messages: record.messages)
-            environments[index] = record
+        if environmentIndex(initEnvironment) != nil {
+            self[initEnvironment].quota.blocks = mounted.geometry.blockCount
+            self[initEnvironment].quota.catalogueEntries = UInt32(XNLayout.typesMax + mounted.geometry.rootsMax)
         }
         publish()
     }
 
-    /// Writes every dirty block back and unmounts the disk, returning it.
+    /// Writes every dirty block back and unmounts the disk, returning it. The cache's
+    /// frames go back, zeroed, to the environments that gave them (or are freed), and the
+    /// registry empties.
     /// - Throws: `device` when the disk fails.
     public func shutdown() throws(XNError) -> H.Disk? {
         guard let xn else { return nil }
         let disk = try xn.unmount()
+        let cached = xn.cachedBlocks
         self.xn = nil
+        for (number, record) in frames.enumerated() where record?.cached == true {
+            let frame = FrameNumber(rawValue: UInt32(number))
+            unbindAll(frame, telling: true)
+            frames[number]!.cached = false
+            host.memory.zero(frame)
+            if record!.owner == nil { releaseFrame(frame) }
+        }
+        for block in cached {
+            guard let frame = published.removeValue(forKey: block) else { continue }
+            let at = layout.registry + Int(frame.rawValue) * ExposedState.registryEntryBytes
+            for i in 0..<ExposedState.registryEntryBytes { exposed[at + i] = 0 }
+        }
+        for slot in 0..<layout.indexSlots { put32(0, layout.index + 4 * slot) }
+        for offset in [ExposedState.diskBlocksOffset, ExposedState.diskFreeOffset] { put64(0, offset) }
+        for offset in [ExposedState.cachedBlocksOffset, ExposedState.dirtyBlocksOffset] { put32(0, offset) }
+        publish()
         return disk
     }
 

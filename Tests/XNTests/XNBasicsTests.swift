@@ -95,6 +95,24 @@ import XokSimulation
         #expect(v.kernel.checkInvariants() == [])
     }
 
+    @Test func shutdownWritesEverythingAndGivesTheCacheFramesBack() throws {
+        let v = try Volume()
+        let file = try v.a.add(under: v.rootA, type: .data)
+        try v.a.write([9], at: 0, of: file)
+        let frame = try #require(v.xn.registryEntry(file)?.frame)
+        let disk = try #require(try v.kernel.shutdown())
+        #expect(v.kernel.xn == nil)
+        #expect(v.kernel.frameOwner(frame) == v.a.port.environment, "back to the environment that gave it")
+        #expect(v.kernel.exposedState.registry(block: file) == nil && v.kernel.exposedState.cachedBlocks == 0)
+        #expect(throws: KernelError.noDisk) { try v.a.port.writeback([file]) }
+        #expect(v.kernel.checkInvariants() == [])
+        #expect(XNImage.check(disk).violations == [] && XNImage.check(disk).clean)
+        // A disk can be mounted again; a second one cannot be mounted over it.
+        try v.kernel.mountDisk(disk, format: false)
+        #expect(throws: XNError.self) { try v.kernel.mountDisk(disk, format: false) }
+        #expect(v.kernel.checkInvariants() == [])
+    }
+
     @Test func manyCachedBlocksKeepTheIndexConsistent() throws {
         // Hundreds of blocks in and out of the cache: every lookup through the exposed
         // index finds the right frame, and removals leave no stale slot behind.
