@@ -71,9 +71,6 @@ extension XN {
         }
     }
 
-    /// The type of allocated `block` (data blocks too), nil when it is free.
-    public func typeOf(_ block: BlockNumber) -> TypeID? { pendingFree[block] == nil ? types[block] : nil }
-
     /// Blocks whose registry entry may have changed, and frames that left the cache,
     /// since the last call: the kernel republishes the one and gives back the other.
     public func drainEvents() -> (changed: [BlockNumber], released: [ReleasedFrame]) {
