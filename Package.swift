@@ -31,8 +31,14 @@ let package = Package(
         // reaches the kernel only through `KernelPort`; its UDFs' bytecode is built apart.
         .target(name: "TreeFS", dependencies: ["XokABI"], swiftSettings: strict),
         .target(name: "TreeFSUDFs", dependencies: ["TreeFS", "BPF", "XokABI"], swiftSettings: strict),
+        // C-FFS, the library file system: XokABI to reach the kernel, BPF to build its UDFs.
+        .target(name: "CFFS", dependencies: ["XokABI", "BPF"], swiftSettings: strict),
+        // ExOS, the library operating system: POSIX-like files over C-FFS, reaching the
+        // kernel only through `KernelPort`.
+        .target(name: "ExOS", dependencies: ["XokABI", "CFFS"], swiftSettings: strict),
         // A deterministic host: seeded randomness, virtual clock, simulated frames and MMU.
-        .target(name: "XokSimulation", dependencies: ["Xok", "XokABI", "XN", "BPF", "TreeFS", "TreeFSUDFs"], swiftSettings: strict),
+        .target(name: "XokSimulation", dependencies: ["Xok", "XokABI", "XN", "BPF", "TreeFS", "TreeFSUDFs", "CFFS", "ExOS"],
+                swiftSettings: strict),
         // The only target that touches Linux: real memory pages, disk image files and
         // block devices.
         .target(name: "XokHostLinux", dependencies: ["Xok", "XN", "XokABI", "CLinux"], swiftSettings: strict),
@@ -50,6 +56,8 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "XokTools", "XokSimulation"], swiftSettings: strict),
         .testTarget(name: "XokTests", dependencies: ["Xok", "XokABI", "XokSimulation", "BPF", "XN", "TreeFS", "TreeFSUDFs"], swiftSettings: strict),
+        .testTarget(name: "ExOSTests", dependencies: ["CFFS", "ExOS", "Xok", "XokABI", "XokSimulation", "XN", "BPF"],
+                    swiftSettings: strict),
         .testTarget(name: "XNTests", dependencies: ["XN", "Xok", "XokABI", "XokSimulation", "XokHostLinux", "BPF", "TreeFS", "TreeFSUDFs"],
                     swiftSettings: strict),
     ],

@@ -1,0 +1,280 @@
+// C-FFS's side of the buffer cache. XN keeps the registry (which block is in which
+// frame); this keeps what one client needs on top of it: the frames it has mapped, the
+// parent through which XN checks each block (a block is read in through its parent, so
+// a parent that left the cache is brought back first), the blocks it changed and must
+// write back, and frames to give the cache. What to read ahead, when to write behind and
+// what to evict is the `CachePolicy`'s, which an application may replace.
+
+import XokABI
+
+/// Decisions a buffer cache leaves to its application.
+public protocol CachePolicy: AnyObject {
+    /// How many blocks past `index` to read in when a file is read at `index`, given
+    /// whether its reads so far have been sequential.
+    func readAhead(index: UInt64, sequential: Bool) -> Int
+    /// Whether to write back and evict now, with `dataBlocks` file blocks cached and
+    /// `dirty` blocks changed and not yet written.
+    func shouldWriteBehind(dataBlocks: Int, dirty: Int) -> Bool
+}
+
+/// Reads ahead up to 32 blocks on sequential reads; writes behind once 16,384 file
+/// blocks (64 MiB) are cached, evicting them after they are written.
+public final class DefaultCachePolicy: CachePolicy {
+    public var dataBlocksMax: Int
+    public var readAheadMax: Int
+    public init(dataBlocksMax: Int = 16_384, readAheadMax: Int = 32) {
+        self.dataBlocksMax = dataBlocksMax
+        self.readAheadMax = readAheadMax
+    }
+    public func readAhead(index: UInt64, sequential: Bool) -> Int { sequential ? readAheadMax : 0 }
+    public func shouldWriteBehind(dataBlocks: Int, dirty: Int) -> Bool { dataBlocks >= dataBlocksMax }
+}
+
+/// One client's view of the cache.
+public final class BlockCache<P: KernelPort> {
+    public let port: P
+    let identity: CFFSIdentity
+    public var policy: CachePolicy
+    /// The frame of each block mapped into this environment.
+    var mapped: [BlockNumber: FrameNumber] = [:]
+    /// Data blocks mapped writable and marked dirty since they were last written.
+    var marked: Set<BlockNumber> = []
+    /// Each block's parent, as seen on the way down, and the credential it is read with.
+    var parentOf: [BlockNumber: BlockNumber] = [:]
+    var credentialOf: [BlockNumber: CapabilitySlot] = [:]
+    /// The client's own frames holding blocks: they come back when the block leaves.
+    var ownFrame: [BlockNumber: FrameNumber] = [:]
+    var spare: [FrameNumber] = []
+    /// Blocks this client changed and has not written back.
+    public private(set) var dirty: Set<BlockNumber> = []
+    /// File blocks cached for this client (what write-behind evicts).
+    var dataBlocks: Set<BlockNumber> = []
+
+    init(port: P, identity: CFFSIdentity, policy: CachePolicy) {
+        self.port = port
+        self.identity = identity
+        self.policy = policy
+    }
+
+    /// A frame of this client's to hold a block.
+    func spareFrame() throws(Errno) -> FrameNumber {
+        if let frame = spare.popLast() { return frame }
+        do { return try port.allocateFrame(credential: identity.frameSlot, acl: identity.frameACL) } catch { throw Errno(error) }
+    }
+
+    /// Notes where `block` hangs and how to read it, for bringing it back later.
+    func note(_ block: BlockNumber, parent: BlockNumber?, credential: CapabilitySlot) {
+        if let parent { parentOf[block] = parent }
+        credentialOf[block] = credential
+    }
+
+    /// The frame holding `block`, mapped read-only (or already writable) here; read in
+    /// through its parent first if need be.
+    func frame(_ block: BlockNumber, parent: BlockNumber?, credential: CapabilitySlot) throws(Errno) -> FrameNumber {
+        note(block, parent: parent, credential: credential)
+        if let frame = mapped[block] { return frame }
+        return try bring(block, depth: 0)
+    }
+
+    private func bring(_ block: BlockNumber, depth: Int) throws(Errno) -> FrameNumber {
+        let credential = credentialOf[block] ?? identity.userSlot
+        do {
+            return try readInAndMap(block, credential)
+        } catch .notCached {
+            // Its parent left the cache: bring the parent back, then try once more.
+            guard depth < 64, let parent = parentOf[block] else { throw .EIO }
+            mapped[parent] = nil
+            _ = try bring(parent, depth: depth + 1)
+            do { return try readInAndMap(block, credential) } catch { throw Errno(error) }
+        } catch {
+            throw Errno(error)
+        }
+    }
+
+    private func readInAndMap(_ block: BlockNumber, _ credential: CapabilitySlot) throws(KernelError) -> FrameNumber {
+        let mine: FrameNumber
+        do { mine = try spareFrame() } catch { throw .exhausted }
+        let holder: FrameNumber
+        do { holder = try port.readIn(block, frame: mine, credential: credential) } catch {
+            spare.append(mine)
+            throw error
+        }
+        if holder == mine { ownFrame[block] = mine } else { spare.append(mine) }
+        let frame = try port.map(block, writable: false, credential: credential)
+        mapped[block] = frame
+        return frame
+    }
+
+    /// `count` bytes of `block` from `offset`.
+    func read(_ block: BlockNumber, parent: BlockNumber?, credential: CapabilitySlot, offset: Int = 0,
+              count: Int = CFFSLayout.blockBytes) throws(Errno) -> [UInt8] {
+        let frame = try self.frame(block, parent: parent, credential: credential)
+        do { return try port.load(frame, offset: offset, count: count) } catch {
+            // The block left the cache under us (another client evicted it): again.
+            mapped[block] = nil
+            marked.remove(block)
+            let again = try bring(block, depth: 0)
+            do { return try port.load(again, offset: offset, count: count) } catch { throw Errno(error) }
+        }
+    }
+
+    /// Changes metadata `block` (cached: the caller just read it).
+    func modify(_ block: BlockNumber, _ operation: XNOperation, _ changes: [(offset: Int, bytes: [UInt8])],
+                credential: CapabilitySlot) throws(Errno) {
+        do { try kernelModify(block, operation, changes, credential: credential) } catch { throw Errno(error) }
+    }
+
+    private func kernelModify(_ block: BlockNumber, _ operation: XNOperation, _ changes: [(offset: Int, bytes: [UInt8])],
+                              credential: CapabilitySlot) throws(KernelError) {
+        do { try port.modify(block, operation, .inline(changes), credential: credential) } catch .notCached {
+            // It left the cache since it was read: bring it back and try again.
+            mapped[block] = nil
+            do { _ = try frame(block, parent: parentOf[block], credential: credentialOf[block] ?? credential) } catch { throw .notCached }
+            try port.modify(block, operation, .inline(changes), credential: credential)
+        }
+        dirty.insert(block)
+    }
+
+    /// Allocates a free block near `hint` as a child of `parent`, with the changes to
+    /// `parent` that `changes(child)` gives. The child is cached, zeroed, in a frame of
+    /// this client's.
+    func allocate(under parent: BlockNumber, type: TypeID, near hint: BlockNumber, credential: CapabilitySlot,
+                  _ changes: (BlockNumber) -> [(offset: Int, bytes: [UInt8])]) throws(Errno) -> BlockNumber {
+        let frame = try spareFrame()
+        var start = hint
+        var wrapped = false
+        // Another environment may take the block between finding and allocating it.
+        for _ in 0..<16 {
+            let child: BlockNumber
+            do { child = try port.firstFreeBlock(from: start) } catch .exhausted where !wrapped && start > 0 {
+                wrapped = true
+                start = 0
+                continue
+            } catch {
+                spare.append(frame)
+                throw error == .exhausted ? .ENOSPC : Errno(error)
+            }
+            do { try kernelModify(parent, .allocate(child, type, frame: frame), changes(child), credential: credential) } catch .notFree {
+                start = child + 1
+                continue
+            } catch {
+                spare.append(frame)
+                throw Errno(error)
+            }
+            ownFrame[child] = frame
+            note(child, parent: parent, credential: credential)
+            dirty.insert(child)
+            if type == .data { dataBlocks.insert(child) }
+            return child
+        }
+        spare.append(frame)
+        throw .ENOSPC
+    }
+
+    /// Removes `child` from `parent` with `changes`; its frame, if it was this client's,
+    /// comes back.
+    func free(_ child: BlockNumber, from parent: BlockNumber, _ changes: [(offset: Int, bytes: [UInt8])],
+              credential: CapabilitySlot) throws(Errno) {
+        try modify(parent, .free(child), changes, credential: credential)
+        forget(child)
+    }
+
+    /// Drops what is known of a block that left the cache.
+    private func forget(_ block: BlockNumber) {
+        mapped[block] = nil
+        marked.remove(block)
+        dirty.remove(block)
+        dataBlocks.remove(block)
+        parentOf[block] = nil
+        credentialOf[block] = nil
+        if let frame = ownFrame.removeValue(forKey: block) { spare.append(frame) }
+    }
+
+    /// Writes `bytes` at `offset` of data `block` through a writable mapping. XN marks a
+    /// block dirty when it is mapped writable, so after each writeback the block is
+    /// mapped again before the next store.
+    func store(_ bytes: [UInt8], into block: BlockNumber, at offset: Int, parent: BlockNumber,
+               credential: CapabilitySlot) throws(Errno) {
+        note(block, parent: parent, credential: credential)
+        for attempt in 0..<2 {
+            if !marked.contains(block) {
+                if mapped[block] == nil { _ = try frame(block, parent: parent, credential: credential) }
+                do { mapped[block] = try port.map(block, writable: true, credential: credential) } catch .notCached {
+                    mapped[block] = nil
+                    _ = try frame(block, parent: parent, credential: credential)
+                    do { mapped[block] = try port.map(block, writable: true, credential: credential) } catch { throw Errno(error) }
+                } catch {
+                    throw Errno(error)
+                }
+                marked.insert(block)
+            }
+            guard let frame = mapped[block] else { throw .EIO }
+            do {
+                try port.store(bytes, into: frame, offset: offset)
+                dirty.insert(block)
+                dataBlocks.insert(block)
+                return
+            } catch {
+                // Evicted under us: map it again.
+                mapped[block] = nil
+                marked.remove(block)
+                if attempt == 1 { throw Errno(error) }
+            }
+        }
+    }
+
+    /// How deep `block` is below the root, by the parents seen.
+    private func depth(_ block: BlockNumber) -> Int {
+        var d = 0, b = block
+        while let p = parentOf[b], d < 1 << 16 {
+            d += 1
+            b = p
+        }
+        return d
+    }
+
+    /// Writes back every block this client changed, deepest first, so no parent is
+    /// written before a new child it points to (XN refuses that: `tainted`).
+    public func writeBack() throws(Errno) {
+        guard !dirty.isEmpty else { return }
+        var byDepth: [Int: [BlockNumber]] = [:]
+        for block in dirty { byDepth[depth(block), default: []].append(block) }
+        for d in byDepth.keys.sorted(by: >) {
+            let blocks = byDepth[d]!.sorted()
+            var i = 0
+            while i < blocks.count {
+                let chunk = Array(blocks[i..<min(blocks.count, i + KernelLimits.xnWritebackBlocksMax)])
+                i += chunk.count
+                var written = chunk
+                do { try port.writeback(chunk) } catch .tainted {
+                    // A child someone else allocated is not on disk yet: write the others,
+                    // and keep that one for the next writeback.
+                    written = chunk.filter { (try? port.writeback([$0])) != nil }
+                } catch {
+                    throw Errno(error)
+                }
+                for block in written {
+                    marked.remove(block)
+                    dirty.remove(block)
+                }
+            }
+        }
+    }
+
+    /// Writes back and evicts cached file blocks when the policy says so.
+    func writeBehindIfNeeded() throws(Errno) {
+        guard policy.shouldWriteBehind(dataBlocks: dataBlocks.count, dirty: dirty.count) else { return }
+        try writeBack()
+        for block in dataBlocks.sorted() {
+            let credential = credentialOf[block] ?? identity.userSlot
+            do { try port.evict(block, credential: credential) } catch {
+                continue
+            }
+            forget(block)
+        }
+        // Keep a modest pool; give the rest back.
+        while spare.count > 1024, let frame = spare.popLast() {
+            try? port.free(frame, credential: identity.userSlot)
+        }
+    }
+}

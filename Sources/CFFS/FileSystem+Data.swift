@@ -1,0 +1,243 @@
+// File contents: a file's blocks are its entry's seven direct pointers, then trees of
+// indirect blocks one, two and three levels deep (504 pointers each), as FFS has them.
+// Holes read as zeros and take no blocks.
+
+import XokABI
+
+extension CFFS {
+    /// Where the pointer to file block `index` lives: the entry's field, then one field
+    /// in each indirect block on the way down (digits, most significant first).
+    struct BlockPath {
+        /// Which entry pointer: 0-6 direct, 7-9 the indirect trees.
+        var field: Int
+        var digits: [Int]
+    }
+
+    static func path(of index: UInt64) -> BlockPath? {
+        let direct = UInt64(CFFSLayout.directCount), fan = UInt64(CFFSLayout.indPointers)
+        if index < direct { return BlockPath(field: Int(index), digits: []) }
+        var rest = index - direct
+        var span: UInt64 = fan
+        for level in 1...CFFSLayout.indirectLevels {
+            if rest < span {
+                var digits = [Int](repeating: 0, count: level)
+                var r = rest
+                for k in stride(from: level - 1, through: 0, by: -1) {
+                    digits[k] = Int(r % fan)
+                    r /= fan
+                }
+                return BlockPath(field: CFFSLayout.directCount + level - 1, digits: digits)
+            }
+            rest -= span
+            span *= fan
+        }
+        return nil
+    }
+
+    /// File block `index` of the file at `ref` and the block holding its pointer, or nil
+    /// for a hole. With `allocate`, a hole is filled (and indirect blocks made on the
+    /// way); `inode` is kept up to date with the entry.
+    func fileBlock(_ ref: FileRef, _ inode: inout Inode, _ index: UInt64, allocate: Bool) throws(Errno) -> (block: BlockNumber, parent: BlockNumber)? {
+        guard let path = Self.path(of: index) else { throw .EFBIG }
+        let credential = credential(inode.uid, inode.gid)
+        let at = CFFSLayout.slotOffset(ref.slot)
+        var container = ref.block
+        var fieldOffset = at + CFFSLayout.pointerFields[path.field]
+        var pointer = inode.pointers[path.field]
+        var level = path.digits.count
+        var digit = 0
+        while true {
+            if pointer == 0 {
+                guard allocate else { return nil }
+                let isData = level == 0
+                let offset = fieldOffset
+                pointer = try cache.allocate(under: container, type: isData ? .data : indType, near: nextBlock(ref.block),
+                                             credential: credential) { child in [(offset, bytes64(child))] }
+                cursor[ref.block] = pointer + 1
+                if container == ref.block { inode.pointers[path.field] = pointer }
+                if !isData {
+                    var header = BlockHeader(magic: CFFSLayout.indMagic, dirType: dirType, indType: indType)
+                    header.level = UInt32(level)
+                    header.uid = inode.uid
+                    header.gid = inode.gid
+                    header.mode = inode.mode
+                    try cache.modify(pointer, .write, [(0, header.encoded)], credential: credential)
+                }
+            }
+            cache.note(pointer, parent: container, credential: credential)
+            if level == 0 { return (pointer, container) }
+            let slot = path.digits[digit]
+            let entry = CFFSLayout.indPointersStart + 8 * slot
+            let next = try cache.read(pointer, parent: container, credential: credential, offset: entry, count: 8).le64(0)
+            container = pointer
+            fieldOffset = entry
+            pointer = next
+            level -= 1
+            digit += 1
+        }
+    }
+
+    /// Where a directory's next file block should go: after the last one it got, or
+    /// after the directory's own block (grouping).
+    func nextBlock(_ directoryBlock: BlockNumber) -> BlockNumber { cursor[directoryBlock] ?? directoryBlock + 1 }
+
+    /// Reads up to `count` bytes from `offset` of the file at `ref`.
+    public func read(_ ref: FileRef, at offset: UInt64, count: Int) throws(Errno) -> [UInt8] {
+        var inode = try self.inode(ref)
+        guard !inode.isDirectory else { throw .EISDIR }
+        if !inode.isSymlink { try require(4, on: inode) }
+        guard offset < inode.size, count > 0 else { return [] }
+        let end = min(inode.size, offset + UInt64(count))
+        var result: [UInt8] = []
+        result.reserveCapacity(Int(end - offset))
+        let credential = inode.isSymlink ? identity.userSlot : credential(inode.uid, inode.gid)
+        var position = offset
+        let blockBytes = UInt64(CFFSLayout.blockBytes)
+        while position < end {
+            let index = position / blockBytes
+            let within = Int(position % blockBytes)
+            let n = Int(min(end - position, blockBytes - UInt64(within)))
+            if let (block, parent) = try fileBlock(ref, &inode, index, allocate: false) {
+                result += try cache.read(block, parent: parent, credential: credential, offset: within, count: n)
+            } else {
+                result += [UInt8](repeating: 0, count: n)
+            }
+            position += UInt64(n)
+        }
+        return result
+    }
+
+    /// Writes `bytes` at `offset` of the file at `ref`, growing it as needed. Returns
+    /// the count written.
+    public func write(_ ref: FileRef, at offset: UInt64, _ bytes: [UInt8]) throws(Errno) -> Int {
+        var inode = try self.inode(ref)
+        guard !inode.isDirectory else { throw .EISDIR }
+        try require(2, on: inode)
+        let blockBytes = UInt64(CFFSLayout.blockBytes)
+        let (end, overflow) = offset.addingReportingOverflow(UInt64(bytes.count))
+        guard !overflow, end <= CFFSLayout.blocksMax * blockBytes else { throw .EFBIG }
+        let credential = credential(inode.uid, inode.gid)
+        var position = offset
+        var taken = 0
+        while position < end {
+            let index = position / blockBytes
+            let within = Int(position % blockBytes)
+            let n = Int(min(end - position, blockBytes - UInt64(within)))
+            guard let (block, parent) = try fileBlock(ref, &inode, index, allocate: true) else { throw .EIO }
+            try cache.store(Array(bytes[taken..<taken + n]), into: block, at: within, parent: parent, credential: credential)
+            position += UInt64(n)
+            taken += n
+        }
+        let time = now()
+        let size = max(inode.size, end)
+        let at = CFFSLayout.slotOffset(ref.slot)
+        try cache.modify(ref.block, .write, [(at + CFFSLayout.eSize, bytes64(size) + bytes64(UInt64(bitPattern: time)) + bytes64(UInt64(bitPattern: time)))],
+                         credential: credential)
+        try cache.writeBehindIfNeeded()
+        return bytes.count
+    }
+
+    /// truncate(2): frees the blocks past `size` and zeroes the tail of the last one.
+    public func truncate(_ ref: FileRef, to size: UInt64) throws(Errno) {
+        var inode = try self.inode(ref)
+        guard !inode.isDirectory else { throw .EISDIR }
+        try require(2, on: inode)
+        let blockBytes = UInt64(CFFSLayout.blockBytes)
+        guard size <= CFFSLayout.blocksMax * blockBytes else { throw .EFBIG }
+        let credential = credential(inode.uid, inode.gid)
+        if size < inode.size {
+            try prune(ref, inode, keep: (size + blockBytes - 1) / blockBytes, credential: credential)
+            inode = try self.inode(ref)
+            if size % blockBytes != 0, let (block, parent) = try fileBlock(ref, &inode, size / blockBytes, allocate: false) {
+                let within = Int(size % blockBytes)
+                try cache.store([UInt8](repeating: 0, count: CFFSLayout.blockBytes - within), into: block, at: within, parent: parent,
+                                credential: credential)
+            }
+        }
+        let time = now()
+        let at = CFFSLayout.slotOffset(ref.slot)
+        try cache.modify(ref.block, .write, [(at + CFFSLayout.eSize, bytes64(size) + bytes64(UInt64(bitPattern: time)) + bytes64(UInt64(bitPattern: time)))],
+                         credential: credential)
+    }
+
+    /// Frees every file block from index `keep` on, and the indirect blocks left empty.
+    func prune(_ ref: FileRef, _ inode: Inode, keep: UInt64, credential: CapabilitySlot) throws(Errno) {
+        let at = CFFSLayout.slotOffset(ref.slot)
+        let fileCredential = self.credential(inode.uid, inode.gid)
+        var base = UInt64(CFFSLayout.directCount)
+        var span = UInt64(CFFSLayout.indPointers)
+        for level in 1...CFFSLayout.indirectLevels {
+            let field = CFFSLayout.directCount + level - 1
+            let pointer = inode.pointers[field]
+            if pointer != 0 {
+                try pruneTree(pointer, parent: ref.block, field: at + CFFSLayout.pointerFields[field], level: level, base: base,
+                              keep: keep, credential: credential, fileCredential: fileCredential)
+            }
+            base += span
+            span *= UInt64(CFFSLayout.indPointers)
+        }
+        for index in stride(from: CFFSLayout.directCount - 1, through: 0, by: -1) where UInt64(index) >= keep {
+            let pointer = inode.pointers[index]
+            guard pointer != 0 else { continue }
+            try cache.free(pointer, from: ref.block, [(at + CFFSLayout.pointerFields[index], bytes64(0))], credential: credential)
+        }
+    }
+
+    /// Prunes the indirect tree at `block` (level `level`, covering file blocks from
+    /// `base`), freeing it too when nothing in it is kept.
+    private func pruneTree(_ block: BlockNumber, parent: BlockNumber, field: Int, level: Int, base: UInt64, keep: UInt64,
+                           credential: CapabilitySlot, fileCredential: CapabilitySlot) throws(Errno) {
+        var childSpan: UInt64 = 1
+        for _ in 1..<level { childSpan *= UInt64(CFFSLayout.indPointers) }
+        if base + childSpan * UInt64(CFFSLayout.indPointers) <= keep { return }
+        let bytes = try cache.read(block, parent: parent, credential: fileCredential)
+        for digit in stride(from: CFFSLayout.indPointers - 1, through: 0, by: -1) {
+            let childBase = base + UInt64(digit) * childSpan
+            if childBase + childSpan <= keep { break }
+            let entry = CFFSLayout.indPointersStart + 8 * digit
+            let child = bytes.le64(entry)
+            guard child != 0 else { continue }
+            if level == 1 {
+                try cache.free(child, from: block, [(entry, bytes64(0))], credential: fileCredential)
+            } else {
+                try pruneTree(child, parent: block, field: entry, level: level - 1, base: childBase, keep: keep,
+                              credential: fileCredential, fileCredential: fileCredential)
+            }
+        }
+        if base >= keep { try cache.free(block, from: parent, [(field, bytes64(0))], credential: credential) }
+    }
+
+    /// Every indirect block of a file.
+    func indirectBlocks(_ ref: FileRef, _ inode: Inode) throws(Errno) -> [BlockNumber] {
+        var result: [BlockNumber] = []
+        let credential = credential(inode.uid, inode.gid)
+        func walk(_ block: BlockNumber, _ parent: BlockNumber, _ level: Int) throws(Errno) {
+            result.append(block)
+            guard level > 1 else { return }
+            let bytes = try cache.read(block, parent: parent, credential: credential)
+            for k in 0..<CFFSLayout.indPointers {
+                let child = bytes.le64(CFFSLayout.indPointersStart + 8 * k)
+                if child != 0 { try walk(child, block, level - 1) }
+            }
+        }
+        for level in 1...CFFSLayout.indirectLevels {
+            let pointer = inode.pointers[CFFSLayout.directCount + level - 1]
+            if pointer != 0 { try walk(pointer, ref.block, level) }
+        }
+        return result
+    }
+
+    /// Blocks a file holds, its indirect blocks included.
+    func allocatedBlocks(_ ref: FileRef, _ inode: Inode) throws(Errno) -> UInt64 {
+        var count = UInt64(inode.pointers.prefix(CFFSLayout.directCount).filter { $0 != 0 }.count)
+        let credential = credential(inode.uid, inode.gid)
+        for block in try indirectBlocks(ref, inode) {
+            count += 1
+            let bytes = try cache.read(block, parent: nil, credential: credential)
+            if bytes.le32(CFFSLayout.level) == 1 {
+                for k in 0..<CFFSLayout.indPointers where bytes.le64(CFFSLayout.indPointersStart + 8 * k) != 0 { count += 1 }
+            }
+        }
+        return count
+    }
+}

@@ -1,0 +1,481 @@
+// The C-FFS library file system: files and directories on XN, through a `KernelPort`.
+// It knows the format (Layout.swift) and the UNIX rules, checks them itself for clear
+// errors, and leaves the final word to its UDFs in the kernel. Paths, descriptors and
+// processes are ExOS's; this works on directory entries (`FileRef`).
+//
+// Grouping (the paper's second idea): a directory's file blocks are allocated next to
+// each other, from a cursor that starts at the directory's own block, so the small files
+// of a directory lie in one contiguous run of the disk.
+
+import XokABI
+
+/// Where a file's inode lives: a directory block and a slot in it. The root directory,
+/// which has no entry, is `.root`.
+public struct FileRef: Hashable, Sendable {
+    public var block: BlockNumber
+    public var slot: Int
+    public init(block: BlockNumber, slot: Int) {
+        self.block = block
+        self.slot = slot
+    }
+    public static let root = FileRef(block: 0, slot: 0)
+    public var isRoot: Bool { block == 0 }
+}
+
+/// What stat(2) reports.
+public struct FileStatus: Equatable, Sendable {
+    public var ino: UInt64
+    public var mode: UInt32
+    public var nlink: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    public var size: UInt64
+    /// 512-byte units allocated, as st_blocks.
+    public var blocks: UInt64
+    public var atime: Int64, mtime: Int64, ctime: Int64
+    public var isDirectory: Bool { mode & FileMode.typeMask == FileMode.directory }
+    public var isRegular: Bool { mode & FileMode.typeMask == FileMode.regular }
+    public var isSymlink: Bool { mode & FileMode.typeMask == FileMode.symlink }
+}
+
+/// One directory entry as readdir gives it.
+public struct DirectoryEntry: Sendable {
+    public var name: [UInt8]
+    public var ref: FileRef
+    public var inode: Inode
+}
+
+/// A mounted C-FFS, used by one client (one environment).
+public final class CFFS<P: KernelPort> {
+    public let cache: BlockCache<P>
+    public var port: P { cache.port }
+    public let identity: CFFSIdentity
+    /// The XN root (the superblock) and the root directory's first block.
+    public let superblock: BlockNumber
+    public let rootDirectory: BlockNumber
+    public let superType: TypeID, dirType: TypeID, indType: TypeID
+    /// The clock for times, in nanoseconds since the epoch.
+    public var now: () -> Int64
+    /// Where each directory's next file block goes (grouping).
+    var cursor: [BlockNumber: BlockNumber] = [:]
+
+    init(cache: BlockCache<P>, identity: CFFSIdentity, superblock: BlockNumber, header: BlockHeader, superType: TypeID,
+         now: @escaping () -> Int64) {
+        self.cache = cache
+        self.identity = identity
+        self.superblock = superblock
+        self.rootDirectory = header.next
+        self.superType = superType
+        self.dirType = header.dirType
+        self.indType = header.indType
+        self.now = now
+    }
+
+    // MARK: Formatting and mounting
+
+    /// Installs C-FFS's types (or finds them installed), creates the XN root `name`
+    /// protected by the capability in `mountCapability`, and an empty root directory
+    /// owned by the identity with `mode`. Needs `types` and `roots` slots passing the
+    /// kernel's system ACLs for XN types and roots.
+    public static func format(port: P, identity: CFFSIdentity, name: String = "cffs", types: CapabilitySlot, roots: CapabilitySlot,
+                              mountCapability: CapabilitySlot, mode: UInt32 = 0o755, now: @escaping () -> Int64,
+                              policy: CachePolicy = DefaultCachePolicy()) throws(Errno) -> CFFS {
+        let cache = BlockCache(port: port, identity: identity, policy: policy)
+        let superType = try install(CFFSUDFs.superName, CFFSUDFs.superblock, cache, types)
+        let dirType = try install(CFFSUDFs.dirName, CFFSUDFs.directory, cache, types)
+        let indType = try install(CFFSUDFs.indName, CFFSUDFs.indirect, cache, types)
+        let frame = try cache.spareFrame()
+        let block: BlockNumber
+        do { block = try port.createRoot(named: name, type: superType, protection: mountCapability, frame: frame, credential: roots) } catch {
+            cache.spare.append(frame)
+            throw error == .nameTaken ? .EEXIST : Errno(error)
+        }
+        cache.ownFrame[block] = frame
+        cache.note(block, parent: nil, credential: identity.mountSlot)
+        let time = now()
+        var header = BlockHeader(magic: CFFSLayout.superMagic, dirType: dirType, indType: indType)
+        header.level = CFFSLayout.version
+        // The root directory is allocated in the change that initializes the superblock:
+        // once initialized, only the superuser may change it.
+        let root = try cache.allocate(under: block, type: dirType, near: block, credential: identity.mountSlot) { child in
+            var h = header
+            h.next = child
+            return [(0, h.encoded)]
+        }
+        var rootHeader = BlockHeader(magic: CFFSLayout.dirMagic, dirType: dirType, indType: indType)
+        rootHeader.uid = identity.uid
+        rootHeader.gid = identity.gid
+        rootHeader.mode = FileMode.directory | (mode & FileMode.permissionMask)
+        rootHeader.mtime = time
+        try cache.modify(root, .write, [(0, rootHeader.encoded)], credential: identity.userSlot)
+        header.next = root
+        let fs = CFFS(cache: cache, identity: identity, superblock: block, header: header, superType: superType, now: now)
+        try fs.sync()
+        return fs
+    }
+
+    /// Mounts the C-FFS whose XN root is `name`.
+    /// - Throws: `ENOENT` when there is no such root; `EINVAL` when it is not C-FFS's.
+    public static func mount(port: P, identity: CFFSIdentity, name: String = "cffs", now: @escaping () -> Int64,
+                             policy: CachePolicy = DefaultCachePolicy()) throws(Errno) -> CFFS {
+        let cache = BlockCache(port: port, identity: identity, policy: policy)
+        let root: XNRoot
+        do { root = try port.root(named: name) } catch { throw error == .noSuchRoot ? .ENOENT : Errno(error) }
+        guard let superType = try? port.type(named: CFFSUDFs.superName), root.type == superType else { throw .EINVAL }
+        let bytes = try cache.read(root.block, parent: nil, credential: identity.mountSlot)
+        let header = BlockHeader(bytes)
+        guard header.magic == CFFSLayout.superMagic, header.next != 0 else { throw .EINVAL }
+        return CFFS(cache: cache, identity: identity, superblock: root.block, header: header, superType: superType, now: now)
+    }
+
+    /// Installs one type, or finds it installed. Its UDFs travel in frames of the
+    /// client's, freed afterwards.
+    static func install(_ name: String, _ udfs: TypeUDFs, _ cache: BlockCache<P>, _ types: CapabilitySlot) throws(Errno) -> TypeID {
+        let port = cache.port
+        if let existing = try? port.type(named: name) { return existing }
+        var spans: [FrameSpan] = []
+        defer {
+            for span in spans {
+                try? port.unmap(span.frame)
+                try? port.free(span.frame, credential: cache.identity.userSlot)
+            }
+        }
+        do {
+            for code in [udfs.owns, udfs.acl, udfs.size] {
+                let frame = try port.allocateFrame(credential: cache.identity.frameSlot, acl: cache.identity.frameACL)
+                spans.append(FrameSpan(frame: frame, length: UInt32(code.count)))
+                try port.map(frame, writable: true, credential: cache.identity.userSlot)
+                try port.store(code, into: frame, offset: 0)
+            }
+            return try port.installType(named: name, owns: spans[0], acl: spans[1], size: spans[2], credential: types)
+        } catch {
+            throw Errno(error)
+        }
+    }
+
+    // MARK: Reading entries
+
+    /// The credential to act on something stamped `uid`/`gid`.
+    func credential(_ uid: UInt32, _ gid: UInt32) -> CapabilitySlot { identity.credential(uid: uid, gid: gid) }
+
+    /// Throws `EACCES` unless the identity has every bit of `bits` on `inode`.
+    func require(_ bits: UInt32, on inode: Inode) throws(Errno) {
+        guard identity.bits(uid: inode.uid, gid: inode.gid, mode: inode.mode) & bits == bits else { throw .EACCES }
+    }
+
+    /// Reads a block already seen (its parent and credential noted).
+    func block(_ block: BlockNumber) throws(Errno) -> [UInt8] {
+        try cache.read(block, parent: nil, credential: cache.credentialOf[block] ?? identity.userSlot)
+    }
+
+    /// The inode at `ref` (for the root, made from its directory's header).
+    public func inode(_ ref: FileRef) throws(Errno) -> Inode {
+        if ref.isRoot {
+            let header = BlockHeader(try cache.read(rootDirectory, parent: superblock, credential: identity.mountSlot,
+                                                    count: CFFSLayout.headerBytes))
+            var inode = Inode()
+            inode.mode = header.mode
+            inode.uid = header.uid
+            inode.gid = header.gid
+            inode.nlink = 2
+            inode.mtime = header.mtime
+            inode.ctime = header.mtime
+            inode.atime = header.mtime
+            inode.size = UInt64(CFFSLayout.blockBytes)
+            inode.ino = rootDirectory << 4 | 15
+            inode.pointers[0] = rootDirectory
+            return inode
+        }
+        guard ref.slot >= 0, ref.slot < CFFSLayout.slots else { throw .EINVAL }
+        let bytes = try cache.read(ref.block, parent: nil, credential: cache.credentialOf[ref.block] ?? identity.userSlot,
+                                   offset: CFFSLayout.slotOffset(ref.slot), count: CFFSLayout.slotBytes)
+        guard let inode = Inode(bytes, at: 0) else { throw .ENOENT }
+        return inode
+    }
+
+    /// The blocks of directory `inode` (whose entry is in `holder`, or the superblock for
+    /// the root), first to last, each noted as read through the one before.
+    func directoryBlocks(_ inode: Inode, in holder: FileRef) throws(Errno) -> [BlockNumber] {
+        var blocks: [BlockNumber] = []
+        var block = inode.pointers[0]
+        var parent = holder.isRoot ? superblock : holder.block
+        // The root directory's first block is read through the superblock, whose UDF
+        // lets anyone holding the mount capability read it; every other directory block
+        // through a directory's UDF, with the class of the directory's own permissions.
+        var credential = holder.isRoot ? identity.mountSlot : self.credential(inode.uid, inode.gid)
+        while block != 0 {
+            guard blocks.count < 1 << 20 else { throw .EIO }
+            let header = BlockHeader(try cache.read(block, parent: parent, credential: credential, count: CFFSLayout.headerBytes))
+            guard header.magic == CFFSLayout.dirMagic else { throw .EIO }
+            blocks.append(block)
+            // Later blocks are read with the directory's own class.
+            parent = block
+            block = header.next
+            credential = self.credential(inode.uid, inode.gid)
+        }
+        return blocks
+    }
+
+    /// The entries of directory `dir`.
+    public func entries(_ dir: FileRef) throws(Errno) -> [DirectoryEntry] {
+        let inode = try self.inode(dir)
+        guard inode.isDirectory else { throw .ENOTDIR }
+        try require(4, on: inode)
+        var result: [DirectoryEntry] = []
+        for block in try directoryBlocks(inode, in: dir) {
+            let bytes = try self.block(block)
+            for slot in 0..<CFFSLayout.slots {
+                if let entry = Inode(bytes, at: CFFSLayout.slotOffset(slot)) {
+                    result.append(DirectoryEntry(name: entry.name, ref: FileRef(block: block, slot: slot), inode: entry))
+                }
+            }
+        }
+        return result
+    }
+
+    /// The entry called `name` in directory `dir`, or nil. Needs search permission.
+    public func lookup(_ name: [UInt8], in dir: FileRef) throws(Errno) -> FileRef? {
+        let inode = try self.inode(dir)
+        guard inode.isDirectory else { throw .ENOTDIR }
+        try require(1, on: inode)
+        for block in try directoryBlocks(inode, in: dir) {
+            let bytes = try self.block(block)
+            for slot in 0..<CFFSLayout.slots {
+                let at = CFFSLayout.slotOffset(slot)
+                guard bytes.le32(at) != 0, Int(bytes[at + CFFSLayout.eNameLength]) == name.count else { continue }
+                if bytes[at + CFFSLayout.eName..<at + CFFSLayout.eName + name.count].elementsEqual(name) {
+                    return FileRef(block: block, slot: slot)
+                }
+            }
+        }
+        return nil
+    }
+
+    /// stat(2) of `ref`.
+    public func status(_ ref: FileRef) throws(Errno) -> FileStatus {
+        let inode = try self.inode(ref)
+        var nlink = UInt32(inode.nlink)
+        if ref.isRoot {
+            nlink = 2
+            for entry in (try? entries(ref)) ?? [] where entry.inode.isDirectory { nlink += 1 }
+        }
+        let blocks = inode.isDirectory ? UInt64(try directoryBlocks(inode, in: ref).count) : try allocatedBlocks(ref, inode)
+        let size = inode.isDirectory ? blocks * UInt64(CFFSLayout.blockBytes) : inode.size
+        return FileStatus(ino: inode.ino, mode: inode.mode, nlink: nlink, uid: inode.uid, gid: inode.gid, size: size,
+                          blocks: blocks * UInt64(CFFSLayout.blockBytes / 512), atime: inode.atime, mtime: inode.mtime,
+                          ctime: inode.ctime)
+    }
+
+    // MARK: Creating and removing
+
+    /// Checks a name: 1-120 bytes, no NUL or '/', not "." or "..".
+    static func validate(_ name: [UInt8]) throws(Errno) {
+        guard !name.isEmpty else { throw .ENOENT }
+        guard name.count <= CFFSLayout.nameBytesMax else { throw .ENAMETOOLONG }
+        guard !name.contains(0), !name.contains(0x2f), name != [0x2e], name != [0x2e, 0x2e] else { throw .EINVAL }
+    }
+
+    /// Creates `name` in `dir`: a regular file, a directory or a symbolic link (`target`),
+    /// by `mode`'s type bits.
+    public func create(_ name: [UInt8], in dir: FileRef, mode: UInt32, target: [UInt8] = []) throws(Errno) -> FileRef {
+        try Self.validate(name)
+        let parent = try inode(dir)
+        guard parent.isDirectory else { throw .ENOTDIR }
+        try require(3, on: parent)
+        guard try lookup(name, in: dir) == nil else { throw .EEXIST }
+        let type = mode & FileMode.typeMask
+        guard type == FileMode.regular || type == FileMode.directory || type == FileMode.symlink else { throw .EINVAL }
+        guard type != FileMode.symlink || (!target.isEmpty && target.count <= CFFSLayout.blockBytes) else { throw .ENAMETOOLONG }
+        let blocks = try directoryBlocks(parent, in: dir)
+        let credential = credential(parent.uid, parent.gid)
+        var place: FileRef?
+        for block in blocks where place == nil {
+            let bytes = try self.block(block)
+            for slot in 0..<CFFSLayout.slots where bytes.le32(CFFSLayout.slotOffset(slot)) == 0 {
+                place = FileRef(block: block, slot: slot)
+                break
+            }
+        }
+        let ref: FileRef
+        if let place { ref = place } else { ref = FileRef(block: try appendBlock(to: parent, last: blocks[blocks.count - 1]), slot: 0) }
+        let time = now()
+        var inode = Inode()
+        inode.mode = mode
+        inode.uid = identity.uid
+        inode.gid = identity.gid
+        inode.nlink = type == FileMode.directory ? 2 : 1
+        inode.mtime = time
+        inode.ctime = time
+        inode.atime = time
+        inode.ino = ref.block << 4 | UInt64(ref.slot)
+        inode.name = name
+        let at = CFFSLayout.slotOffset(ref.slot)
+        if type == FileMode.directory {
+            let child = try cache.allocate(under: ref.block, type: dirType, near: ref.block, credential: credential) { child in
+                var i = inode
+                i.pointers[0] = child
+                return [(at, i.encoded)]
+            }
+            var header = BlockHeader(magic: CFFSLayout.dirMagic, dirType: dirType, indType: indType)
+            header.uid = inode.uid
+            header.gid = inode.gid
+            header.mode = inode.mode
+            try cache.modify(child, .write, [(0, header.encoded)], credential: self.credential(inode.uid, inode.gid))
+            if !dir.isRoot { try adjustLinks(of: dir, by: 1) }
+        } else {
+            try cache.modify(ref.block, .write, [(at, inode.encoded)], credential: credential)
+            if type == FileMode.symlink { _ = try write(ref, at: 0, target) }
+        }
+        try touch(dir, parent)
+        return ref
+    }
+
+    /// Adds a block to the end of a directory. Returns it.
+    func appendBlock(to directory: Inode, last: BlockNumber) throws(Errno) -> BlockNumber {
+        let credential = credential(directory.uid, directory.gid)
+        let block = try cache.allocate(under: last, type: dirType, near: last, credential: credential) { child in
+            [(CFFSLayout.next, bytes64(child))]
+        }
+        var header = BlockHeader(magic: CFFSLayout.dirMagic, dirType: dirType, indType: indType)
+        header.uid = directory.uid
+        header.gid = directory.gid
+        header.mode = directory.mode
+        try cache.modify(block, .write, [(0, header.encoded)], credential: credential)
+        return block
+    }
+
+    /// Sets a directory's modification and change times (the root's are in its header).
+    func touch(_ dir: FileRef, _ inode: Inode) throws(Errno) {
+        let time = now()
+        if dir.isRoot {
+            try cache.modify(rootDirectory, .write, [(CFFSLayout.headerMtime, bytes64(UInt64(bitPattern: time)))],
+                             credential: credential(inode.uid, inode.gid))
+            return
+        }
+        let at = CFFSLayout.slotOffset(dir.slot)
+        try cache.modify(dir.block, .write, [(at + CFFSLayout.eMtime, bytes64(UInt64(bitPattern: time)) + bytes64(UInt64(bitPattern: time)))],
+                         credential: credential(inode.uid, inode.gid))
+    }
+
+    /// Changes a directory's link count (a subdirectory came or went).
+    func adjustLinks(of dir: FileRef, by delta: Int) throws(Errno) {
+        let inode = try self.inode(dir)
+        let links = UInt16(clamping: max(0, Int(inode.nlink) + delta))
+        try cache.modify(dir.block, .write, [(CFFSLayout.slotOffset(dir.slot) + CFFSLayout.eNlink, [UInt8(links & 0xff), UInt8(links >> 8)])],
+                         credential: credential(inode.uid, inode.gid))
+    }
+
+    /// Removes entry `name` from `dir`: a file with its blocks, or an empty directory
+    /// (`directory` says which is expected, as unlink and rmdir do).
+    public func remove(_ name: [UInt8], in dir: FileRef, directory: Bool) throws(Errno) {
+        guard name != [0x2e], name != [0x2e, 0x2e] else { throw directory ? .EINVAL : .EISDIR }
+        let parent = try inode(dir)
+        guard let ref = try lookup(name, in: dir) else { throw .ENOENT }
+        try require(3, on: parent)
+        let inode = try self.inode(ref)
+        let credential = credential(parent.uid, parent.gid)
+        let at = CFFSLayout.slotOffset(ref.slot)
+        let empty = [UInt8](repeating: 0, count: CFFSLayout.slotBytes)
+        if inode.isDirectory {
+            guard directory else { throw .EISDIR }
+            guard try entries(ref).isEmpty else { throw .ENOTEMPTY }
+            let blocks = try directoryBlocks(inode, in: ref)
+            for i in stride(from: blocks.count - 1, to: 0, by: -1) {
+                try cache.free(blocks[i], from: blocks[i - 1], [(CFFSLayout.next, bytes64(0))], credential: self.credential(inode.uid, inode.gid))
+            }
+            try cache.free(blocks[0], from: ref.block, [(at, empty)], credential: credential)
+            if !dir.isRoot { try adjustLinks(of: dir, by: -1) }
+        } else {
+            guard !directory else { throw .ENOTDIR }
+            try prune(ref, inode, keep: 0, credential: credential)
+            try cache.modify(ref.block, .write, [(at, empty)], credential: credential)
+        }
+        cursor[ref.block] = nil
+        try touch(dir, parent)
+    }
+
+    /// Renames `from` to `to` within directory `dir`, replacing `to` if it exists (a
+    /// file by a file, an empty directory by a directory). The name changes in place, in
+    /// one change of one block, so a crash leaves the old name or the new, never both.
+    public func rename(_ from: [UInt8], to: [UInt8], in dir: FileRef) throws(Errno) {
+        try Self.validate(to)
+        let parent = try inode(dir)
+        guard let source = try lookup(from, in: dir) else { throw .ENOENT }
+        try require(3, on: parent)
+        let moving = try inode(source)
+        if let existing = try lookup(to, in: dir) {
+            if existing == source { return }
+            let target = try inode(existing)
+            if target.isDirectory != moving.isDirectory { throw target.isDirectory ? .EISDIR : .ENOTDIR }
+            try remove(to, in: dir, directory: target.isDirectory)
+        }
+        var name = [UInt8](repeating: 0, count: CFFSLayout.nameBytesMax)
+        name.replaceSubrange(0..<to.count, with: to)
+        let at = CFFSLayout.slotOffset(source.slot)
+        try cache.modify(source.block, .write, [(at + CFFSLayout.eNameLength, [UInt8(to.count)]), (at + CFFSLayout.eName, name),
+                                                (at + CFFSLayout.eCtime, bytes64(UInt64(bitPattern: now())))],
+                         credential: credential(parent.uid, parent.gid))
+        try touch(dir, parent)
+    }
+
+    // MARK: Attributes
+
+    /// chmod(2): the owner or the superuser. A directory's blocks and a file's indirect
+    /// blocks carry the permissions too (their UDFs check them), and change with it.
+    public func setMode(_ ref: FileRef, _ mode: UInt32) throws(Errno) {
+        var inode = try self.inode(ref)
+        guard identity.isSuperuser || identity.uid == inode.uid else { throw .EPERM }
+        inode.mode = inode.type | (mode & FileMode.permissionMask)
+        try restamp(ref, inode)
+    }
+
+    /// chown(2): the superuser's alone (the UDFs allow no one else).
+    public func setOwner(_ ref: FileRef, uid: UInt32?, gid: UInt32?) throws(Errno) {
+        var inode = try self.inode(ref)
+        let newUID = uid ?? inode.uid, newGID = gid ?? inode.gid
+        guard newUID != inode.uid || newGID != inode.gid else { return }
+        guard identity.isSuperuser else { throw .EPERM }
+        inode.uid = newUID
+        inode.gid = newGID
+        try restamp(ref, inode)
+    }
+
+    /// Writes `inode`'s uid, gid and mode to its entry and to every block that carries
+    /// them. The blocks first: while they change, the entry still names the old owner.
+    func restamp(_ ref: FileRef, _ inode: Inode) throws(Errno) {
+        let stamp = bytes32(inode.uid) + bytes32(inode.gid) + bytes32(inode.mode)
+        let credential = identity.userSlot
+        if inode.isDirectory {
+            for block in try directoryBlocks(inode, in: ref) {
+                try cache.modify(block, .write, [(CFFSLayout.uid, stamp)], credential: credential)
+            }
+        } else if inode.isRegular {
+            for block in try indirectBlocks(ref, inode) {
+                try cache.modify(block, .write, [(CFFSLayout.uid, stamp)], credential: credential)
+            }
+        }
+        if ref.isRoot { return }
+        let at = CFFSLayout.slotOffset(ref.slot)
+        try cache.modify(ref.block, .write, [(at, bytes32(inode.mode) + bytes32(inode.uid) + bytes32(inode.gid)),
+                                             (at + CFFSLayout.eCtime, bytes64(UInt64(bitPattern: now())))], credential: credential)
+    }
+
+    /// utimes(2): the owner, or anyone who may write the file.
+    public func setTimes(_ ref: FileRef, access: Int64, modification: Int64) throws(Errno) {
+        let inode = try self.inode(ref)
+        guard identity.isSuperuser || identity.uid == inode.uid
+            || identity.bits(uid: inode.uid, gid: inode.gid, mode: inode.mode) & 2 != 0 else { throw .EPERM }
+        if ref.isRoot {
+            try cache.modify(rootDirectory, .write, [(CFFSLayout.headerMtime, bytes64(UInt64(bitPattern: modification)))],
+                             credential: identity.userSlot)
+            return
+        }
+        let at = CFFSLayout.slotOffset(ref.slot)
+        try cache.modify(ref.block, .write, [(at + CFFSLayout.eMtime, bytes64(UInt64(bitPattern: modification)) + bytes64(UInt64(bitPattern: now()))
+                                                + bytes64(UInt64(bitPattern: access)))],
+                         credential: credential(inode.uid, inode.gid))
+    }
+
+    /// Writes every block this client changed to disk.
+    public func sync() throws(Errno) { try cache.writeBack() }
+}

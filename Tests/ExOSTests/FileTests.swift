@@ -1,0 +1,25 @@
+import CFFS
+import ExOS
+import Testing
+import XokABI
+
+@Suite struct Files {
+    @Test func aFileWrittenIsReadBack() throws {
+        let m = try Machine()
+        let p = m.root
+        try p.put("/hello", Array("hello, exokernel\n".utf8))
+        #expect(try p.get("/hello") == Array("hello, exokernel\n".utf8))
+        #expect(try p.stat("/hello").size == 17)
+        #expect(try p.list("/") == ["hello"])
+    }
+
+    @Test func bigFilesGoThroughIndirectBlocks() throws {
+        let m = try Machine(blocks: 16_384, frames: 8192)
+        let p = m.root
+        let bytes = pattern(7 * 4096 + 504 * 4096 + 3 * 4096 + 123)
+        try p.put("/big", bytes)
+        #expect(try p.get("/big") == bytes)
+        try p.sync()
+        #expect(m.check.violations == [])
+    }
+}
