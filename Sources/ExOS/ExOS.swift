@@ -207,6 +207,11 @@ public final class ExOS<P: KernelPort> {
         descriptors[Int(fd)] = nil
     }
 
+    /// close(2) where nothing can be done about a failure (a cleanup path).
+    public func closeQuietly(_ fd: Int32) {
+        if fd >= 0, Int(fd) < descriptors.count { descriptors[Int(fd)] = nil }
+    }
+
     /// read(2): up to `count` bytes from the descriptor's offset.
     public func read(_ fd: Int32, count: Int) throws(Errno) -> [UInt8] {
         let f = try file(fd)

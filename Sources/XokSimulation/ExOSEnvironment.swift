@@ -38,8 +38,8 @@ public enum ExOSEnvironment {
         grants.append(try root.derive(all, appending: CFFSNames.mount, rights: .all))
         let typesName = admin ? [SystemACLs.typesName] : [SystemACLs.typesName, 0]
         let rootsName = admin ? [SystemACLs.rootsName] : [SystemACLs.rootsName, 0]
-        grants.append(try root.derive(all, appending: typesName, rights: admin ? [.write, .grant] : [.read]))
-        grants.append(try root.derive(all, appending: rootsName, rights: admin ? [.write, .grant] : [.read]))
+        grants.append(try root.derive(all, appending: typesName, rights: admin ? [.write, .grant] : [.read, .grant]))
+        grants.append(try root.derive(all, appending: rootsName, rights: admin ? [.write, .grant] : [.read, .grant]))
         var groupSlots: [UInt32: CapabilitySlot] = [:]
         for (i, group) in ([gid] + groups.filter { $0 != gid }).enumerated() {
             grants.append(try root.derive(all, appending: CFFSNames.group(group), rights: .all))
