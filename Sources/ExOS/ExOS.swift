@@ -115,7 +115,7 @@ public final class ExOS<P: KernelPort> {
             if inode.isSymlink && (!last || followLast || trailingSlash) {
                 links += 1
                 guard links <= Self.symlinksMax else { throw .ELOOP }
-                let target = try fs.read(ref, at: 0, count: Int(inode.size))
+                let target = try fs.read(ref, at: 0, count: Self.linkBytes(inode))
                 guard !target.isEmpty else { throw .ENOENT }
                 if target.first == 0x2f { stack = [] }
                 pending = Self.components(target) + pending
@@ -138,6 +138,10 @@ public final class ExOS<P: KernelPort> {
         guard let last = parents.popLast() else { return Resolved(stack: [], name: [], ref: .root) }
         return Resolved(stack: parents, name: [], ref: last.ref)
     }
+
+    /// Bytes of a symbolic link's target to read: its size as stored, which a corrupt or
+    /// hostile entry may set to anything, bounded by the one block a target may fill.
+    static func linkBytes(_ inode: Inode) -> Int { Int(min(inode.size, UInt64(CFFSLayout.blockBytes))) }
 
     /// The existing file `path` names.
     func existing(_ path: String, follow: Bool = true) throws(Errno) -> FileRef {
@@ -351,7 +355,7 @@ public final class ExOS<P: KernelPort> {
         let ref = try existing(path, follow: false)
         let inode = try fs.inode(ref)
         guard inode.isSymlink else { throw .EINVAL }
-        return String(decoding: try fs.read(ref, at: 0, count: Int(inode.size)), as: UTF8.self)
+        return String(decoding: try fs.read(ref, at: 0, count: Self.linkBytes(inode)), as: UTF8.self)
     }
 
     /// chmod(2).
