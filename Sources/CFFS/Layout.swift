@@ -94,7 +94,10 @@ public enum CFFSNames {
     public static let mountKind: UInt64 = 0
     public static var superuser: [UInt64] { [tag] }
     public static func user(_ uid: UInt32) -> [UInt64] { [tag, userKind, UInt64(uid)] }
-    public static func group(_ gid: UInt32) -> [UInt64] { [tag, groupKind, UInt64(gid)] }
+    /// Membership of `uid` in group `gid`. The uid is part of the name so that a file
+    /// created through the group's permission still names its real owner, which the
+    /// directory's acl checks.
+    public static func group(_ gid: UInt32, member uid: UInt32) -> [UInt64] { [tag, groupKind, UInt64(gid), UInt64(uid)] }
     public static var mount: [UInt64] { [tag, mountKind] }
 }
 

@@ -4,22 +4,24 @@
 //
 // The `acl` UDFs map a credential to UNIX permission classes (CFFSNames): `[tag]` is the
 // superuser; `[tag, 1, uid]` gets the owner bits when uid is the stamp's owner, `[tag, 2,
-// gid]` the group bits when gid is its group; any other C-FFS credential gets the
-// others bits; anything else gets nothing. A library OS picks, as access(2) does, the
+// gid, uid]` the group bits when gid is its group; any other C-FFS credential of those
+// shapes gets the others bits; anything else gets nothing. A library OS picks, as access(2) does, the
 // credential of the class that applies to its process. What each operation needs:
 //
 //   read of a block          a directory's: read or search on it; a file's: read on the
 //                            file (a symbolic link's: nothing)
 //   write of a data block    write on the file
 //   a new or removed entry,  write and search on the directory; the name must be 1-120
-//   a renamed one            bytes, no NUL or '/', not "." or "..", and unique in the block
+//   a renamed one            bytes, no NUL or '/', not "." or "..", and unique in the block;
+//                            a new entry's owner is the credential's uid
 //   an entry's size, times   write on the file (or its owner); freeing its blocks, as
 //   or blocks                unlink does: write on the directory too
 //   mode                     the owner, or the superuser
 //   uid or gid               the superuser
 //
 // A block whose header is still zero (just allocated) may be initialized by whoever XN
-// lets change it: XN lets only its allocator change it until it is on disk.
+// lets change it: XN lets only its allocator make the first change to a fresh block, and
+// C-FFS's first change to every block it allocates writes its header.
 
 import BPF
 import XokABI
@@ -416,7 +418,11 @@ struct UDFBuilder {
         b.branch(.ne, .r5, .immediate(Int32(CFFSNames.tag)), to: done)
         b.load(.double, .r5, from: .r1, offset: CFFSUDFs.credential + 8)
         b.branch(.eq, .r5, 1, to: superuser)
-        b.branch(.ne, .r5, 3, to: done)
+        // [tag, 1, uid] or [tag, 2, gid, uid]; any other length is no C-FFS class.
+        b.load(.double, .r0, from: .r1, offset: CFFSUDFs.credential + 24)
+        b.add(.r0, 2)
+        b.branch(.ne, .r0, .r5, to: done)
+        b.mov(.r0, 0)
         b.load(.double, .r5, from: .r1, offset: CFFSUDFs.credential + 24)
         b.load(.double, .r1, from: .r1, offset: CFFSUDFs.credential + 32)
         b.branch(.eq, .r5, .immediate(Int32(CFFSNames.userKind)), to: user)
@@ -437,6 +443,30 @@ struct UDFBuilder {
         b.mov(.r0, 7)
         b.bind(done)
         b.exit()
+    }
+
+    /// Denies unless the after slot at r8 names the credential's user as its owner (the
+    /// superuser may name anyone). Uses r2, r3.
+    mutating func requireCreator() {
+        let ok = b.makeLabel(), group = b.makeLabel(), compare = b.makeLabel()
+        ifSuperuser(ok)
+        b.load(.double, .r2, from: .r1, offset: CFFSUDFs.credential + 16)
+        b.branch(.ne, .r2, .immediate(Int32(CFFSNames.tag)), to: deny)
+        b.load(.double, .r2, from: .r1, offset: CFFSUDFs.credential + 24)
+        b.branch(.eq, .r2, .immediate(Int32(CFFSNames.groupKind)), to: group)
+        b.branch(.ne, .r2, .immediate(Int32(CFFSNames.userKind)), to: deny)
+        b.load(.double, .r2, from: .r1, offset: CFFSUDFs.credential + 8)
+        b.branch(.ne, .r2, 3, to: deny)
+        b.load(.double, .r2, from: .r1, offset: CFFSUDFs.credential + 32)
+        b.jump(to: compare)
+        b.bind(group)
+        b.load(.double, .r2, from: .r1, offset: CFFSUDFs.credential + 8)
+        b.branch(.ne, .r2, 4, to: deny)
+        b.load(.double, .r2, from: .r1, offset: CFFSUDFs.credential + 40)
+        b.bind(compare)
+        b.load(.word, .r3, from: .r8, offset: CFFSUDFs.after + Int16(CFFSLayout.eUID))
+        b.branch(.ne, .r2, .r3, to: deny)
+        b.bind(ok)
     }
 
     /// Denies unless the credential may write and search the directory whose header is
@@ -545,6 +575,7 @@ struct UDFBuilder {
         b.bind(create)
         b.branch(.eq, .r5, 0, to: next)
         requireDirectoryWrite()
+        requireCreator()
         checkName()
         b.jump(to: next)
 

@@ -63,7 +63,9 @@ extension XN {
             for w in e.writers { d.add(w.rawValue) }
             switch e.durability {
             case .durable: d.add(UInt8(0))
-            case .unwritten(let allocator): d.add(UInt8(1)); d.add(allocator.rawValue)
+            case .unwritten(let allocator, let initialized):
+                d.add(UInt8(initialized ? 2 : 1))
+                d.add(allocator.rawValue)
             }
             for p in e.pointers { d.add(p.block); d.add(p.type.rawValue) }
             d.add(UnsafeRawBufferPointer(memory.bytes(of: e.frame)))

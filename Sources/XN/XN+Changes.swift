@@ -15,8 +15,10 @@ public enum CacheState: Sendable {
 
 /// How far a block allocated by a change has got towards the disk.
 public enum Durability: Equatable, Sendable {
-    /// Never written: its parent may not be written (tainted).
-    case unwritten(allocator: EnvironmentID)
+    /// Never written: its parent may not be written (tainted). Until the allocator's
+    /// first change (`initialized`), no one else may change it: a block that still reads
+    /// as zeros is the allocator's to lay out, and UDFs may rely on that.
+    case unwritten(allocator: EnvironmentID, initialized: Bool)
     /// On disk (every writeback ends with a barrier).
     case durable
 }
@@ -190,8 +192,18 @@ extension XN {
         return (after, first == XNLayout.blockBytes ? 0 : first, max(0, last - first))
     }
 
-    /// Records that `environment` changed cached `block`.
+    /// Refuses a change to a fresh block that its allocator has not yet initialized,
+    /// by anyone else.
+    func requireInitializer(_ entry: CacheEntry, _ environment: EnvironmentID) throws(XNError) {
+        if case .unwritten(let allocator, false) = entry.durability, allocator != environment { throw .notOwner }
+    }
+
+    /// Records that `environment` changed cached `block` (for a fresh block, its
+    /// allocator's first change initializes it).
     func markWritten(_ block: BlockNumber, by environment: EnvironmentID) {
+        if case .unwritten(let allocator, false) = cache[block]!.durability {
+            cache[block]!.durability = .unwritten(allocator: allocator, initialized: true)
+        }
         cache[block]!.dirty = true
         dirtySet.insert(block)
         if !cache[block]!.writers.contains(environment) { cache[block]!.writers.append(environment) }
@@ -209,7 +221,7 @@ extension XN {
         guard let entry = cache[block] else { throw types[block] == nil ? .notMetadata : .notCached }
         guard let template = template(entry.type) else { throw .notMetadata }
         if let root = roots.first(where: { $0.block == block }), !rootPermits(root, credential, .write) { throw .aclDenied }
-        if case .unwritten(let allocator) = entry.durability, allocator != environment { throw .notOwner }
+        try requireInitializer(entry, environment)
         let before = contents(entry)
         let (after, first, count) = try applied(modifications, to: before)
         let aclOperation: AclContext.Operation
@@ -268,7 +280,7 @@ extension XN {
             parents[child] = block
             memory.zero(frame)
             cache[child] = CacheEntry(frame: frame, type: type, parent: block, state: .valid, dirty: true, owner: environment,
-                                      writers: [environment], durability: .unwritten(allocator: environment), pointers: [])
+                                      writers: [environment], durability: .unwritten(allocator: environment, initialized: false), pointers: [])
             dirtySet.insert(child)
             changed.insert(child)
         case .free(let child):
@@ -295,7 +307,7 @@ extension XN {
         guard types[block] == .data, pendingFree[block] == nil else { throw .notData }
         guard let entry = cache[block] else { throw .notCached }
         try authorizeAccess(block, credential: credential, .writeData)
-        if case .unwritten(let allocator) = entry.durability, allocator != environment { throw .notOwner }
+        try requireInitializer(entry, environment)
         let (after, _, _) = try applied(modifications, to: contents(entry))
         memory.store(after, in: entry.frame)
         markWritten(block, by: environment)
@@ -315,7 +327,7 @@ extension XN {
         if writable {
             guard entry.type == .data else { throw .notData }
             try authorizeAccess(block, credential: credential, .writeData)
-            if case .unwritten(let allocator) = entry.durability, allocator != environment { throw .notOwner }
+            try requireInitializer(entry, environment)
             markWritten(block, by: environment)
         }
         return entry.frame

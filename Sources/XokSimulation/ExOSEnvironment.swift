@@ -42,7 +42,7 @@ public enum ExOSEnvironment {
         grants.append(try root.derive(all, appending: rootsName, rights: admin ? [.write, .grant] : [.read, .grant]))
         var groupSlots: [UInt32: CapabilitySlot] = [:]
         for (i, group) in ([gid] + groups.filter { $0 != gid }).enumerated() {
-            grants.append(try root.derive(all, appending: CFFSNames.group(group), rights: .all))
+            grants.append(try root.derive(all, appending: CFFSNames.group(group, member: uid), rights: .all))
             groupSlots[group] = CapabilitySlot(ExOSSlot.firstGroup + i)
         }
         let acl = try AccessControlList([try Capability(name: user, rights: .write)])

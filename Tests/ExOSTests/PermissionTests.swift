@@ -1,0 +1,131 @@
+import CFFS
+import ExOS
+import Testing
+import XokABI
+import XokSimulation
+
+/// Two users on one C-FFS: UNIX permissions hold even against a process that skips
+/// C-FFS and calls the kernel with its own code, because C-FFS's UDFs refuse it there.
+@Suite struct TwoUsers {
+    @Test func aPrivateFileStaysPrivateEvenThroughTheKernel() throws {
+        let m = try Machine()
+        try m.root.mkdir("/home", mode: 0o777)
+        try m.root.chmod("/home", 0o777)
+        let alice = try m.process(uid: 1000, gid: 1000)
+        let bob = try m.process(uid: 1001, gid: 1001)
+        try alice.put("/home/secret", Array("alice's".utf8), mode: 0o600)
+        try alice.sync()
+
+        // Through ExOS: refused with EACCES.
+        #expect(throws: Errno.EACCES) { _ = try bob.get("/home/secret") }
+        #expect(throws: Errno.EACCES) { _ = try bob.open("/home/secret", .writeOnly) }
+        #expect(throws: Errno.EPERM) { try bob.chmod("/home/secret", 0o666) }
+
+        // Straight to the kernel with bob's own credential: the UDFs refuse it.
+        let home = try #require(try alice.fs.lookup(Array("home".utf8), in: .root))
+        let ref = try #require(try alice.fs.lookup(Array("secret".utf8), in: home))
+        let inode = try alice.fs.inode(ref)
+        let data = inode.pointers[0]
+        #expect(data != 0)
+        let port = bob.fs.port
+        _ = try bob.list("/home")   // bob may read the directory, as in UNIX
+        let frame = try port.allocateFrame(credential: ExOSSlot.frames, acl: bob.fs.identity.frameACL)
+        #expect(throws: KernelError.permissionDenied) { _ = try port.readIn(data, frame: frame, credential: ExOSSlot.user) }
+        #expect(throws: KernelError.permissionDenied) { _ = try port.map(data, writable: false, credential: ExOSSlot.user) }
+        #expect(throws: KernelError.permissionDenied) {
+            try port.writeData(data, .inline([(0, Array("bob was here".utf8))]), credential: ExOSSlot.user)
+        }
+        // Nor may he rewrite the entry to make it his, or grant himself access.
+        let at = CFFSLayout.slotOffset(ref.slot)
+        #expect(throws: KernelError.permissionDenied) {
+            try port.modify(ref.block, .write, .inline([(at + CFFSLayout.eMode, [0xb6, 0x81, 0, 0])]), credential: ExOSSlot.user)
+        }
+        #expect(throws: KernelError.permissionDenied) {
+            try port.modify(ref.block, .write, .inline([(at + CFFSLayout.eUID, [0xe9, 0x03, 0, 0])]), credential: ExOSSlot.user)
+        }
+        #expect(try alice.get("/home/secret") == Array("alice's".utf8))
+        #expect(m.check.violations == [])
+    }
+
+    @Test func groupAndOthersBitsAreHonoured() throws {
+        let m = try Machine()
+        try m.root.mkdir("/shared", mode: 0o777)
+        try m.root.chmod("/shared", 0o777)
+        let alice = try m.process(uid: 1000, gid: 50)
+        let carol = try m.process(uid: 1002, gid: 50)
+        let dave = try m.process(uid: 1003, gid: 60)
+        try alice.put("/shared/notes", Array("group".utf8), mode: 0o640)
+        #expect(try carol.get("/shared/notes") == Array("group".utf8))
+        #expect(throws: Errno.EACCES) { _ = try dave.get("/shared/notes") }
+        #expect(throws: Errno.EACCES) { try carol.put("/shared/notes", [1]) }
+    }
+
+    @Test func aDirectoryWithoutWriteRefusesNewNames() throws {
+        let m = try Machine()
+        try m.root.mkdir("/ro", mode: 0o755)
+        let bob = try m.process(uid: 1001, gid: 1001)
+        #expect(throws: Errno.EACCES) { try bob.put("/ro/x", [1]) }
+        #expect(throws: Errno.EACCES) { try bob.mkdir("/ro/d") }
+        // And through the kernel: a new entry in the root's directory block.
+        var inode = Inode()
+        inode.mode = FileMode.regular | 0o644
+        inode.uid = 1001
+        inode.name = Array("x".utf8)
+        let ro = try #require(try m.root.fs.lookup(Array("ro".utf8), in: .root))
+        let block = try m.root.fs.inode(ro).pointers[0]
+        _ = try bob.list("/ro")
+        #expect(throws: KernelError.permissionDenied) {
+            try bob.fs.port.modify(block, .write, .inline([(CFFSLayout.slotOffset(0), inode.encoded)]), credential: ExOSSlot.user)
+        }
+    }
+
+    @Test func aDirectoryJustMadeTakesAnotherUsersFileBeforeItReachesTheDisk() throws {
+        let m = try Machine()
+        try m.root.mkdir("/tmp", mode: 0o777)
+        try m.root.chmod("/tmp", 0o1777 & 0o777)
+        // Nothing synced: /tmp's block is fresh, allocated by root's environment.
+        let alice = try m.process(uid: 1000, gid: 1000)
+        try alice.put("/tmp/a", [1, 2, 3])
+        #expect(try alice.stat("/tmp/a").uid == 1000)
+        #expect(try m.root.get("/tmp/a") == [1, 2, 3])
+        try alice.sync()
+        try m.root.sync()
+        #expect(m.check.violations == [])
+    }
+
+    @Test func aNewEntryMustNameItsCreatorAsOwner() throws {
+        let m = try Machine()
+        try m.root.mkdir("/tmp", mode: 0o777)
+        try m.root.chmod("/tmp", 0o777)
+        let bob = try m.process(uid: 1001, gid: 1001)
+        _ = try bob.list("/tmp")
+        let tmp = try #require(try bob.fs.lookup(Array("tmp".utf8), in: .root))
+        let block = try bob.fs.inode(tmp).pointers[0]
+        var inode = Inode()
+        inode.mode = FileMode.regular | 0o644
+        inode.name = Array("planted".utf8)
+        for forged: UInt32 in [0, 1000, 1002] {
+            inode.uid = forged
+            #expect(throws: KernelError.permissionDenied) {
+                try bob.fs.port.modify(block, .write, .inline([(CFFSLayout.slotOffset(0), inode.encoded)]), credential: ExOSSlot.user)
+            }
+        }
+        inode.uid = 1001
+        try bob.fs.port.modify(block, .write, .inline([(CFFSLayout.slotOffset(0), inode.encoded)]), credential: ExOSSlot.user)
+        #expect(try m.root.stat("/tmp/planted").uid == 1001)
+    }
+
+    @Test func aGroupMemberCreatesThroughTheGroupAsHimself() throws {
+        let m = try Machine()
+        try m.root.mkdir("/team", mode: 0o770)
+        try m.root.chown("/team", uid: 0, gid: 50)
+        try m.root.chmod("/team", 0o770)
+        let carol = try m.process(uid: 1002, gid: 50)
+        let dave = try m.process(uid: 1003, gid: 60)
+        try carol.put("/team/plan", Array("plan".utf8), mode: 0o640)
+        #expect(try carol.stat("/team/plan").uid == 1002)
+        #expect(try m.root.get("/team/plan") == Array("plan".utf8))
+        #expect(throws: Errno.EACCES) { try dave.put("/team/x", [1]) }
+        #expect(throws: Errno.EACCES) { _ = try dave.list("/team") }
+    }
+}
