@@ -46,11 +46,12 @@ let package = Package(
         .target(name: "CLinux"),
         // Host-side tooling shared by the CLI and the tests: the conformance-suite format,
         // the plugin protocol, benchmark programs. May use Foundation.
-        .target(name: "XokTools", dependencies: ["BPF", "XN", "Xok", "XokHostLinux", "XokSimulation", "XokABI", "TreeFS", "TreeFSUDFs"], swiftSettings: strict),
+        .target(name: "XokTools", dependencies: ["BPF", "XN", "Xok", "XokHostLinux", "XokSimulation", "XokABI", "TreeFS", "TreeFSUDFs",
+                                                "CFFS", "ExOS"], swiftSettings: strict),
         .executableTarget(
             name: "xok",
             dependencies: [
-                "BPF", "XokTools", "XokSimulation", "XN", "Xok", "XokABI", "XokHostLinux", "TreeFS",
+                "BPF", "XokTools", "XokSimulation", "XN", "Xok", "XokABI", "XokHostLinux", "TreeFS", "ExOS", "CFFS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

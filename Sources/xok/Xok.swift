@@ -1,6 +1,6 @@
-// The `xok` command: the project's tools — the downloaded-code engine (`xok bpf …`), XN
-// disks (`xok mkfs`, `xok fsck`), seeded simulations (`xok sim`) and benchmarks
-// (`xok bench`). The shell comes with ExOS and C-FFS.
+// The `xok` command: by default an ExOS shell on a C-FFS disk image (`xok shell`), and
+// the project's tools — the downloaded-code engine (`xok bpf …`), XN disks (`xok mkfs`,
+// `xok fsck`), seeded simulations (`xok sim`) and benchmarks (`xok bench`).
 
 import ArgumentParser
 import BPF
@@ -11,8 +11,9 @@ import XokTools
 struct Xok: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xok",
-        abstract: "The Xok/ExOS exokernel's tools.",
-        subcommands: [BPFCommand.self, Mkfs.self, Fsck.self, Sim.self, Bench.self])
+        abstract: "The Xok/ExOS exokernel: an ExOS shell on a C-FFS disk image, and the project's tools.",
+        subcommands: [ShellCommand.self, BPFCommand.self, Mkfs.self, Fsck.self, Sim.self, Bench.self],
+        defaultSubcommand: ShellCommand.self)
 }
 
 /// Exits with `code` after printing `message` on standard error.

@@ -1,0 +1,81 @@
+// `xok` with no subcommand, or `xok shell`: boots the kernel in this process on the
+// Linux host with a disk image and opens an ExOS shell on it.
+
+import ArgumentParser
+import ExOS
+import Foundation
+import XokTools
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct ShellCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shell",
+        abstract: "Open an ExOS shell on a C-FFS disk image (the default command).",
+        discussion: """
+            Boots the Xok kernel in this process on the Linux host, mounts the image (created and formatted \
+            when absent) and runs commands: from -c, from standard input when it is not a terminal, or at a \
+            prompt. Type `help` for the commands. Exit status: 0 when every command succeeded, 1 otherwise.
+            """)
+
+    @Option(name: .long, help: "The disk image (created, 4 GiB sparse, when absent).")
+    var image = "xok.img"
+
+    @Option(name: .customShort("c"), help: "Commands to run instead of reading them.")
+    var commands: String?
+
+    @Option(name: .long, help: "Act as this user: UID or UID:GID (default: the user running xok).")
+    var user: String?
+
+    func run() throws {
+        var uid = getuid(), gid = getgid()
+        if let user {
+            let parts = user.split(separator: ":")
+            guard let u = UInt32(parts[0]), parts.count <= 2, let g = parts.count == 2 ? UInt32(parts[1]) : u else {
+                fail("xok: --user: expected UID or UID:GID")
+            }
+            (uid, gid) = (u, g)
+        }
+        let interactive = commands == nil && isatty(0) == 1
+        let session: ExOSSession
+        do {
+            session = try ExOSSession(image: image, uid: uid, gid: gid) { message in
+                FileHandle.standardError.write(Data((message + "\n").utf8))
+            }
+        } catch {
+            fail("xok: \(error)", code: 1)
+        }
+        let shell = Shell(os: session.os, standardOutput: { bytes in
+            FileHandle.standardOutput.write(Data(bytes))
+        }, standardError: { message in
+            FileHandle.standardError.write(Data((message + "\n").utf8))
+        })
+        if isatty(2) == 1 {
+            shell.progress = { line in FileHandle.standardError.write(Data(("\r\u{1b}[K" + line).utf8)) }
+        }
+        var ok = true
+        if let commands {
+            ok = shell.run(commands)
+        } else if interactive {
+            print("ExOS on Xok: C-FFS on \(image). Type help for the commands, exit or ^D to leave.")
+            while !shell.exitRequested {
+                FileHandle.standardOutput.write(Data("xok:\(session.os.getcwd())$ ".utf8))
+                guard let line = readLine() else {
+                    print("")
+                    break
+                }
+                shell.run(line)
+                if shell.progress != nil { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
+            }
+        } else {
+            let script = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            ok = shell.run(script)
+        }
+        if shell.progress != nil { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
+        do { try session.close() } catch {
+            fail("xok: \(image): \(error)")
+        }
+        if !ok { throw ExitCode(1) }
+    }
+}
