@@ -370,6 +370,10 @@ public final class ExOS<P: KernelPort> {
     public func utimes(_ path: String, access: Int64, modification: Int64) throws(Errno) {
         try fs.setTimes(try existing(path), access: access, modification: modification)
     }
+    /// lutimes(3): a symbolic link's own times.
+    public func lutimes(_ path: String, access: Int64, modification: Int64) throws(Errno) {
+        try fs.setTimes(try existing(path, follow: false), access: access, modification: modification)
+    }
 
     /// chdir(2).
     public func chdir(_ path: String) throws(Errno) {

@@ -34,7 +34,7 @@ public final class ExOSSession {
             throw SessionError("\(image): \(error)")
         }
         if !exists {
-            say("xok: created \(image) (\(blocks * 4096 >> 30) GiB sparse image) and laid out an XN disk on it")
+            say("xok: created \(image) (\((blocks * 4096) >> 30) GiB sparse image) and laid out an XN disk on it")
         }
         let now = { Self.now() }
         let hasCFFS = (try? LocalPort(kernel: kernel, environment: kernel.initEnvironment).root(named: "cffs")) != nil

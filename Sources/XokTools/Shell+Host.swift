@@ -38,9 +38,7 @@ extension Shell {
         let atime = Int64(s.st_atim.tv_sec) * 1_000_000_000 + Int64(s.st_atim.tv_nsec)
         switch mode & UInt32(S_IFMT) {
         case UInt32(S_IFDIR):
-            do { try os.mkdir(path, mode: 0o700) } catch .EEXIST {
-                guard try os.stat(path).isDirectory else { throw ShellError("import: \(path): \(Errno.EEXIST)") }
-            }
+            do { try ensureDirectory(path) } catch { throw ShellError("import: \(path): \(error)") }
             guard let dir = opendir(host) else { throw hostError("import", host) }
             var names: [String] = []
             while let entry = readdir(dir) {
@@ -57,6 +55,7 @@ extension Shell {
             guard n >= 0 else { throw hostError("import", host) }
             if (try? os.lstat(path)) != nil { try os.unlink(path) }
             try os.symlink(String(decoding: buffer[0..<n], as: UTF8.self), path)
+            try os.lutimes(path, access: atime, modification: mtime)
         case UInt32(S_IFREG):
             let input = open(host, O_RDONLY | O_CLOEXEC)
             guard input >= 0 else { throw hostError("import", host) }
@@ -78,6 +77,15 @@ extension Shell {
         default:
             standardError("import: \(host): not a regular file, directory or symbolic link; skipped")
         }
+    }
+
+    /// Makes directory `path`, or finds one there.
+    func ensureDirectory(_ path: String) throws(Errno) {
+        if let s = try? os.stat(path) {
+            guard s.isDirectory else { throw .EEXIST }
+            return
+        }
+        try os.mkdir(path, mode: 0o700)
     }
 
     func exportTree(_ args: [String]) throws {

@@ -45,32 +45,40 @@ struct TarHeader {
 
     private func block(prefix: String, name: String) -> [UInt8] {
         var b = [UInt8](repeating: 0, count: 512)
-        func put(_ s: String, _ at: Int, _ width: Int) {
-            for (i, c) in s.utf8.prefix(width).enumerated() { b[at + i] = c }
-        }
-        func octal(_ v: UInt64, _ at: Int, _ width: Int) {
-            var digits = String(v, radix: 8)
-            if digits.count > width - 1 { digits = String(repeating: "7", count: width - 1) }
-            put(String(repeating: "0", count: width - 1 - digits.count) + digits, at, width - 1)
-        }
-        put(name, 0, 100)
-        octal(UInt64(mode & 0o7777), 100, 8)
-        octal(UInt64(uid), 108, 8)
-        octal(UInt64(gid), 116, 8)
-        octal(size, 124, 12)
-        octal(UInt64(max(0, mtime)), 136, 12)
+        Self.put(name, into: &b, at: 0, width: 100)
+        Self.octal(UInt64(mode & 0o7777), into: &b, at: 100, width: 8)
+        Self.octal(UInt64(uid), into: &b, at: 108, width: 8)
+        Self.octal(UInt64(gid), into: &b, at: 116, width: 8)
+        Self.octal(size, into: &b, at: 124, width: 12)
+        Self.octal(UInt64(max(0, mtime)), into: &b, at: 136, width: 12)
         b[156] = type
-        put(link, 157, 100)
-        put("ustar", 257, 6)
-        put("00", 263, 2)
-        put(prefix, 345, 155)
+        Self.put(link, into: &b, at: 157, width: 100)
+        Self.put("ustar", into: &b, at: 257, width: 6)
+        Self.put("00", into: &b, at: 263, width: 2)
+        Self.put(prefix, into: &b, at: 345, width: 155)
         for i in 148..<156 { b[i] = 0x20 }
-        let sum = b.reduce(0) { $0 + UInt32($1) }
-        let digits = String(sum, radix: 8)
-        put(String(repeating: "0", count: 6 - digits.count) + digits, 148, 6)
+        var sum: UInt32 = 0
+        for byte in b { sum += UInt32(byte) }
+        Self.octal(UInt64(sum), into: &b, at: 148, width: 7)
         b[154] = 0
         b[155] = 0x20
         return b
+    }
+
+    /// `s`'s bytes at `at`, cut to `width`.
+    private static func put(_ s: String, into b: inout [UInt8], at: Int, width: Int) {
+        var i = at
+        for c in s.utf8.prefix(width) {
+            b[i] = c
+            i += 1
+        }
+    }
+
+    /// `v` in octal, zero-padded to `width - 1` digits (all 7s when it does not fit).
+    private static func octal(_ v: UInt64, into b: inout [UInt8], at: Int, width: Int) {
+        var digits = String(v, radix: 8)
+        if digits.count > width - 1 { digits = String(repeating: "7", count: width - 1) }
+        put(String(repeating: "0", count: width - 1 - digits.count) + digits, into: &b, at: at, width: width - 1)
     }
 
     static func fits(_ name: String) -> Bool { name.utf8.count <= 100 }
@@ -144,7 +152,7 @@ struct TarHeader {
         while i < data.count {
             var j = i
             while j < data.count && data[j] != 0x20 { j += 1 }
-            guard let length = Int(String(decoding: data[i..<j], as: UTF8.self)), length > 0, i + length <= data.count else { break }
+            guard let length = Int(String(decoding: data[i..<j], as: UTF8.self)), length > j - i + 1, length <= data.count - i else { break }
             let record = data[(j + 1)..<(i + length - 1)]
             if let eq = record.firstIndex(of: 0x3d) {
                 result[String(decoding: record[..<eq], as: UTF8.self)] = String(decoding: record[(eq + 1)...], as: UTF8.self)
@@ -277,26 +285,108 @@ extension Shell {
     private func readArchive(_ archive: String, into base: String, extract: Bool, verbose: Bool) throws {
         let fd = try os.open(archive, .readOnly)
         defer { os.closeQuietly(fd) }
-        var pending: [UInt8] = []
-        var position = 0
-        func take(_ n: Int) throws -> [UInt8] {
-            while pending.count - position < n {
-                let chunk = try os.read(fd, count: 1 << 20)
-                if chunk.isEmpty { throw ShellError("tar: unexpected end of archive") }
-                pending.removeSubrange(0..<position)
-                position = 0
-                pending += chunk
-            }
-            let result = Array(pending[position..<position + n])
-            position += n
-            return result
+        let reader = ArchiveReader(os: os, fd: fd)
+        var directories: [(path: String, mode: UInt32, mtime: Int64)] = []
+        var members = 0
+        while let member = try reader.nextMember() {
+            if verbose { print(member.name) }
+            members += 1
+            if members % 500 == 0 { progress?("tar: \(members) members") }
+            if let directory = try place(member, from: reader, under: base, extract: extract) { directories.append(directory) }
         }
+        // Directories last, deepest first: their modes may forbid writing, and extracting
+        // into them changed their times.
+        for (path, mode, mtime) in directories.reversed() {
+            try os.chmod(path, mode)
+            try os.utimes(path, access: mtime, modification: mtime)
+        }
+    }
+
+    /// Extracts `member` under `base` (or, without `extract`, skips its data). Returns a
+    /// directory made, whose mode and time are set at the end.
+    private func place(_ member: TarMember, from reader: ArchiveReader<P>, under base: String,
+                       extract: Bool) throws -> (path: String, mode: UInt32, mtime: Int64)? {
+        let header = member.header
+        // Names stay inside the target: no leading '/', no "..".
+        let components = member.name.split(separator: "/")
+        let unsafe = components.contains("..")
+        if !extract || unsafe || components.isEmpty {
+            if unsafe { standardError("tar: \(member.name): member name contains '..'; skipped") }
+            try reader.skip(member.isFile ? member.paddedSize : member.headerPadded)
+            return nil
+        }
+        let target = Self.join(base, components.joined(separator: "/"))
+        switch header.type {
+        case UInt8(ascii: "5"):
+            do { try ensureDirectory(target) } catch { throw ShellError("tar: \(target): \(error)") }
+            return (target, header.mode & 0o7777, member.mtime)
+        case UInt8(ascii: "2"):
+            try? os.unlink(target)
+            try os.symlink(member.link, target)
+            try os.lutimes(target, access: member.mtime, modification: member.mtime)
+        case UInt8(ascii: "1"):
+            // A hard link: embedded inodes have none, so the member becomes a copy.
+            try copy(Self.join(base, member.link.split(separator: "/").joined(separator: "/")), to: target, preserve: true,
+                     dereference: false)
+        default:
+            guard member.isFile else {
+                standardError("tar: \(member.name): unsupported member type '\(Character(UnicodeScalar(header.type)))'; skipped")
+                try reader.skip(member.headerPadded)
+                return nil
+            }
+            if let s = try? os.lstat(target), !s.isDirectory { try os.unlink(target) }
+            let output = try os.open(target, [.writeOnly, .create, .truncate], mode: 0o600)
+            defer { os.closeQuietly(output) }
+            var left = member.size
+            while left > 0 {
+                let n = Int(min(left, 1 << 20))
+                _ = try os.write(output, try reader.take(n))
+                left -= UInt64(n)
+            }
+            try reader.skip(member.paddedSize - Int(member.size))
+            try os.chmod(target, header.mode & 0o7777)
+            try os.utimes(target, access: member.mtime, modification: member.mtime)
+        }
+        return nil
+    }
+}
+
+/// A member as the archive describes it, after pax and GNU long-name records.
+struct TarMember {
+    var header: TarHeader
+    var name: String
+    var link: String
+    var size: UInt64
+    /// Nanoseconds.
+    var mtime: Int64
+
+    var isFile: Bool { header.type == UInt8(ascii: "0") || header.type == 0 || header.type == UInt8(ascii: "7") }
+    /// The data's size rounded up to whole blocks, as `size` says.
+    var paddedSize: Int { Int((size + 511) / 512 * 512) }
+    /// The same, as the header's own size field says.
+    var headerPadded: Int { Int((header.size + 511) / 512 * 512) }
+}
+
+/// An archive being read, in 1 MiB reads. (A class, not variables captured by a local
+/// function: Swift 6.3's AllocBoxToStack pass takes minutes on the latter in a function
+/// this size.)
+final class ArchiveReader<P: KernelPort> {
+    let os: ExOS<P>
+    let fd: Int32
+    var pending: [UInt8] = []
+    var position = 0
+    init(os: ExOS<P>, fd: Int32) {
+        self.os = os
+        self.fd = fd
+    }
+
+    /// The next member, or nil at the archive's end.
+    func nextMember() throws -> TarMember? {
         var overrides: [String: String] = [:]
         var longName: String?, longLink: String?
-        var directories: [(String, UInt32, Int64)] = []
-        var members = 0
         while true {
-            guard let header = try TarHeader.decode(try take(512)) else { break }
+            guard let header = try TarHeader.decode(try take(512)) else { return nil }
+            guard header.size <= UInt64(Int.max / 2) else { throw ShellError("tar: a member's size is out of range") }
             let padded = Int((header.size + 511) / 512 * 512)
             switch header.type {
             case UInt8(ascii: "x"), UInt8(ascii: "g"):
@@ -312,72 +402,37 @@ extension Shell {
                 break
             }
             var name = overrides["path"] ?? longName ?? header.name
-            let link = overrides["linkpath"] ?? longLink ?? header.link
-            let size = overrides["size"].flatMap { UInt64($0) } ?? header.size
-            let mtime = overrides["mtime"].flatMap { Double($0) }.map { Int64($0 * 1e9) } ?? header.mtime * 1_000_000_000
-            overrides = [:]
-            longName = nil
-            longLink = nil
-            if verbose { print(name) }
-            members += 1
-            if members % 500 == 0 { progress?("tar: \(members) members") }
-            // Names stay inside the target: no leading '/', no "..".
             while name.hasPrefix("/") { name.removeFirst() }
-            let components = name.split(separator: "/")
-            let unsafe = components.contains("..")
-            let isFile = header.type == UInt8(ascii: "0") || header.type == 0 || header.type == UInt8(ascii: "7")
-            if !extract || unsafe || components.isEmpty {
-                if unsafe { standardError("tar: \(name): member name contains '..'; skipped") }
-                var left = isFile ? Int((size + 511) / 512 * 512) : padded
-                while left > 0 {
-                    let n = min(left, 1 << 20)
-                    _ = try take(n)
-                    left -= n
-                }
-                continue
-            }
-            let target = Self.join(base, components.joined(separator: "/"))
-            switch header.type {
-            case UInt8(ascii: "5"):
-                do { try os.mkdir(target, mode: 0o700) } catch .EEXIST {}
-                directories.append((target, header.mode & 0o7777, mtime))
-            case UInt8(ascii: "2"):
-                try? os.unlink(target)
-                try os.symlink(link, target)
-            case UInt8(ascii: "1"):
-                // A hard link: embedded inodes have none, so the member becomes a copy.
-                try copy(Self.join(base, link.split(separator: "/").joined(separator: "/")), to: target, preserve: true, dereference: false)
-            default:
-                guard isFile else {
-                    standardError("tar: \(name): unsupported member type '\(Character(UnicodeScalar(header.type)))'; skipped")
-                    _ = try take(padded)
-                    continue
-                }
-                if let s = try? os.lstat(target), !s.isDirectory { try os.unlink(target) }
-                let output = try os.open(target, [.writeOnly, .create, .truncate], mode: 0o600)
-                var left = size
-                do {
-                    while left > 0 {
-                        let n = Int(min(left, 1 << 20))
-                        _ = try os.write(output, try take(n))
-                        left -= UInt64(n)
-                    }
-                    _ = try take(Int((512 - size % 512) % 512))
-                    try os.close(output)
-                } catch {
-                    try? os.close(output)
-                    throw error
-                }
-                try os.chmod(target, header.mode & 0o7777)
-                try os.utimes(target, access: mtime, modification: mtime)
-            }
+            let size = overrides["size"].flatMap { UInt64($0) } ?? header.size
+            guard size <= UInt64(Int.max / 2) else { throw ShellError("tar: \(name): size out of range") }
+            let seconds = overrides["mtime"].flatMap { Double($0) } ?? Double(header.mtime)
+            let mtime = seconds.isFinite && abs(seconds) < 9e9 ? Int64(seconds * 1e9) : 0
+            return TarMember(header: header, name: name, link: overrides["linkpath"] ?? longLink ?? header.link, size: size, mtime: mtime)
         }
-        // Directories last, deepest first: their modes may forbid writing, and extracting
-        // into them changed their times.
-        for (path, mode, mtime) in directories.reversed() {
-            try os.chmod(path, mode)
-            try os.utimes(path, access: mtime, modification: mtime)
+    }
+
+    /// Skips `n` bytes.
+    func skip(_ n: Int) throws {
+        var left = n
+        while left > 0 {
+            let step = min(left, 1 << 20)
+            _ = try take(step)
+            left -= step
         }
+    }
+
+    /// The next `n` bytes.
+    func take(_ n: Int) throws -> [UInt8] {
+        while pending.count - position < n {
+            let chunk = try os.read(fd, count: 1 << 20)
+            if chunk.isEmpty { throw ShellError("tar: unexpected end of archive") }
+            pending.removeSubrange(0..<position)
+            position = 0
+            pending += chunk
+        }
+        let result = Array(pending[position..<position + n])
+        position += n
+        return result
     }
 }
 

@@ -31,8 +31,8 @@ struct ShellCommand: ParsableCommand {
     func run() throws {
         var uid = getuid(), gid = getgid()
         if let user {
-            let parts = user.split(separator: ":")
-            guard let u = UInt32(parts[0]), parts.count <= 2, let g = parts.count == 2 ? UInt32(parts[1]) : u else {
+            let parts = user.split(separator: ":", omittingEmptySubsequences: false)
+            guard (1...2).contains(parts.count), let u = UInt32(parts[0]), let g = parts.count == 2 ? UInt32(parts[1]) : u else {
                 fail("xok: --user: expected UID or UID:GID")
             }
             (uid, gid) = (u, g)
