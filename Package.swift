@@ -57,7 +57,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "XokTools", "XokSimulation"], swiftSettings: strict),
         .testTarget(name: "XokTests", dependencies: ["Xok", "XokABI", "XokSimulation", "BPF", "XN", "TreeFS", "TreeFSUDFs"], swiftSettings: strict),
-        .testTarget(name: "ExOSTests", dependencies: ["CFFS", "ExOS", "Xok", "XokABI", "XokSimulation", "XN", "BPF"],
+        .testTarget(name: "ExOSTests", dependencies: ["CFFS", "ExOS", "Xok", "XokABI", "XokSimulation", "XN", "BPF", "XokTools"],
                     swiftSettings: strict),
         .testTarget(name: "XNTests", dependencies: ["XN", "Xok", "XokABI", "XokSimulation", "XokHostLinux", "BPF", "TreeFS", "TreeFSUDFs"],
                     swiftSettings: strict),

@@ -436,7 +436,7 @@ extension Shell {
     }
 
     private func compare(_ a: String, _ b: String, recursive: Bool) throws -> Bool {
-        let sa = try os.lstat(a), sb = try os.lstat(b)
+        let sa = try at(a) { () throws(Errno) in try os.lstat(a) }, sb = try at(b) { () throws(Errno) in try os.lstat(b) }
         if sa.isDirectory && sb.isDirectory {
             guard recursive else {
                 print("Common subdirectories: \(a) and \(b)")

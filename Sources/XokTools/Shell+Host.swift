@@ -99,7 +99,7 @@ extension Shell {
     }
 
     private func exportOne(_ path: String, _ host: String, _ tally: Tally) throws {
-        let s = try os.lstat(path)
+        let s = try at(path) { () throws(Errno) in try os.lstat(path) }
         func times(_ flags: Int32) throws {
             var t = [timespec(tv_sec: Int(s.atime / 1_000_000_000), tv_nsec: Int(s.atime % 1_000_000_000)),
                      timespec(tv_sec: Int(s.mtime / 1_000_000_000), tv_nsec: Int(s.mtime % 1_000_000_000))]

@@ -215,7 +215,7 @@ extension Shell {
 
     /// Writes members for `paths` (relative to `base`) into `archive`.
     private func createArchive(_ archive: String, _ paths: [String], base: String, verbose: Bool) throws {
-        let fd = try os.open(archive, [.writeOnly, .create, .truncate], mode: 0o644)
+        let fd = try at(archive) { () throws(Errno) in try os.open(archive, [.writeOnly, .create, .truncate], mode: 0o644) }
         let writer = ArchiveWriter(os: os, fd: fd)
         do {
             for path in paths {
@@ -236,7 +236,7 @@ extension Shell {
     /// Appends `path` (and, for a directory, everything under it) as member `name`.
     private func addMember(_ path: String, as name: String, base: String, verbose: Bool, to writer: ArchiveWriter<P>) throws {
         let full = path.hasPrefix("/") ? path : Self.join(base, path)
-        let s = try os.lstat(full)
+        let s = try at(full) { () throws(Errno) in try os.lstat(full) }
         var header = TarHeader(name: name, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: 0, mtime: s.mtime / 1_000_000_000,
                                type: UInt8(ascii: "0"), link: "")
         if s.isDirectory {
@@ -283,7 +283,7 @@ extension Shell {
 
     /// Reads `archive`: lists its members, and with `extract` makes them under `base`.
     private func readArchive(_ archive: String, into base: String, extract: Bool, verbose: Bool) throws {
-        let fd = try os.open(archive, .readOnly)
+        let fd = try at(archive) { () throws(Errno) in try os.open(archive, .readOnly) }
         defer { os.closeQuietly(fd) }
         let reader = ArchiveReader(os: os, fd: fd)
         var directories: [(path: String, mode: UInt32, mtime: Int64)] = []

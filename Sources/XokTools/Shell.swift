@@ -181,7 +181,9 @@ public final class Shell<P: KernelPort> {
         do {
             switch name {
             case "ls": try ls(args)
-            case "cd": try os.chdir(args.first ?? "/")
+            case "cd":
+                let dir = args.first ?? "/"
+                try at(dir) { () throws(Errno) in try os.chdir(dir) }
             case "pwd": print(os.getcwd())
             case "cat": try cat(args)
             case "echo": print(args.joined(separator: " "))
@@ -207,6 +209,8 @@ public final class Shell<P: KernelPort> {
             }
             return true
         } catch is Silent {
+        } catch let error as PathError {
+            standardError("\(name): \(error.path): \(error.errno)")
         } catch let error as ShellError {
             standardError(error.description)
         } catch let error as Errno {
@@ -282,6 +286,19 @@ extension Shell {
             }
         }
         return (flags, operands)
+    }
+}
+
+/// An ExOS call's failure on a path, reported as "COMMAND: PATH: MESSAGE".
+struct PathError: Error {
+    var path: String
+    var errno: Errno
+}
+
+extension Shell {
+    /// Runs `body`, naming `path` in its failure.
+    func at<T>(_ path: String, _ body: () throws(Errno) -> T) throws(PathError) -> T {
+        do { return try body() } catch { throw PathError(path: path, errno: error) }
     }
 }
 
