@@ -7,7 +7,45 @@ import XokTools
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks.", subcommands: [BPFBench.self, XNBench.self, CallsBench.self])
+        abstract: "Benchmarks.", subcommands: [BPFBench.self, XNBench.self, CallsBench.self, FSBench.self])
+
+    struct FSBench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "fs",
+            abstract: "The paper's I/O-intensive benchmark: ExOS on C-FFS against GNU coreutils, tar and diff on this machine's file system.",
+            discussion: """
+                Eight steps on a real tree, each run on both sides in the same run: copy a tar of the tree in, \
+                extract it, cp -r, diff -r, cksum every file, rm -r the copy, tar it again, rm -r everything. \
+                Steps that write end with their data durable on both sides. The image and the host's copy live in \
+                a new directory under --work (the current directory unless given), removed afterwards.
+                """)
+
+        @Option(help: "The tree to use.")
+        var tree = "/usr/include"
+
+        @Option(help: "Where the image and the host's copy go (the same disk for both).")
+        var work = "."
+
+        @Option(help: "Also draw the table as a bar chart in this SVG file.")
+        var svg: String?
+
+        func run() throws {
+            #if DEBUG
+            FileHandle.standardError.write(Data("warning: a debug build; measure with `swift run -c release xok bench fs`\n".utf8))
+            #endif
+            let terminal = isatty(2) == 1
+            let steps = try FSBenchmark.run(tree: tree, work: work) { line in
+                if terminal { FileHandle.standardError.write(Data(("\r\u{1b}[K" + line).utf8)) }
+            }
+            if terminal { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
+            print("xok bench fs: \(tree)")
+            print(FSBenchmark.table(steps))
+            if let svg {
+                try FSBenchmark.svg(steps).write(toFile: svg, atomically: true, encoding: .utf8)
+                print("chart: \(svg)")
+            }
+        }
+    }
 
     struct CallsBench: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -1,0 +1,166 @@
+// `xok bench fs`: the I/O-intensive benchmark of the exokernel paper, adapted. The same
+// eight steps on a real tree run twice in one process's run: in ExOS on C-FFS on an image
+// file, with the kernel booted here on the Linux host, and with GNU coreutils, tar and
+// diff on the host's own file system in a directory beside the image. Every step that
+// writes ends with its data durable on both sides: ExOS's sync (XN's writeback, then
+// fdatasync of the image) against `sync -f` (syncfs) of the host's directory.
+
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import CFFS
+import ExOS
+import Xok
+import XokABI
+import XokHostLinux
+
+public enum FSBenchmark {
+    /// One step's times on both sides.
+    public struct Step: Sendable {
+        public var name: String
+        public var exos: Double
+        public var linux: Double
+        public var ratio: Double { exos / linux }
+    }
+
+    /// The steps: what each does in ExOS's shell and with the host's tools (run by
+    /// /bin/sh in the host directory).
+    static let steps: [(name: String, exos: String, linux: String)] = [
+        ("1 copy the tar in", "import %TAR /tree.tar; sync", "cp %TAR tree.tar && sync -f ."),
+        ("2 extract it", "mkdir /x; tar -x -f /tree.tar -C /x; sync", "mkdir x && tar -x -f tree.tar -C x && sync -f ."),
+        ("3 cp -r", "cp -r /x /y; sync", "cp -r x y && sync -f ."),
+        ("4 diff -r", "diff -r /x /y", "diff -r x y"),
+        ("5 cksum every file", "%CKSUM /y", "find y -type f -exec cksum {} + > /dev/null"),
+        ("6 rm -r the copy", "rm -r /y; sync", "rm -r y && sync -f ."),
+        ("7 tar it again", "tar -c -f /again.tar /x; sync", "tar -c -f again.tar x && sync -f ."),
+        ("8 rm -r everything", "rm -r /x /tree.tar /again.tar; sync", "rm -r x tree.tar again.tar && sync -f ."),
+    ]
+
+    /// Runs the benchmark on `tree` in a new directory under `work`, which it removes
+    /// afterwards. `say` gets progress lines.
+    public static func run(tree: String, work: String, say: (String) -> Void) throws -> [Step] {
+        var template = Array((work + "/xok-bench-fs.XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { throw SessionError("bench fs: cannot make a directory in \(work)") }
+        let dir = String(cString: made)
+        defer { _ = try? FileManager.default.removeItem(atPath: dir) }
+        let host = dir + "/linux"
+        try FileManager.default.createDirectory(atPath: host, withIntermediateDirectories: false)
+
+        // The tar of the tree, made by the host's tar (not timed).
+        let url = URL(fileURLWithPath: tree).standardizedFileURL
+        let tarPath = dir + "/tree.tar"
+        say("bench fs: making a tar of \(url.path)")
+        try shell("tar -c -f \(quoted(tarPath)) -C \(quoted(url.deletingLastPathComponent().path)) \(quoted(url.lastPathComponent))", in: dir)
+
+        let session = try ExOSSession(image: dir + "/bench.img", uid: 0, gid: 0, say: { _ in })
+        let failures = Lines()
+        let shellOnImage = Shell(os: session.os, standardOutput: { _ in }, standardError: { failures.lines.append($0) })
+        var results: [Step] = []
+        for step in steps {
+            say("bench fs: \(step.name)")
+            let linux = try time { try shell(step.linux.replacingOccurrences(of: "%TAR", with: quoted(tarPath)), in: host) }
+            let exos = try time {
+                if step.exos.hasPrefix("%CKSUM ") {
+                    try shellOnImage.cksumTree(String(step.exos.dropFirst(7)))
+                } else if !shellOnImage.run(step.exos.replacingOccurrences(of: "%TAR", with: quoted(tarPath))) {
+                    throw SessionError("bench fs: \(step.name) failed in ExOS: \(failures.lines.joined(separator: "; "))")
+                }
+            }
+            results.append(Step(name: step.name, exos: exos, linux: linux))
+        }
+        try session.close()
+        return results
+    }
+
+    final class Lines {
+        var lines: [String] = []
+    }
+
+    /// Seconds `body` took.
+    static func time(_ body: () throws -> Void) throws -> Double {
+        let clock = ContinuousClock()
+        let start = clock.now
+        try body()
+        let d = clock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+
+    static func quoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+    /// Runs `command` with /bin/sh in `directory`; throws when it fails. (posix_spawn and
+    /// waitpid: Foundation's Process polls for the child's exit every 50 ms, which would
+    /// be most of a small step's time.)
+    static func shell(_ command: String, in directory: String) throws {
+        let script = "cd " + quoted(directory) + " && " + command
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(script), nil]
+        defer { for p in argv { free(p) } }
+        let spawned = posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ)
+        guard spawned == 0 else { throw SessionError("bench fs: cannot run /bin/sh: \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            guard errno == EINTR else { throw SessionError("bench fs: waitpid: \(String(cString: strerror(errno)))") }
+        }
+        guard status == 0 else { throw SessionError("bench fs: `\(command)` failed (wait status \(status))") }
+    }
+
+    /// The table: each step on both sides, the ratio, the total, and the targets.
+    public static func table(_ steps: [Step]) -> String {
+        var lines = ["step                      ExOS s   Linux s   ExOS/Linux"]
+        for s in steps {
+            lines.append(s.name.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: "  %7.3f  %8.3f  %10.2f", s.exos, s.linux, s.ratio))
+        }
+        let exos = steps.reduce(0) { $0 + $1.exos }, linux = steps.reduce(0) { $0 + $1.linux }
+        lines.append("total".padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: "  %7.3f  %8.3f  %10.2f", exos, linux, exos / linux))
+        let small = steps.filter { ["2", "3", "6", "8"].contains($0.name.prefix(1)) }
+        let smallRatio = small.reduce(0) { $0 + $1.exos } / small.reduce(0) { $0 + $1.linux }
+        lines.append(String(format: "targets: total ≤ 1.00 (%.2f, %@); small-file steps 2, 3, 6, 8 ≤ 0.50 each (%@)", exos / linux,
+                            exos / linux <= 1 ? "met" : "missed",
+                            small.map { String(format: "%.2f", $0.ratio) + ($0.ratio <= 0.5 ? "" : " missed") }.joined(separator: ", ")))
+        lines.append(String(format: "small-file steps together: %.2f", smallRatio))
+        return lines.joined(separator: "\n")
+    }
+
+    /// A bar chart of the steps: two bars a step, ExOS and Linux, in seconds.
+    public static func svg(_ steps: [Step]) -> String {
+        let width = 760.0, rowHeight = 44.0, left = 170.0, top = 40.0
+        let longest = max(steps.map { max($0.exos, $0.linux) }.max() ?? 1, 1e-9)
+        let scale = (width - left - 90) / longest
+        var body = """
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(top + rowHeight * Double(steps.count) + 40))" \
+            font-family="sans-serif" font-size="12">
+            <text x="10" y="20" font-size="14">xok bench fs: seconds per step (ExOS on C-FFS, blue; Linux coreutils, grey)</text>
+
+            """
+        for (i, s) in steps.enumerated() {
+            let y = top + rowHeight * Double(i)
+            body += "<text x=\"10\" y=\"\(y + 20)\">\(s.name)</text>\n"
+            for (j, (value, colour)) in [(s.exos, "#3465a4"), (s.linux, "#999999")].enumerated() {
+                let barY = y + 4 + Double(j) * 17
+                body += String(format: "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.1f\" height=\"15\" fill=\"%@\"/>", left, barY, max(1, value * scale), colour)
+                body += String(format: "<text x=\"%.1f\" y=\"%.0f\">%.3f s</text>\n", left + max(1, value * scale) + 5, barY + 12, value)
+            }
+        }
+        let exos = steps.reduce(0) { $0 + $1.exos }, linux = steps.reduce(0) { $0 + $1.linux }
+        body += String(format: "<text x=\"10\" y=\"%.0f\">total: ExOS %.2f s, Linux %.2f s, ratio %.2f</text>\n",
+                       top + rowHeight * Double(steps.count) + 20, exos, linux, exos / linux)
+        return body + "</svg>\n"
+    }
+}
+
+extension Shell {
+    /// cksum of every regular file under `root`, output discarded (step 5 of the benchmark).
+    func cksumTree(_ root: String) throws {
+        var files: [String] = []
+        var pending = [root]
+        while let dir = pending.popLast() {
+            for name in try os.list(dir) {
+                let path = Self.join(dir, name)
+                let s = try os.lstat(path)
+                if s.isDirectory { pending.append(path) } else if s.isRegular { files.append(path) }
+            }
+        }
+        try cksum(files)
+    }
+}
