@@ -87,7 +87,7 @@ extension CFFS {
         guard !inode.isDirectory else { throw .EISDIR }
         if !inode.isSymlink { try require(4, on: inode) }
         guard offset < inode.size, count > 0 else { return [] }
-        let end = min(inode.size, offset + UInt64(count))
+        let end = min(inode.size, offset.addingReportingOverflow(UInt64(count)).overflow ? .max : offset + UInt64(count))
         var result: [UInt8] = []
         result.reserveCapacity(Int(end - offset))
         let credential = inode.isSymlink ? identity.userSlot : credential(inode.uid, inode.gid)
@@ -99,11 +99,14 @@ extension CFFS {
             let n = Int(min(end - position, blockBytes - UInt64(within)))
             if let (block, parent) = try fileBlock(ref, &inode, index, allocate: false) {
                 result += try cache.read(block, parent: parent, credential: credential, offset: within, count: n)
+                cache.dataBlocks.insert(block)
             } else {
                 result += [UInt8](repeating: 0, count: n)
             }
             position += UInt64(n)
         }
+        // Blocks read count against the cache's bound as blocks written do.
+        try cache.writeBehindIfNeeded()
         return result
     }
 

@@ -15,6 +15,8 @@ public struct CheckReport: Sendable {
     public var reachable: Int
     /// Every violation, in words.
     public var violations: [String]
+    /// The roots, by name, with their blocks (for a library file system's own checks).
+    public var roots: [(name: String, block: BlockNumber)] = []
 }
 
 struct Walk {
@@ -105,6 +107,7 @@ public enum XNImage {
         } catch {
             violations.append("\(error)")
         }
-        return CheckReport(clean: superblock.clean, reachable: walk.types.count, violations: violations)
+        return CheckReport(clean: superblock.clean, reachable: walk.types.count, violations: violations,
+                           roots: roots.map { (String(decoding: $0.name, as: UTF8.self), $0.block) })
     }
 }

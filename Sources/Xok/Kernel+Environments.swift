@@ -54,6 +54,12 @@ extension Kernel {
             environments[id.index] = newValue
             staleEnvironmentEntries.insert(id.index)
         }
+        // In place: `self[id].bindings[frame] = …` through get and set copied the
+        // record's tables on every change (a whole dictionary of bindings per bind).
+        _modify {
+            staleEnvironmentEntries.insert(id.index)
+            yield &environments[id.index]!
+        }
     }
 
     /// The live environments, in id order.

@@ -40,7 +40,10 @@ public enum FSBenchmark {
     /// Runs the benchmark on `tree` in a new directory under `work`, which it removes
     /// afterwards. `say` gets progress lines.
     public static func run(tree: String, work: String, say: (String) -> Void) throws -> [Step] {
-        var template = Array((work + "/xok-bench-fs.XXXXXX").utf8CString)
+        guard let resolved = realpath(work, nil) else { throw SessionError("bench fs: \(work): \(String(cString: strerror(errno)))") }
+        let absolute = String(cString: resolved)
+        free(resolved)
+        var template = Array((absolute + "/xok-bench-fs.XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw SessionError("bench fs: cannot make a directory in \(work)") }
         let dir = String(cString: made)
         defer { _ = try? FileManager.default.removeItem(atPath: dir) }

@@ -1,6 +1,7 @@
 // `xok mkfs`, `xok fsck`, `xok sim`: XN on disk images and in simulation.
 
 import ArgumentParser
+import CFFS
 import Foundation
 import XN
 import Xok
@@ -70,7 +71,21 @@ struct Fsck: ParsableCommand {
         for violation in report.violations { print("\(image): \(violation)") }
         let state = report.clean ? "cleanly shut down" : "not cleanly shut down (the next mount rebuilds its free map)"
         print("fsck: \(image): \(report.reachable) blocks reachable, \(state), \(report.violations.count) violations")
-        if !report.violations.isEmpty { throw ExitCode(4) }
+        var failed = !report.violations.isEmpty
+        // C-FFS's own checks, on every root that holds a C-FFS superblock.
+        let terminal = isatty(2) == 1
+        for root in report.roots {
+            guard let first = try? device.read([root.block]).first, BlockHeader(first).magic == CFFSLayout.superMagic else { continue }
+            let cffs = CFFSCheck.check(superblock: root.block, progress: { directories in
+                if terminal { FileHandle.standardError.write(Data("\r\u{1b}[Kfsck: C-FFS '\(root.name)': \(directories) directories".utf8)) }
+            }, read: { block in try? device.read([block]).first })
+            if terminal { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
+            for violation in cffs.violations { print("\(image): C-FFS '\(root.name)': \(violation)") }
+            print("fsck: \(image): C-FFS '\(root.name)': \(cffs.directories) directories, \(cffs.files) files, \(cffs.symlinks) symbolic links, "
+                  + "\(cffs.dataBlocks) data blocks, \(cffs.violations.count) violations")
+            failed = failed || !cffs.violations.isEmpty
+        }
+        if failed { throw ExitCode(4) }
     }
 
     /// The system's reason alone, as UNIX tools print it ("No such file or directory").

@@ -1,0 +1,175 @@
+// C-FFS's own fsck, on top of XN's: what only the file system knows. XN's check already
+// proves every block reachable once and of a known type; this walks the same tree as
+// C-FFS reads it and checks its rules: block headers, names (valid and unique in their
+// directory), file types, link counts, the owner and mode every block of a file or
+// directory carries, indirect levels, and that no block lies past a file's size.
+
+import XokABI
+
+/// What C-FFS's check found.
+public struct CFFSCheckReport: Sendable {
+    public var directories = 0, files = 0, symlinks = 0
+    /// Blocks of file data (allocated, not holes).
+    public var dataBlocks = 0
+    public var violations: [String] = []
+}
+
+/// Checks a C-FFS image through `read`, which returns a block's bytes (or nil when it
+/// cannot be read). Reads the disk only; changes nothing.
+public struct CFFSCheck {
+    let read: (BlockNumber) -> [UInt8]?
+    var report = CFFSCheckReport()
+    /// Directories still to walk: their first block, path and stamp.
+    var pending: [(block: BlockNumber, path: String, stamp: Stamp, links: UInt16?)] = []
+    /// A progress callback, given the directories walked so far.
+    let progress: (Int) -> Void
+
+    struct Stamp: Equatable {
+        var uid: UInt32, gid: UInt32, mode: UInt32
+    }
+
+    /// Checks the C-FFS whose superblock (XN root) is `superblock`.
+    public static func check(superblock: BlockNumber, progress: @escaping (Int) -> Void = { _ in },
+                             read: @escaping (BlockNumber) -> [UInt8]?) -> CFFSCheckReport {
+        var check = CFFSCheck(read: read, progress: progress)
+        check.run(superblock)
+        return check.report
+    }
+
+    mutating func violation(_ text: String) { report.violations.append(text) }
+
+    mutating func run(_ superblock: BlockNumber) {
+        guard let bytes = read(superblock) else { return violation("the superblock (block \(superblock)) cannot be read") }
+        let header = BlockHeader(bytes)
+        guard header.magic == CFFSLayout.superMagic else { return violation("block \(superblock) is not a C-FFS superblock") }
+        guard header.next != 0 else { return violation("the superblock names no root directory") }
+        guard let root = read(header.next) else { return violation("the root directory (block \(header.next)) cannot be read") }
+        let rootHeader = BlockHeader(root)
+        pending.append((header.next, "/", Stamp(uid: rootHeader.uid, gid: rootHeader.gid, mode: rootHeader.mode), nil))
+        while let (block, path, stamp, links) = pending.popLast() {
+            let subdirectories = directory(block, path, stamp)
+            // A directory's link count: 2, and one for each subdirectory's "..". (The
+            // root's has no entry to hold it: C-FFS counts it when asked.)
+            if let links, Int(links) != 2 + subdirectories {
+                violation("\(path): link count \(links), but it has \(subdirectories) subdirectories (expected \(2 + subdirectories))")
+            }
+            report.directories += 1
+            if report.directories % 256 == 0 { progress(report.directories) }
+        }
+    }
+
+    /// Checks one directory; returns its subdirectory count.
+    mutating func directory(_ first: BlockNumber, _ path: String, _ stamp: Stamp) -> Int {
+        var names = Set<[UInt8]>()
+        var subdirectories = 0
+        var block = first
+        var seen = Set<BlockNumber>()
+        while block != 0 {
+            guard seen.insert(block).inserted else {
+                violation("\(path): its blocks form a loop at block \(block)")
+                break
+            }
+            guard let bytes = read(block) else {
+                violation("\(path): block \(block) cannot be read")
+                break
+            }
+            let header = BlockHeader(bytes)
+            if header.magic != CFFSLayout.dirMagic { violation("\(path): block \(block) is not a directory block") }
+            if Stamp(uid: header.uid, gid: header.gid, mode: header.mode) != stamp {
+                violation("\(path): block \(block) carries owner \(header.uid):\(header.gid) mode \(octal(header.mode)), "
+                          + "the directory is \(stamp.uid):\(stamp.gid) \(octal(stamp.mode))")
+            }
+            for slot in 0..<CFFSLayout.slots {
+                guard let inode = Inode(bytes, at: CFFSLayout.slotOffset(slot)) else { continue }
+                let name = String(decoding: inode.name, as: UTF8.self)
+                let child = path == "/" ? "/" + name : path + "/" + name
+                if inode.name.isEmpty || inode.name.count > CFFSLayout.nameBytesMax || inode.name.contains(0) || inode.name.contains(0x2f)
+                    || inode.name == [0x2e] || inode.name == [0x2e, 0x2e] {
+                    violation("\(path): slot \(slot) of block \(block) has an invalid name")
+                }
+                if !names.insert(inode.name).inserted { violation("\(child): the name appears twice in its directory") }
+                if self.entry(inode, child, block: block, slot: slot) { subdirectories += 1 }
+            }
+            block = header.next
+        }
+        return subdirectories
+    }
+
+    /// Checks one entry; returns whether it is a directory (queued for its own walk).
+    mutating func entry(_ inode: Inode, _ path: String, block: BlockNumber, slot: Int) -> Bool {
+        let stamp = Stamp(uid: inode.uid, gid: inode.gid, mode: inode.mode)
+        switch inode.type {
+        case FileMode.directory:
+            let first = inode.pointers[0]
+            if first == 0 {
+                violation("\(path): a directory without a block")
+                return false
+            }
+            if inode.pointers.dropFirst().contains(where: { $0 != 0 }) { violation("\(path): a directory with file block pointers") }
+            pending.append((first, path, stamp, inode.nlink))
+            return true
+        case FileMode.regular, FileMode.symlink:
+            if inode.type == FileMode.symlink {
+                report.symlinks += 1
+                if inode.size == 0 || inode.size > UInt64(CFFSLayout.blockBytes) {
+                    violation("\(path): a symbolic link of \(inode.size) bytes (1 to \(CFFSLayout.blockBytes) expected)")
+                }
+            } else {
+                report.files += 1
+            }
+            if inode.nlink != 1 { violation("\(path): link count \(inode.nlink), but C-FFS files have one name") }
+            fileBlocks(inode, path, stamp)
+        default:
+            violation("\(path): slot \(slot) of block \(block) has unknown file type \(octal(inode.type))")
+        }
+        return false
+    }
+
+    /// Checks a file's blocks: none past its size, indirect blocks of the right level and
+    /// stamp.
+    mutating func fileBlocks(_ inode: Inode, _ path: String, _ stamp: Stamp) {
+        let bytes = UInt64(CFFSLayout.blockBytes)
+        let (blocksForSize, _) = inode.size.addingReportingOverflow(bytes - 1)
+        let needed = blocksForSize / bytes
+        for k in 0..<CFFSLayout.directCount where inode.pointers[k] != 0 {
+            report.dataBlocks += 1
+            if UInt64(k) >= needed { violation("\(path): direct block \(k) lies past the file's size (\(inode.size) bytes)") }
+        }
+        // The first index each indirect level covers.
+        var start = UInt64(CFFSLayout.directCount)
+        var span: UInt64 = 1
+        for level in 1...CFFSLayout.indirectLevels {
+            span = span.multipliedReportingOverflow(by: UInt64(CFFSLayout.indPointers)).partialValue
+            let pointer = inode.pointers[CFFSLayout.directCount + level - 1]
+            if pointer != 0 { indirect(pointer, level: level, first: start, span: span, needed: needed, path, stamp) }
+            start = start.addingReportingOverflow(span).partialValue
+        }
+    }
+
+    /// An indirect block at `level` covering data indexes `first ..< first + span`.
+    mutating func indirect(_ block: BlockNumber, level: Int, first: UInt64, span: UInt64, needed: UInt64, _ path: String, _ stamp: Stamp) {
+        guard let bytes = read(block) else { return violation("\(path): indirect block \(block) cannot be read") }
+        let header = BlockHeader(bytes)
+        if header.magic != CFFSLayout.indMagic { violation("\(path): block \(block) is not an indirect block") }
+        if header.level != UInt32(level) { violation("\(path): indirect block \(block) says level \(header.level), it is at level \(level)") }
+        if Stamp(uid: header.uid, gid: header.gid, mode: header.mode) != stamp {
+            violation("\(path): indirect block \(block) carries owner \(header.uid):\(header.gid) mode \(octal(header.mode)), "
+                      + "the file is \(stamp.uid):\(stamp.gid) \(octal(stamp.mode))")
+        }
+        if first >= needed { violation("\(path): indirect block \(block) lies past the file's size") }
+        let each = span / UInt64(CFFSLayout.indPointers)
+        for i in 0..<CFFSLayout.indPointers {
+            let pointer = bytes.le64(CFFSLayout.indPointersStart + 8 * i)
+            guard pointer != 0 else { continue }
+            let index = first.addingReportingOverflow(UInt64(i).multipliedReportingOverflow(by: each).partialValue).partialValue
+            if level == 1 {
+                report.dataBlocks += 1
+                if index >= needed { violation("\(path): data block \(pointer) (index \(index)) lies past the file's size") }
+            } else {
+                indirect(pointer, level: level - 1, first: index, span: each, needed: needed, path, stamp)
+            }
+        }
+    }
+
+    func octal(_ v: UInt32) -> String { "0" + String(v, radix: 8) }
+}
