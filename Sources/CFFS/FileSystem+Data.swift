@@ -120,6 +120,7 @@ extension CFFS {
         let (end, overflow) = offset.addingReportingOverflow(UInt64(bytes.count))
         guard !overflow, end <= CFFSLayout.blocksMax * blockBytes else { throw .EFBIG }
         let credential = credential(inode.uid, inode.gid)
+        if end > inode.size { try clearPastEnd(ref, &inode, credential: credential) }
         var position = offset
         var taken = 0
         while position < end {
@@ -148,6 +149,7 @@ extension CFFS {
         let blockBytes = UInt64(CFFSLayout.blockBytes)
         guard size <= CFFSLayout.blocksMax * blockBytes else { throw .EFBIG }
         let credential = credential(inode.uid, inode.gid)
+        if size > inode.size { try clearPastEnd(ref, &inode, credential: credential) }
         if size < inode.size {
             try prune(ref, inode, keep: (size + blockBytes - 1) / blockBytes, credential: credential)
             inode = try self.inode(ref)
@@ -161,6 +163,23 @@ extension CFFS {
         let at = CFFSLayout.slotOffset(ref.slot)
         try cache.modify(ref.block, .write, [(at + CFFSLayout.eSize, bytes64(size) + bytes64(UInt64(bitPattern: time)) + bytes64(UInt64(bitPattern: time)))],
                          credential: credential)
+    }
+
+    /// Before a file grows: frees any block past its end and zeroes the rest of its last
+    /// block, so the new range reads as zeros. (A crash can leave either behind: the size
+    /// and the pointers or bytes past it live in different blocks, written separately.)
+    func clearPastEnd(_ ref: FileRef, _ inode: inout Inode, credential: CapabilitySlot) throws(Errno) {
+        let blockBytes = UInt64(CFFSLayout.blockBytes)
+        let keep = inode.size / blockBytes + (inode.size % blockBytes == 0 ? 0 : 1)
+        try prune(ref, inode, keep: keep, credential: credential)
+        inode = try self.inode(ref)
+        if inode.size % blockBytes != 0, let (block, parent) = try fileBlock(ref, &inode, inode.size / blockBytes, allocate: false) {
+            let within = Int(inode.size % blockBytes)
+            let tail = try cache.read(block, parent: parent, credential: credential, offset: within, count: CFFSLayout.blockBytes - within)
+            if tail.contains(where: { $0 != 0 }) {
+                try cache.store([UInt8](repeating: 0, count: tail.count), into: block, at: within, parent: parent, credential: credential)
+            }
+        }
     }
 
     /// Frees every file block from index `keep` on, and the indirect blocks left empty.

@@ -255,9 +255,11 @@ public final class CFFS<P: KernelPort> {
     public func status(_ ref: FileRef) throws(Errno) -> FileStatus {
         let inode = try self.inode(ref)
         var nlink = UInt32(inode.nlink)
-        if ref.isRoot {
+        if inode.isDirectory {
+            // Derived, not stored: a subdirectory's entry and its parent's count live in
+            // different blocks, which a crash could leave disagreeing.
             nlink = 2
-            for entry in (try? entries(ref)) ?? [] where entry.inode.isDirectory { nlink += 1 }
+            for entry in try entries(ref) where entry.inode.isDirectory { nlink += 1 }
         }
         let blocks = inode.isDirectory ? UInt64(try directoryBlocks(inode, in: ref).count) : try allocatedBlocks(ref, inode)
         let size = inode.isDirectory ? blocks * UInt64(CFFSLayout.blockBytes) : inode.size
@@ -321,7 +323,6 @@ public final class CFFS<P: KernelPort> {
             header.gid = inode.gid
             header.mode = inode.mode
             try cache.modify(child, .write, [(0, header.encoded)], credential: self.credential(inode.uid, inode.gid))
-            if !dir.isRoot { try adjustLinks(of: dir, by: 1) }
         } else {
             try cache.modify(ref.block, .write, [(at, inode.encoded)], credential: credential)
             if type == FileMode.symlink { _ = try write(ref, at: 0, target) }
@@ -357,14 +358,6 @@ public final class CFFS<P: KernelPort> {
                          credential: credential(inode.uid, inode.gid))
     }
 
-    /// Changes a directory's link count (a subdirectory came or went).
-    func adjustLinks(of dir: FileRef, by delta: Int) throws(Errno) {
-        let inode = try self.inode(dir)
-        let links = UInt16(clamping: max(0, Int(inode.nlink) + delta))
-        try cache.modify(dir.block, .write, [(CFFSLayout.slotOffset(dir.slot) + CFFSLayout.eNlink, [UInt8(links & 0xff), UInt8(links >> 8)])],
-                         credential: credential(inode.uid, inode.gid))
-    }
-
     /// Removes entry `name` from `dir`: a file with its blocks, or an empty directory
     /// (`directory` says which is expected, as unlink and rmdir do).
     public func remove(_ name: [UInt8], in dir: FileRef, directory: Bool) throws(Errno) {
@@ -384,7 +377,6 @@ public final class CFFS<P: KernelPort> {
                 try cache.free(blocks[i], from: blocks[i - 1], [(CFFSLayout.next, bytes64(0))], credential: self.credential(inode.uid, inode.gid))
             }
             try cache.free(blocks[0], from: ref.block, [(at, empty)], credential: credential)
-            if !dir.isRoot { try adjustLinks(of: dir, by: -1) }
         } else {
             guard !directory else { throw .ENOTDIR }
             try prune(ref, inode, keep: 0, credential: credential)

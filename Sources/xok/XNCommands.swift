@@ -81,8 +81,9 @@ struct Fsck: ParsableCommand {
             }, read: { block in try? device.read([block]).first })
             if terminal { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
             for violation in cffs.violations { print("\(image): C-FFS '\(root.name)': \(violation)") }
+            for note in cffs.notes { print("\(image): C-FFS '\(root.name)': note: \(note)") }
             print("fsck: \(image): C-FFS '\(root.name)': \(cffs.directories) directories, \(cffs.files) files, \(cffs.symlinks) symbolic links, "
-                  + "\(cffs.dataBlocks) data blocks, \(cffs.violations.count) violations")
+                  + "\(cffs.dataBlocks) data blocks, \(cffs.violations.count) violations" + (cffs.notes.isEmpty ? "" : ", \(cffs.notes.count) notes"))
             failed = failed || !cffs.violations.isEmpty
         }
         if failed { throw ExitCode(4) }
@@ -96,7 +97,7 @@ struct Fsck: ParsableCommand {
 
 struct Sim: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Seeded simulations: XN workloads on a simulated disk (with --crash or --exhaustive power failures), or the kernel (--kernel).",
+        abstract: "Seeded simulations: XN workloads on a simulated disk (with --crash or --exhaustive power failures), C-FFS workloads (--cffs), or the kernel (--kernel).",
         discussion: "Ends with 'RUNS runs, CRASHES crash points, VIOLATIONS violations'; exits 1 on any violation, naming its seed.")
 
     @Option(help: "Seeds to run: A-B, or N for 1-N.")
@@ -111,6 +112,9 @@ struct Sim: ParsableCommand {
     @Flag(help: "Simulate the kernel's calls instead of XN.")
     var kernel = false
 
+    @Flag(help: "C-FFS workloads through ExOS instead of XN's tree file systems: after a crash, fsck (XN's and C-FFS's), synced files intact, renames atomic.")
+    var cffs = false
+
     func run() throws {
         let range = try parseSeeds(seeds)
         var runs = 0, crashes = 0
@@ -120,6 +124,13 @@ struct Sim: ParsableCommand {
                 let report = Simulation(seed: seed).run()
                 runs += 1
                 if let failure = report.failure { violations.append(failure) }
+            } else if cffs {
+                var report = XNSimulationReport()
+                if exhaustive { report.add(CFFSSimulation.exhaustive(seed: seed)) }
+                if crash || !exhaustive { report.add(CFFSSimulation.run(seed: seed, crash: crash)) }
+                runs += report.runs
+                crashes += report.crashPoints
+                violations += report.violations
             } else {
                 var report = XNSimulationReport()
                 if exhaustive { report.add(XNSimulation.exhaustive(seed: seed)) }

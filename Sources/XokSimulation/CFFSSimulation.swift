@@ -1,0 +1,289 @@
+// Seeded C-FFS workloads through ExOS on a simulated disk that loses power. A process
+// makes directories, writes files small and large (through indirect blocks), overwrites,
+// truncates, renames, links symbolically, removes, and now and then syncs. The power
+// fails after a chosen write; the disk keeps a random subset of what was not yet behind
+// a barrier. After recovery XN's fsck and C-FFS's must find nothing wrong, C-FFS must
+// mount, every file synced and not touched since must read back as it was, every rename
+// since the last sync must have left exactly one of its two names, and a file grown
+// after the crash must read as zeros past its old end.
+
+import CFFS
+import ExOS
+import XN
+import Xok
+import XokABI
+
+public enum CFFSSimulation {
+    static let diskBlocks: UInt64 = 4096
+
+    /// A workload of `steps` steps with the power cut at a random write (or at write
+    /// `cut`), then recovery and the checks. Without `crash`, a clean shutdown and fsck.
+    public static func run(seed: UInt64, crash: Bool, steps: Int = 80, cut: Int? = nil) -> XNSimulationReport {
+        var report = XNSimulationReport()
+        report.runs = 1
+        var rng = SeededRandom(seed: seed)
+        let world: CFFSWorld
+        do { world = try CFFSWorld(seed: seed) } catch {
+            report.violations.append("seed \(seed): setup failed: \(error)")
+            return report
+        }
+        if crash { world.setPowerCut(afterWrites: cut ?? 1 + Int(rng.next() % 160)) }
+        for step in 1...steps {
+            world.randomStep(&rng)
+            report.operations += 1
+            if world.powerFailed { break }
+            if let broken = world.kernel.checkInvariants().first {
+                report.violations.append("seed \(seed) step \(step): \(broken)")
+                return report
+            }
+            if let wrong = world.unexpected {
+                report.violations.append("seed \(seed) step \(step): \(wrong)")
+                return report
+            }
+        }
+        if !world.powerFailed {
+            // Sync, then shut down: the power may fail during either.
+            world.sync()
+            if !world.powerFailed {
+                do {
+                    guard let disk = try world.kernel.shutdown() else { return report }
+                    report.violations += world.checkDisk(disk).map { "seed \(seed), after shutdown: \($0)" }
+                    return report
+                } catch {
+                    if !world.powerFailed {
+                        report.violations.append("seed \(seed): shutdown failed: \(error)")
+                        return report
+                    }
+                }
+            }
+        }
+        report.crashPoints += 1
+        report.violations += world.recover().map { "seed \(seed) (crash after write \(world.cutAt)): \($0)" }
+        return report
+    }
+
+    /// Cuts the power after each write of a small workload in turn.
+    public static func exhaustive(seed: UInt64, steps: Int = 16) -> XNSimulationReport {
+        var report = XNSimulationReport()
+        guard let dry = try? CFFSWorld(seed: seed) else { return report }
+        let setup = dry.writes
+        var rng = SeededRandom(seed: seed)
+        for _ in 0..<steps { dry.randomStep(&rng) }
+        dry.sync()
+        let total = dry.writes
+        for cut in stride(from: setup + 1, through: max(setup + 1, total), by: 1) {
+            report.add(run(seed: seed, crash: true, steps: steps, cut: cut - setup))
+        }
+        return report
+    }
+}
+
+/// One kernel, disk and ExOS process, with a model of what the files should hold.
+final class CFFSWorld {
+    var kernel: Kernel<SimulatedHost>
+    var os: ExOS<LocalPort<SimulatedHost>>
+    let clock = SimulatedClock()
+    /// What the tree holds now (files by path, with contents; directories), and what it
+    /// held at the last sync.
+    var files: [String: [UInt8]] = [:]
+    var directories: Set<String> = ["/"]
+    var durable: [String: [UInt8]] = [:]
+    /// Paths changed since the last sync, and renames since then of files that were
+    /// synced and untouched.
+    var touched: Set<String> = []
+    var renames: [(from: String, to: String, contents: [UInt8])] = []
+    var names = 0
+    var cutAt = 0
+    /// A failure that is not the power's: the workload's own model disagreeing.
+    var unexpected: String?
+
+    init(seed: UInt64) throws {
+        kernel = Kernel(host: SimulatedHost(frameCount: 4096))
+        try kernel.mountDisk(SimulatedDisk(blockCount: CFFSSimulation.diskBlocks, seed: seed), format: true)
+        let clock = self.clock
+        os = try ExOSEnvironment.format(kernel, quota: ExOSEnvironment.share(of: kernel, parts: 2), now: clock.tick)
+    }
+
+    var disk: SimulatedDisk {
+        get { kernel.xn!.device }
+        set { kernel.xn!.device = newValue }
+    }
+    var writes: Int { disk.writesIssued }
+    var powerFailed: Bool { disk.powerFailed }
+
+    func setPowerCut(afterWrites n: Int) {
+        cutAt = disk.writesIssued + n
+        disk.failAfterWrites = cutAt
+    }
+
+    func pick<T>(_ items: [T], _ rng: inout SeededRandom) -> T? { items.isEmpty ? nil : items[Int(rng.next() % UInt64(items.count))] }
+
+    func bytes(_ count: Int, _ rng: inout SeededRandom) -> [UInt8] {
+        let seed = UInt8(truncatingIfNeeded: rng.next())
+        return (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31) ^ seed }
+    }
+
+    /// Runs `body`; a failure other than the power's is recorded as unexpected.
+    func attempt(_ what: String, _ body: () throws(Errno) -> Void) {
+        do { try body() } catch {
+            if !powerFailed && unexpected == nil { unexpected = "\(what): \(error)" }
+        }
+    }
+
+    /// Notes that `path` changed since the last sync: a rename that ended at it is no
+    /// longer checked (its file has moved on or changed).
+    func touch(_ path: String) {
+        touched.insert(path)
+        renames.removeAll { $0.to == path }
+    }
+
+    func randomStep(_ rng: inout SeededRandom) {
+        let dirs = directories.sorted(), paths = files.keys.sorted()
+        switch rng.next() % 12 {
+        case 0, 1:
+            guard let parent = pick(dirs, &rng), directories.count < 24 else { return }
+            names += 1
+            let path = (parent == "/" ? "" : parent) + "/d\(names)"
+            attempt("mkdir \(path)") { () throws(Errno) in try os.mkdir(path) }
+            directories.insert(path)
+            touch(path)
+        case 2, 3, 4:
+            guard let parent = pick(dirs, &rng) else { return }
+            names += 1
+            let path = (parent == "/" ? "" : parent) + "/f\(names)"
+            let size = [0, 100, 4096, 5000, 30_000, 45_000][Int(rng.next() % 6)]
+            let contents = bytes(size, &rng)
+            attempt("create \(path)") { () throws(Errno) in
+                let fd = try os.open(path, [.writeOnly, .create, .exclusive], mode: 0o644)
+                defer { os.closeQuietly(fd) }
+                _ = try os.write(fd, contents)
+            }
+            files[path] = contents
+            touch(path)
+        case 5:
+            guard let path = pick(paths, &rng), var contents = files[path] else { return }
+            let offset = Int(rng.next() % UInt64(contents.count + 5000))
+            let patch = bytes(1 + Int(rng.next() % 9000), &rng)
+            attempt("pwrite \(path)") { () throws(Errno) in
+                let fd = try os.open(path, .writeOnly)
+                defer { os.closeQuietly(fd) }
+                _ = try os.pwrite(fd, patch, at: UInt64(offset))
+            }
+            if contents.count < offset + patch.count { contents += [UInt8](repeating: 0, count: offset + patch.count - contents.count) }
+            contents.replaceSubrange(offset..<offset + patch.count, with: patch)
+            files[path] = contents
+            touch(path)
+        case 6:
+            guard let path = pick(paths, &rng), var contents = files[path] else { return }
+            let size = Int(rng.next() % 40_000)
+            attempt("truncate \(path)") { () throws(Errno) in try os.truncate(path, UInt64(size)) }
+            contents = size <= contents.count ? Array(contents.prefix(size)) : contents + [UInt8](repeating: 0, count: size - contents.count)
+            files[path] = contents
+            touch(path)
+        case 7:
+            guard let path = pick(paths, &rng) else { return }
+            attempt("unlink \(path)") { () throws(Errno) in try os.unlink(path) }
+            files[path] = nil
+            touch(path)
+        case 8:
+            let empty = dirs.filter { d in d != "/" && !directories.contains { $0.hasPrefix(d + "/") } && !files.keys.contains { $0.hasPrefix(d + "/") } }
+            guard let path = pick(empty, &rng) else { return }
+            attempt("rmdir \(path)") { () throws(Errno) in try os.rmdir(path) }
+            directories.remove(path)
+            touch(path)
+        case 9, 10:
+            // A rename within one directory.
+            guard let from = pick(paths, &rng), let contents = files[from] else { return }
+            names += 1
+            let to = String(from[..<from.lastIndex(of: "/")!]) + "/r\(names)"
+            attempt("rename \(from) \(to)") { () throws(Errno) in try os.rename(from, to) }
+            let checked = !touched.contains(from) && durable[from] == contents
+            files[from] = nil
+            files[to] = contents
+            touch(from)
+            touch(to)
+            if checked { renames.append((from, to, contents)) }
+        default:
+            sync()
+        }
+    }
+
+    func sync() {
+        attempt("sync") { () throws(Errno) in try os.sync() }
+        if powerFailed { return }
+        durable = files
+        touched = []
+        renames = []
+    }
+
+    /// XN's and C-FFS's checks of a disk.
+    func checkDisk(_ disk: SimulatedDisk) -> [String] {
+        var device = disk
+        let report = XNImage.check(device)
+        var violations = report.violations
+        for root in report.roots {
+            let cffs = CFFSCheck.check(superblock: root.block) { block in try? device.read([block]).first }
+            violations += cffs.violations.map { "C-FFS: \($0)" }
+        }
+        return violations
+    }
+
+    /// After the power failed: reboot on what the disk kept, check it, mount C-FFS and
+    /// compare with what was synced.
+    func recover() -> [String] {
+        var disk = self.disk
+        disk.powerLoss()
+        kernel = Kernel(host: SimulatedHost(frameCount: 4096))
+        do { try kernel.mountDisk(disk, format: false) } catch { return ["mount after the crash failed: \(error)"] }
+        var violations = checkDisk(kernel.xn!.device)
+        if !violations.isEmpty { return violations }
+        let clock = self.clock
+        do { os = try ExOSEnvironment.mount(kernel, uid: 0, gid: 0, now: clock.tick) } catch { return ["C-FFS does not mount after the crash: \(error)"] }
+        for (path, contents) in durable.sorted(by: { $0.key < $1.key }) where !touched.contains(path) {
+            do {
+                if try get(path) != contents { violations.append("\(path) was synced, not touched since, and reads back different") }
+            } catch {
+                violations.append("\(path) was synced, not touched since, and is gone: \(error)")
+            }
+        }
+        // Whatever a crash left past a file's end, growing the file shows zeros there.
+        for path in files.keys.sorted() {
+            guard let size = try? os.stat(path).size else { continue }
+            do {
+                try os.truncate(path, size + 9000)
+                let grown = try get(path)
+                if grown.count != Int(size) + 9000 || grown.suffix(9000).contains(where: { $0 != 0 }) {
+                    violations.append("\(path) grown after the crash does not read as zeros past its old end")
+                }
+                try os.truncate(path, size)
+            } catch {
+                violations.append("\(path) cannot be grown after the crash: \(error)")
+            }
+        }
+        for rename in renames {
+            let old = (try? get(rename.from)) == rename.contents, new = (try? get(rename.to)) == rename.contents
+            if old == new { violations.append("rename \(rename.from) → \(rename.to): " + (old ? "both names survived" : "neither name survived")) }
+        }
+        return violations
+    }
+
+    func get(_ path: String) throws(Errno) -> [UInt8] {
+        let fd = try os.open(path, .readOnly)
+        defer { os.closeQuietly(fd) }
+        var result: [UInt8] = []
+        while true {
+            let chunk = try os.read(fd, count: 65_536)
+            if chunk.isEmpty { return result }
+            result += chunk
+        }
+    }
+}
+
+/// A clock for the simulation: a microsecond per reading.
+final class SimulatedClock: @unchecked Sendable {
+    var now: Int64 = 1_700_000_000_000_000_000
+    func tick() -> Int64 {
+        now += 1000
+        return now
+    }
+}
