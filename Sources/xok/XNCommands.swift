@@ -124,17 +124,12 @@ struct Sim: ParsableCommand {
                 let report = Simulation(seed: seed).run()
                 runs += 1
                 if let failure = report.failure { violations.append(failure) }
-            } else if cffs {
-                var report = XNSimulationReport()
-                if exhaustive { report.add(CFFSSimulation.exhaustive(seed: seed)) }
-                if crash || !exhaustive { report.add(CFFSSimulation.run(seed: seed, crash: crash)) }
-                runs += report.runs
-                crashes += report.crashPoints
-                violations += report.violations
             } else {
                 var report = XNSimulationReport()
-                if exhaustive { report.add(XNSimulation.exhaustive(seed: seed)) }
-                if crash || !exhaustive { report.add(XNSimulation.run(seed: seed, crash: crash)) }
+                if exhaustive { report.add(cffs ? CFFSSimulation.exhaustive(seed: seed) : XNSimulation.exhaustive(seed: seed)) }
+                if crash || !exhaustive {
+                    report.add(cffs ? CFFSSimulation.run(seed: seed, crash: crash) : XNSimulation.run(seed: seed, crash: crash))
+                }
                 runs += report.runs
                 crashes += report.crashPoints
                 violations += report.violations
