@@ -197,23 +197,34 @@ public final class CFFS<P: KernelPort> {
     /// the root), first to last, each noted as read through the one before.
     func directoryBlocks(_ inode: Inode, in holder: FileRef) throws(Errno) -> [BlockNumber] {
         var blocks: [BlockNumber] = []
+        try walkDirectory(inode, in: holder) { block, _ throws(Errno) in
+            blocks.append(block)
+            return true
+        }
+        return blocks
+    }
+
+    /// Reads directory `inode`'s blocks in order, each whole and once, handing each to
+    /// `visit` until it returns false.
+    func walkDirectory(_ inode: Inode, in holder: FileRef, _ visit: (BlockNumber, [UInt8]) throws(Errno) -> Bool) throws(Errno) {
         var block = inode.pointers[0]
         var parent = holder.isRoot ? superblock : holder.block
         // The root directory's first block is read through the superblock, whose UDF
         // lets anyone holding the mount capability read it; every other directory block
         // through a directory's UDF, with the class of the directory's own permissions.
         var credential = holder.isRoot ? identity.mountSlot : self.credential(inode.uid, inode.gid)
+        var count = 0
         while block != 0 {
-            guard blocks.count < 1 << 20 else { throw .EIO }
-            let header = BlockHeader(try cache.read(block, parent: parent, credential: credential, count: CFFSLayout.headerBytes))
-            guard header.magic == CFFSLayout.dirMagic else { throw .EIO }
-            blocks.append(block)
+            count += 1
+            guard count < 1 << 20 else { throw .EIO }
+            let bytes = try cache.read(block, parent: parent, credential: credential)
+            guard bytes.le32(CFFSLayout.magic) == CFFSLayout.dirMagic else { throw .EIO }
+            guard try visit(block, bytes) else { return }
             // Later blocks are read with the directory's own class.
             parent = block
-            block = header.next
+            block = bytes.le64(CFFSLayout.next)
             credential = self.credential(inode.uid, inode.gid)
         }
-        return blocks
     }
 
     /// The entries of directory `dir`.
@@ -222,15 +233,39 @@ public final class CFFS<P: KernelPort> {
         guard inode.isDirectory else { throw .ENOTDIR }
         try require(4, on: inode)
         var result: [DirectoryEntry] = []
-        for block in try directoryBlocks(inode, in: dir) {
-            let bytes = try self.block(block)
+        try walkDirectory(inode, in: dir) { block, bytes throws(Errno) in
             for slot in 0..<CFFSLayout.slots {
                 if let entry = Inode(bytes, at: CFFSLayout.slotOffset(slot)) {
                     result.append(DirectoryEntry(name: entry.name, ref: FileRef(block: block, slot: slot), inode: entry))
                 }
             }
+            return true
         }
         return result
+    }
+
+    /// One pass over a directory's blocks: the entry called `name`, the first free slot
+    /// (when `free`), and the last block.
+    func scan(_ inode: Inode, in dir: FileRef, for name: [UInt8], free: Bool)
+        throws(Errno) -> (found: FileRef?, free: FileRef?, last: BlockNumber) {
+        var found: FileRef?, place: FileRef?, last: BlockNumber = 0
+        try walkDirectory(inode, in: dir) { block, bytes throws(Errno) in
+            last = block
+            for slot in 0..<CFFSLayout.slots {
+                let at = CFFSLayout.slotOffset(slot)
+                guard bytes.le32(at) != 0 else {
+                    if place == nil { place = FileRef(block: block, slot: slot) }
+                    continue
+                }
+                guard Int(bytes[at + CFFSLayout.eNameLength]) == name.count else { continue }
+                if bytes[at + CFFSLayout.eName..<at + CFFSLayout.eName + name.count].elementsEqual(name) {
+                    found = FileRef(block: block, slot: slot)
+                    return false
+                }
+            }
+            return true
+        }
+        return (found, free ? place : nil, last)
     }
 
     /// The entry called `name` in directory `dir`, or nil. Needs search permission.
@@ -238,17 +273,7 @@ public final class CFFS<P: KernelPort> {
         let inode = try self.inode(dir)
         guard inode.isDirectory else { throw .ENOTDIR }
         try require(1, on: inode)
-        for block in try directoryBlocks(inode, in: dir) {
-            let bytes = try self.block(block)
-            for slot in 0..<CFFSLayout.slots {
-                let at = CFFSLayout.slotOffset(slot)
-                guard bytes.le32(at) != 0, Int(bytes[at + CFFSLayout.eNameLength]) == name.count else { continue }
-                if bytes[at + CFFSLayout.eName..<at + CFFSLayout.eName + name.count].elementsEqual(name) {
-                    return FileRef(block: block, slot: slot)
-                }
-            }
-        }
-        return nil
+        return try scan(inode, in: dir, for: name, free: false).found
     }
 
     /// stat(2) of `ref`.
@@ -284,22 +309,14 @@ public final class CFFS<P: KernelPort> {
         let parent = try inode(dir)
         guard parent.isDirectory else { throw .ENOTDIR }
         try require(3, on: parent)
-        guard try lookup(name, in: dir) == nil else { throw .EEXIST }
         let type = mode & FileMode.typeMask
         guard type == FileMode.regular || type == FileMode.directory || type == FileMode.symlink else { throw .EINVAL }
         guard type != FileMode.symlink || (!target.isEmpty && target.count <= CFFSLayout.blockBytes) else { throw .ENAMETOOLONG }
-        let blocks = try directoryBlocks(parent, in: dir)
+        let (existing, place, last) = try scan(parent, in: dir, for: name, free: true)
+        guard existing == nil else { throw .EEXIST }
         let credential = credential(parent.uid, parent.gid)
-        var place: FileRef?
-        for block in blocks where place == nil {
-            let bytes = try self.block(block)
-            for slot in 0..<CFFSLayout.slots where bytes.le32(CFFSLayout.slotOffset(slot)) == 0 {
-                place = FileRef(block: block, slot: slot)
-                break
-            }
-        }
         let ref: FileRef
-        if let place { ref = place } else { ref = FileRef(block: try appendBlock(to: parent, last: blocks[blocks.count - 1]), slot: 0) }
+        if let place { ref = place } else { ref = FileRef(block: try appendBlock(to: parent, last: last), slot: 0) }
         let time = now()
         var inode = Inode()
         inode.mode = mode

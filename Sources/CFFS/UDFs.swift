@@ -241,23 +241,12 @@ public enum CFFSUDFs {
 
     static var aclIndirect: [UInt8] {
         build { u in
-            let changes = u.b.makeLabel(), loop = u.b.makeLabel(), match = u.b.makeLabel(), writing = u.b.makeLabel()
+            let changes = u.b.makeLabel(), writing = u.b.makeLabel()
             u.loadOperation()
             u.routeAccess(to: changes)
+            // Every child of an indirect block belongs to the one file its header stamps,
+            // and XN asks only about this block's own children: no need to find which.
             u.b.branch(.eq, .r8, 0, to: u.deny)
-            u.b.mov(.r6, .r1)
-            u.b.add(.r6, .immediate(Int32(CFFSLayout.indPointersStart)))
-            u.b.mov(.r7, 0)
-            u.b.bind(loop)
-            u.b.branch(.ge, .r7, .immediate(Int32(CFFSLayout.indPointers / 8)), to: u.deny)
-            for k in 0..<8 {
-                u.b.load(.double, .r3, from: .r6, offset: Int16(8 * k))
-                u.b.branch(.eq, .r3, .r8, to: match)
-            }
-            u.b.add(.r6, 64)
-            u.b.add(.r7, 1)
-            u.b.jump(to: loop)
-            u.b.bind(match)
             u.permission(of: .r1, header: true)
             u.b.branch(.ne, .r9, .immediate(Int32(AclContext.Operation.read.rawValue)), to: writing)
             u.b.emit(.branch(.set, .bits64, .r0, .immediate(4), offset: 0), to: u.allow)

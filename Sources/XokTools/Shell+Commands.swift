@@ -493,18 +493,48 @@ extension Shell {
 /// cksum(1)'s CRC: CRC-32 with polynomial 0x04C11DB7, most significant bit first, over
 /// the bytes and then the length, complemented.
 public struct POSIXChecksum {
-    static let table: [UInt32] = (0..<256).map { i in
-        var c = UInt32(i) << 24
-        for _ in 0..<8 { c = c & 0x8000_0000 != 0 ? (c << 1) ^ 0x04C1_1DB7 : c << 1 }
-        return c
-    }
+    /// Eight tables of 256: table k gives a byte's CRC followed by k zero bytes, so eight
+    /// bytes are folded in at a time (slicing-by-8).
+    static let tables: [UInt32] = {
+        var t = [UInt32](repeating: 0, count: 8 * 256)
+        for i in 0..<256 {
+            var c = UInt32(i) << 24
+            for _ in 0..<8 { c = c & 0x8000_0000 != 0 ? (c << 1) ^ 0x04C1_1DB7 : c << 1 }
+            t[i] = c
+        }
+        for k in 1..<8 {
+            for i in 0..<256 {
+                let previous = t[(k - 1) * 256 + i]
+                t[k * 256 + i] = (previous << 8) ^ t[Int(previous >> 24)]
+            }
+        }
+        return t
+    }()
     var crc: UInt32 = 0
     public private(set) var length: UInt64 = 0
 
     public init() {}
 
     public mutating func update(_ bytes: [UInt8]) {
-        for b in bytes { crc = (crc << 8) ^ Self.table[Int((crc >> 24) ^ UInt32(b))] }
+        var c = crc
+        Self.tables.withUnsafeBufferPointer { t in
+            bytes.withUnsafeBufferPointer { b in
+                var i = 0
+                while i + 8 <= b.count {
+                    let one = c ^ (UInt32(b[i]) << 24 | UInt32(b[i + 1]) << 16 | UInt32(b[i + 2]) << 8 | UInt32(b[i + 3]))
+                    let two = UInt32(b[i + 4]) << 24 | UInt32(b[i + 5]) << 16 | UInt32(b[i + 6]) << 8 | UInt32(b[i + 7])
+                    c = t[7 * 256 + Int(one >> 24)] ^ t[6 * 256 + Int((one >> 16) & 0xff)] ^ t[5 * 256 + Int((one >> 8) & 0xff)]
+                        ^ t[4 * 256 + Int(one & 0xff)] ^ t[3 * 256 + Int(two >> 24)] ^ t[2 * 256 + Int((two >> 16) & 0xff)]
+                        ^ t[256 + Int((two >> 8) & 0xff)] ^ t[Int(two & 0xff)]
+                    i += 8
+                }
+                while i < b.count {
+                    c = (c << 8) ^ t[Int((c >> 24) ^ UInt32(b[i]))]
+                    i += 1
+                }
+            }
+        }
+        crc = c
         length += UInt64(bytes.count)
     }
 
@@ -512,7 +542,7 @@ public struct POSIXChecksum {
         var c = crc
         var n = length
         while n > 0 {
-            c = (c << 8) ^ Self.table[Int((c >> 24) ^ UInt32(n & 0xff))]
+            c = (c << 8) ^ Self.tables[Int((c >> 24) ^ UInt32(n & 0xff))]
             n >>= 8
         }
         return ~c
