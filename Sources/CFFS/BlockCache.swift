@@ -17,12 +17,13 @@ public protocol CachePolicy: AnyObject {
     func shouldWriteBehind(dataBlocks: Int, dirty: Int) -> Bool
 }
 
-/// Reads ahead up to 32 blocks on sequential reads; writes behind once 16,384 file
-/// blocks (64 MiB) are cached, evicting them after they are written.
+/// Reads ahead up to 32 blocks on sequential reads; writes behind once 40,000 file
+/// blocks (156 MiB) are cached, then evicts the older half. (A client's mapped blocks
+/// count against the kernel's 60,000 bindings per environment.)
 public final class DefaultCachePolicy: CachePolicy {
     public var dataBlocksMax: Int
     public var readAheadMax: Int
-    public init(dataBlocksMax: Int = 16_384, readAheadMax: Int = 32) {
+    public init(dataBlocksMax: Int = 40_000, readAheadMax: Int = 32) {
         self.dataBlocksMax = dataBlocksMax
         self.readAheadMax = readAheadMax
     }
@@ -47,8 +48,11 @@ public final class BlockCache<P: KernelPort> {
     var spare: [FrameNumber] = []
     /// Blocks this client changed and has not written back.
     public private(set) var dirty: Set<BlockNumber> = []
-    /// File blocks cached for this client (what write-behind evicts).
-    var dataBlocks: Set<BlockNumber> = []
+    /// File blocks cached for this client (what write-behind evicts), and the order they
+    /// came in (oldest from `dataOrderStart`; blocks gone since are skipped).
+    private(set) var dataBlocks: Set<BlockNumber> = []
+    private var dataOrder: [BlockNumber] = []
+    private var dataOrderStart = 0
 
     init(port: P, identity: CFFSIdentity, policy: CachePolicy) {
         self.port = port
@@ -56,10 +60,27 @@ public final class BlockCache<P: KernelPort> {
         self.policy = policy
     }
 
-    /// A frame of this client's to hold a block.
+    /// A frame of this client's to hold a block. When its quota has no more, older file
+    /// blocks are written back and evicted for theirs.
     func spareFrame() throws(Errno) -> FrameNumber {
         if let frame = spare.popLast() { return frame }
-        do { return try port.allocateFrame(credential: identity.frameSlot, acl: identity.frameACL) } catch { throw Errno(error) }
+        do { return try port.allocateFrame(credential: identity.frameSlot, acl: identity.frameACL) } catch {
+            guard error == .limitExceeded || error == .exhausted, !dataBlocks.isEmpty else { throw Errno(error) }
+        }
+        try shrink(to: dataBlocks.count / 2)
+        if let frame = spare.popLast() { return frame }
+        throw .EDQUOT
+    }
+
+    /// Notes a file block this client has cached.
+    func noteData(_ block: BlockNumber) {
+        guard dataBlocks.insert(block).inserted else { return }
+        dataOrder.append(block)
+        // Blocks freed or evicted leave stale places behind: sweep them now and then.
+        if dataOrder.count - dataOrderStart > 2 * dataBlocks.count + 4096 {
+            dataOrder = dataOrder[dataOrderStart...].filter { dataBlocks.contains($0) }
+            dataOrderStart = 0
+        }
     }
 
     /// Notes where `block` hangs and how to read it, for bringing it back later.
@@ -164,7 +185,7 @@ public final class BlockCache<P: KernelPort> {
             ownFrame[child] = frame
             note(child, parent: parent, credential: credential)
             dirty.insert(child)
-            if type == .data { dataBlocks.insert(child) }
+            if type == .data { noteData(child) }
             return child
         }
         spare.append(frame)
@@ -198,7 +219,8 @@ public final class BlockCache<P: KernelPort> {
         note(block, parent: parent, credential: credential)
         for attempt in 0..<2 {
             if !marked.contains(block) {
-                if mapped[block] == nil { _ = try frame(block, parent: parent, credential: credential) }
+                // Straight to a writable mapping: a block just allocated or read is
+                // cached; only one that left the cache is read in first.
                 do { mapped[block] = try port.map(block, writable: true, credential: credential) } catch .notCached {
                     mapped[block] = nil
                     _ = try frame(block, parent: parent, credential: credential)
@@ -212,7 +234,7 @@ public final class BlockCache<P: KernelPort> {
             do {
                 try port.store(bytes, into: frame, offset: offset)
                 dirty.insert(block)
-                dataBlocks.insert(block)
+                noteData(block)
                 return
             } catch {
                 // Evicted under us: map it again.
@@ -261,20 +283,38 @@ public final class BlockCache<P: KernelPort> {
         }
     }
 
-    /// Writes back and evicts cached file blocks when the policy says so.
+    /// Writes back and evicts the older half of the cached file blocks when the policy
+    /// says so.
     func writeBehindIfNeeded() throws(Errno) {
         guard policy.shouldWriteBehind(dataBlocks: dataBlocks.count, dirty: dirty.count) else { return }
+        try shrink(to: dataBlocks.count / 2)
+    }
+
+    /// Writes back what this client changed, then evicts its oldest file blocks until
+    /// `count` are left (blocks others hold, or that cannot go yet, are passed over).
+    func shrink(to count: Int) throws(Errno) {
         try writeBack()
-        for block in dataBlocks.sorted() {
+        var passed: [BlockNumber] = []
+        while dataBlocks.count - passed.count > count, dataOrderStart < dataOrder.count {
+            let block = dataOrder[dataOrderStart]
+            dataOrderStart += 1
+            guard dataBlocks.contains(block) else { continue }
             let credential = credentialOf[block] ?? identity.userSlot
             do { try port.evict(block, credential: credential) } catch {
+                passed.append(block)
                 continue
             }
             forget(block)
         }
-        // Keep a modest pool; give the rest back.
-        while spare.count > 1024, let frame = spare.popLast() {
+        dataOrder.removeFirst(dataOrderStart)
+        dataOrderStart = 0
+        dataOrder += passed
+        // Keep a pool the size of what write-behind lets build up (allocating a frame costs
+        // more than keeping one); give the rest back.
+        while spare.count > Self.sparePoolMax, let frame = spare.popLast() {
             try? port.free(frame, credential: identity.userSlot)
         }
     }
+
+    static var sparePoolMax: Int { 40_000 }
 }

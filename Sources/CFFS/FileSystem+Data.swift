@@ -99,7 +99,7 @@ extension CFFS {
             let n = Int(min(end - position, blockBytes - UInt64(within)))
             if let (block, parent) = try fileBlock(ref, &inode, index, allocate: false) {
                 result += try cache.read(block, parent: parent, credential: credential, offset: within, count: n)
-                cache.dataBlocks.insert(block)
+                cache.noteData(block)
             } else {
                 result += [UInt8](repeating: 0, count: n)
             }

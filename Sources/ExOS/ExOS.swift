@@ -370,6 +370,12 @@ public final class ExOS<P: KernelPort> {
     public func utimes(_ path: String, access: Int64, modification: Int64) throws(Errno) {
         try fs.setTimes(try existing(path), access: access, modification: modification)
     }
+    /// futimens(2): an open file's times, without resolving its path again.
+    public func futimes(_ fd: Int32, access: Int64, modification: Int64) throws(Errno) {
+        try fs.setTimes(try file(fd).ref, access: access, modification: modification)
+    }
+    /// fchmod(2).
+    public func fchmod(_ fd: Int32, _ mode: UInt32) throws(Errno) { try fs.setMode(try file(fd).ref, mode) }
     /// lutimes(3): a symbolic link's own times.
     public func lutimes(_ path: String, access: Int64, modification: Int64) throws(Errno) {
         try fs.setTimes(try existing(path, follow: false), access: access, modification: modification)

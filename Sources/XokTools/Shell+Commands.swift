@@ -202,11 +202,15 @@ extension Shell {
             let output = try os.open(target, [.writeOnly, .create, .truncate], mode: status.mode & 0o7777)
             defer { os.closeQuietly(output) }
             while true {
-                let chunk = try os.read(input, count: 1 << 16)
+                let chunk = try os.read(input, count: 1 << 20)
                 if chunk.isEmpty { break }
                 _ = try os.write(output, chunk)
             }
-            if preserve { try os.chmod(target, status.mode) }
+            if preserve {
+                try os.fchmod(output, status.mode)
+                try os.futimes(output, access: status.atime, modification: status.mtime)
+            }
+            return
         }
         if preserve && !status.isSymlink { try os.utimes(target, access: status.atime, modification: status.mtime) }
     }

@@ -70,8 +70,8 @@ extension Shell {
                 _ = try os.write(output, Array(buffer[0..<n]))
                 tally.bytes += UInt64(n)
             }
-            try os.chmod(path, mode & 0o7777)
-            try os.utimes(path, access: atime, modification: mtime)
+            try os.fchmod(output, mode & 0o7777)
+            try os.futimes(output, access: atime, modification: mtime)
             tally.files += 1
             if tally.files % 200 == 0 { progress?("import: \(tally.text)") }
         default:

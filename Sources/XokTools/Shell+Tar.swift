@@ -344,8 +344,8 @@ extension Shell {
                 left -= UInt64(n)
             }
             try reader.skip(member.paddedSize - Int(member.size))
-            try os.chmod(target, header.mode & 0o7777)
-            try os.utimes(target, access: member.mtime, modification: member.mtime)
+            try os.fchmod(output, header.mode & 0o7777)
+            try os.futimes(output, access: member.mtime, modification: member.mtime)
         }
         return nil
     }
