@@ -28,6 +28,8 @@ public struct CFFSCheck {
     var pending: [(block: BlockNumber, path: String, stamp: Stamp, links: UInt16?)] = []
     /// A progress callback, given the directories walked so far.
     let progress: (Int) -> Void
+    /// Every directory block walked: a damaged image could make directories loop.
+    var visited: Set<BlockNumber> = []
 
     struct Stamp: Equatable {
         var uid: UInt32, gid: UInt32, mode: UInt32
@@ -70,6 +72,10 @@ public struct CFFSCheck {
         while block != 0 {
             guard seen.insert(block).inserted else {
                 violation("\(path): its blocks form a loop at block \(block)")
+                break
+            }
+            guard visited.insert(block).inserted else {
+                violation("\(path): block \(block) belongs to another directory too")
                 break
             }
             guard let bytes = read(block) else {

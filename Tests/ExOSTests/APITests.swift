@@ -221,6 +221,15 @@ import XokABI
         try os.lutimes("/l", access: 5, modification: 7)
         #expect(try os.lstat("/l").mtime == 7)
         #expect(try os.stat("/f").mtime == 2_000_000_000)
+        let fd = try os.open("/f", .readOnly)
+        try os.fchmod(fd, 0o640)
+        try os.futimes(fd, access: 11, modification: 13)
+        #expect(try os.fstat(fd).mode & 0o7777 == 0o640)
+        #expect(try os.stat("/f").mtime == 13)
+        try os.close(fd)
+        #expect(throws: Errno.EBADF) { try os.fchmod(fd, 0o600) }
+        #expect(throws: Errno.EBADF) { try os.futimes(fd, access: 0, modification: 0) }
+        try os.utimes("/f", access: 1_000_000_000, modification: 2_000_000_000)
         try os.lchown("/l", uid: 7, gid: nil)
         #expect(try os.lstat("/l").uid == 7)
         #expect(try os.stat("/f").uid == 1000)

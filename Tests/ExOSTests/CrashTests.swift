@@ -60,6 +60,7 @@ import XokSimulation
         let dBlock = try m.root.fs.inode(d).pointers[0]
         let f = try #require(try m.root.fs.lookup(Array("f".utf8), in: d))
         let g = try #require(try m.root.fs.lookup(Array("g".utf8), in: d))
+        let e = try #require(try m.root.fs.lookup(Array("e".utf8), in: d))
         let indirect = try m.root.fs.inode(f).pointers[CFFSLayout.directCount]
         let at = { (slot: Int) in CFFSLayout.slotOffset(slot) }
         let cases: [(String, (inout SimulatedDisk) -> Void)] = [
@@ -78,6 +79,13 @@ import XokSimulation
             }),
             ("/d/f: indirect block \(indirect) says level 2, it is at level 1", { disk in
                 disk.corrupt(indirect) { b in b[CFFSLayout.level] = 2 }
+            }),
+            ("/d/e: block \(dBlock) belongs to another directory too", { disk in
+                // e's entry points back at its own parent's block: a loop fsck must end.
+                disk.corrupt(dBlock) { b in
+                    let at = CFFSLayout.slotOffset(e.slot) + CFFSLayout.eDirect
+                    b.replaceSubrange(at..<at + 8, with: (0..<8).map { UInt8(truncatingIfNeeded: dBlock >> (8 * UInt64($0))) })
+                }
             }),
             ("/d/g: slot \(g.slot) of block \(g.block) has unknown file type 010000", { disk in
                 disk.corrupt(g.block) { b in b[at(g.slot) + 1] = 0x10; b[at(g.slot) + 2] = 0 }
