@@ -28,8 +28,7 @@ import XokABI
         let user = try m.process(uid: 1000, gid: 1000)
         let quota = try #require(m.kernel.quota(of: user.fs.port.environment)).quota.frames
         let bytes = pattern(Int(quota) * 2 * 4096 + 77)
-        try m.root.mkdir("/u", mode: 0o777)
-        try m.root.chmod("/u", 0o777)
+        try m.shared("/u")
         try user.put("/u/big", bytes)   // twice the frames it may hold
         #expect(try user.get("/u/big") == bytes)
         try user.sync()

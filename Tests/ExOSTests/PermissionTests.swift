@@ -9,8 +9,7 @@ import XokSimulation
 @Suite struct TwoUsers {
     @Test func aPrivateFileStaysPrivateEvenThroughTheKernel() throws {
         let m = try Machine()
-        try m.root.mkdir("/home", mode: 0o777)
-        try m.root.chmod("/home", 0o777)
+        try m.shared("/home")
         let alice = try m.process(uid: 1000, gid: 1000)
         let bob = try m.process(uid: 1001, gid: 1001)
         try alice.put("/home/secret", Array("alice's".utf8), mode: 0o600)
@@ -49,8 +48,7 @@ import XokSimulation
 
     @Test func groupAndOthersBitsAreHonoured() throws {
         let m = try Machine()
-        try m.root.mkdir("/shared", mode: 0o777)
-        try m.root.chmod("/shared", 0o777)
+        try m.shared("/shared")
         let alice = try m.process(uid: 1000, gid: 50)
         let carol = try m.process(uid: 1002, gid: 50)
         let dave = try m.process(uid: 1003, gid: 60)
@@ -81,8 +79,7 @@ import XokSimulation
 
     @Test func aDirectoryJustMadeTakesAnotherUsersFileBeforeItReachesTheDisk() throws {
         let m = try Machine()
-        try m.root.mkdir("/tmp", mode: 0o777)
-        try m.root.chmod("/tmp", 0o1777 & 0o777)
+        try m.shared("/tmp")
         // Nothing synced: /tmp's block is fresh, allocated by root's environment.
         let alice = try m.process(uid: 1000, gid: 1000)
         try alice.put("/tmp/a", [1, 2, 3])
@@ -95,8 +92,7 @@ import XokSimulation
 
     @Test func aNewEntryMustNameItsCreatorAsOwner() throws {
         let m = try Machine()
-        try m.root.mkdir("/tmp", mode: 0o777)
-        try m.root.chmod("/tmp", 0o777)
+        try m.shared("/tmp")
         let bob = try m.process(uid: 1001, gid: 1001)
         _ = try bob.list("/tmp")
         let tmp = try #require(try bob.fs.lookup(Array("tmp".utf8), in: .root))

@@ -42,6 +42,12 @@ final class Machine {
 
     var xn: XN<SimulatedDisk, SimulatedMemory> { kernel.xn! }
 
+    /// A directory everyone may use (mode 0777, past root's umask), made by root.
+    func shared(_ path: String) throws {
+        try root.mkdir(path)
+        try root.chmod(path, 0o777)
+    }
+
     /// XN's fsck of the disk as it is now.
     var check: CheckReport { XNImage.check(xn.device) }
 }
