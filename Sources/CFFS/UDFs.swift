@@ -498,26 +498,33 @@ struct UDFBuilder {
         b.bind(same)
     }
 
+    /// The rules of a stamp (a header's or an entry's uid, gid and mode at `base`): uid
+    /// and gid (adjacent) change only by the superuser, mode by the superuser or the
+    /// owner. Uses r2, r3.
+    mutating func checkStamp(_ base: Register, uid: Int, mode: Int) {
+        let ownership = b.makeLabel(), ownershipOK = b.makeLabel(), modeChanged = b.makeLabel(), modeOK = b.makeLabel()
+        ifChanged(base, uid, .double, ownership)   // uid and gid together
+        b.jump(to: ownershipOK)
+        b.bind(ownership)
+        ifSuperuser(ownershipOK)
+        b.jump(to: deny)
+        b.bind(ownershipOK)
+        ifChanged(base, mode, .word, modeChanged)
+        b.jump(to: modeOK)
+        b.bind(modeChanged)
+        ifSuperuser(modeOK)
+        ifOwner(uidAt: base, offset: Int16(uid), modeOK)
+        b.jump(to: deny)
+        b.bind(modeOK)
+    }
+
     /// The header's rules, when the change reaches it: uid and gid are the superuser's,
     /// mode the owner's; for a directory, anything else there (its next block, times)
     /// needs write on the directory.
     mutating func checkHeader(otherFieldsNeedDirectoryWrite: Bool) {
         let past = b.makeLabel()
         b.branch(.ge, .r6, .immediate(Int32(CFFSLayout.headerBytes)), to: past)
-        let ownership = b.makeLabel(), ownershipOK = b.makeLabel(), mode = b.makeLabel(), modeOK = b.makeLabel()
-        ifChanged(.r1, CFFSLayout.uid, .double, ownership)   // uid and gid together
-        b.jump(to: ownershipOK)
-        b.bind(ownership)
-        ifSuperuser(ownershipOK)
-        b.jump(to: deny)
-        b.bind(ownershipOK)
-        ifChanged(.r1, CFFSLayout.mode, .word, mode)
-        b.jump(to: modeOK)
-        b.bind(mode)
-        ifSuperuser(modeOK)
-        ifOwner(uidAt: .r1, offset: Int16(CFFSLayout.uid), modeOK)
-        b.jump(to: deny)
-        b.bind(modeOK)
+        checkStamp(.r1, uid: CFFSLayout.uid, mode: CFFSLayout.mode)
         if otherFieldsNeedDirectoryWrite {
             let others = b.makeLabel()
             for (offset, size) in [(0, AccessSize.double), (8, .double), (28, .word), (32, .double), (40, .double), (48, .double), (56, .double)] {
@@ -577,20 +584,7 @@ struct UDFBuilder {
         b.alu(.xor, .r4, .r5)
         b.alu(.and, .r4, .immediate(Int32(FileMode.typeMask)))
         b.branch(.ne, .r4, 0, to: deny)
-        let ownership = b.makeLabel(), ownershipOK = b.makeLabel(), mode = b.makeLabel(), modeOK = b.makeLabel()
-        ifChanged(.r8, CFFSLayout.eUID, .double, ownership)   // uid and gid together
-        b.jump(to: ownershipOK)
-        b.bind(ownership)
-        ifSuperuser(ownershipOK)
-        b.jump(to: deny)
-        b.bind(ownershipOK)
-        ifChanged(.r8, CFFSLayout.eMode, .word, mode)
-        b.jump(to: modeOK)
-        b.bind(mode)
-        ifSuperuser(modeOK)
-        ifOwner(uidAt: .r8, offset: Int16(CFFSLayout.eUID), modeOK)
-        b.jump(to: deny)
-        b.bind(modeOK)
+        checkStamp(.r8, uid: CFFSLayout.eUID, mode: CFFSLayout.eMode)
         // A new name: write on the directory, and a valid, unique name.
         let renamed = b.makeLabel(), nameOK = b.makeLabel()
         ifChanged(.r8, CFFSLayout.eNameLength, .byte, renamed)

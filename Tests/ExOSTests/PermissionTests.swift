@@ -42,6 +42,15 @@ import XokSimulation
         #expect(throws: KernelError.permissionDenied) {
             try port.modify(ref.block, .write, .inline([(at + CFFSLayout.eUID, [0xe9, 0x03, 0, 0])]), credential: ExOSSlot.user)
         }
+        // Nor take over the directory through its block's header (the stamp its UDF checks):
+        // mode 040700, or uid 1001.
+        let homeBlock = try bob.fs.inode(home).pointers[0]
+        #expect(throws: KernelError.permissionDenied) {
+            try port.modify(homeBlock, .write, .inline([(CFFSLayout.mode, [0xc0, 0x41, 0, 0])]), credential: ExOSSlot.user)
+        }
+        #expect(throws: KernelError.permissionDenied) {
+            try port.modify(homeBlock, .write, .inline([(CFFSLayout.uid, [0xe9, 0x03, 0, 0])]), credential: ExOSSlot.user)
+        }
         #expect(try alice.get("/home/secret") == Array("alice's".utf8))
         #expect(m.check.violations == [])
     }
