@@ -92,7 +92,8 @@ public struct CFFSCheck {
                 guard let inode = Inode(bytes, at: CFFSLayout.slotOffset(slot)) else { continue }
                 let name = String(decoding: inode.name, as: UTF8.self)
                 let child = path == "/" ? "/" + name : path + "/" + name
-                if inode.name.isEmpty || inode.name.count > CFFSLayout.nameBytesMax || inode.name.contains(0) || inode.name.contains(0x2f)
+                let length = Int(bytes[CFFSLayout.slotOffset(slot) + CFFSLayout.eNameLength])
+                if length == 0 || length > CFFSLayout.nameBytesMax || inode.name.contains(0) || inode.name.contains(0x2f)
                     || inode.name == [0x2e] || inode.name == [0x2e, 0x2e] {
                     violation("\(path): slot \(slot) of block \(block) has an invalid name")
                 }

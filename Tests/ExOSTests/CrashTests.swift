@@ -74,6 +74,9 @@ import XokSimulation
             ("/d: slot \(g.slot) of block \(g.block) has an invalid name", { disk in
                 disk.corrupt(g.block) { b in b[at(g.slot) + CFFSLayout.eName] = UInt8(ascii: "/") }
             }),
+            ("/d: slot \(g.slot) of block \(g.block) has an invalid name", { disk in
+                disk.corrupt(g.block) { b in b[at(g.slot) + CFFSLayout.eNameLength] = 121 }
+            }),
             ("/d: block \(dBlock) carries owner 7:0 mode 040755, the directory is 0:0 040755", { disk in
                 disk.corrupt(dBlock) { b in b[CFFSLayout.uid] = 7 }
             }),

@@ -1,0 +1,107 @@
+// Damaged images, as an attacker or a failing disk would hand them over: C-FFS's fields
+// set to the values that break careless code (zero, all ones, one past each limit), and
+// random bytes. XN refuses to mount what breaks its own structure; whatever it mounts,
+// C-FFS's fsck must finish on and ExOS must walk, read and write with errors at worst,
+// never a trap (a trap would end the test run).
+
+@testable import CFFS
+import ExOS
+import Testing
+import XN
+import Xok
+import XokABI
+import XokSimulation
+
+@Suite struct CorruptImages {
+    /// A tree with small and large files, a symbolic link and nested directories, synced
+    /// and shut down; its metadata blocks.
+    func image(seed: UInt64) throws -> (disk: SimulatedDisk, superblock: BlockNumber, metadata: [BlockNumber]) {
+        let m = try Machine(blocks: 4096, frames: 4096, seed: seed)
+        let os = m.root
+        try os.mkdir("/a")
+        try os.mkdir("/a/b")
+        for i in 0..<20 { try os.put("/a/f\(i)", pattern(i * 700)) }
+        try os.put("/a/b/large", pattern(7 * 4096 + 3 * 4096 + 11))
+        try os.symlink("../f3", "/a/b/link")
+        try os.sync()
+        let fs = os.fs
+        let a = try #require(try fs.lookup(Array("a".utf8), in: .root))
+        let b = try #require(try fs.lookup(Array("b".utf8), in: a))
+        let large = try #require(try fs.lookup(Array("large".utf8), in: b))
+        var metadata = [fs.rootDirectory, try fs.inode(a).pointers[0], try fs.inode(b).pointers[0], try fs.inode(large).pointers[7]]
+        metadata += Set([a.block, b.block, large.block]).sorted()
+        let superblock = fs.superblock
+        let disk = try #require(try m.kernel.shutdown())
+        return (disk, superblock, Array(Set(metadata)).sorted())
+    }
+
+    /// Values careless code breaks on, by width.
+    static let edges64: [UInt64] = [0, 1, 0x7fff_ffff_ffff_ffff, 0x8000_0000_0000_0000, .max, .max - 1, 4096, 4095, 1 << 40]
+    static let edges32: [UInt32] = [0, 1, .max, 0x7fff_ffff, 0o170000, 0o040000, 0o120000, 0o100000, 0o140777]
+    static let edges8: [UInt8] = [0, 1, 0x2e, 0x2f, 120, 121, 0x7f, 0x80, 0xff]
+
+    @Test(arguments: 1...40) func damageGivesErrorsNeverTraps(seed: UInt64) throws {
+        var (disk, superblock, metadata) = try image(seed: seed)
+        var rng = SeededRandom(seed: seed)
+        for _ in 0..<(1 + Int(rng.next() % 6)) {
+            let block = metadata[Int(rng.next() % UInt64(metadata.count))]
+            disk.corrupt(block) { b in
+                let slot = CFFSLayout.slotOffset(Int(rng.next() % UInt64(CFFSLayout.slots)))
+                switch rng.next() % 6 {
+                case 0:   // a header field
+                    let at = [CFFSLayout.magic, CFFSLayout.level, CFFSLayout.uid, CFFSLayout.gid, CFFSLayout.mode][Int(rng.next() % 5)]
+                    b.put32(Self.edges32[Int(rng.next() % UInt64(Self.edges32.count))], at: at)
+                case 1:   // an entry's mode, uid or gid
+                    let at = slot + [CFFSLayout.eMode, CFFSLayout.eUID, CFFSLayout.eGID, CFFSLayout.eNlink][Int(rng.next() % 4)]
+                    b.put32(Self.edges32[Int(rng.next() % UInt64(Self.edges32.count))], at: at)
+                case 2:   // size or a time
+                    let at = slot + [CFFSLayout.eSize, CFFSLayout.eMtime, CFFSLayout.eAtime, CFFSLayout.eIno][Int(rng.next() % 4)]
+                    b.put64(Self.edges64[Int(rng.next() % UInt64(Self.edges64.count))], at: at)
+                case 3:   // the name's length or a byte of it
+                    let at = slot + (rng.next() % 2 == 0 ? CFFSLayout.eNameLength : CFFSLayout.eName + Int(rng.next() % 8))
+                    b[at] = Self.edges8[Int(rng.next() % UInt64(Self.edges8.count))]
+                case 4:   // an indirect block's level, or the header's time
+                    b.put64(Self.edges64[Int(rng.next() % UInt64(Self.edges64.count))], at: CFFSLayout.headerMtime)
+                    b.put32(UInt32(rng.next() % 6), at: CFFSLayout.level)
+                default:  // any byte at all
+                    b[Int(rng.next() % 4096)] = UInt8(truncatingIfNeeded: rng.next())
+                }
+            }
+        }
+        // fsck of the damaged image finishes.
+        var reader = disk
+        _ = CFFSCheck.check(superblock: superblock) { block in try? reader.read([block]).first }
+        // XN may refuse it; whatever it mounts, ExOS copes.
+        let kernel = Kernel(host: SimulatedHost(frameCount: 4096))
+        do { try kernel.mountDisk(disk, format: false) } catch { return }
+        let os: ExOS<LocalPort<SimulatedHost>>
+        do { os = try ExOSEnvironment.mount(kernel, uid: 0, gid: 0, now: { 1 }) } catch { return }
+        var pending = ["/"]
+        var visited = 0
+        while let dir = pending.popLast(), visited < 200 {
+            visited += 1
+            guard let names = try? os.list(dir) else { continue }
+            for name in names {
+                let path = dir == "/" ? "/" + name : dir + "/" + name
+                guard let status = try? os.lstat(path) else { continue }
+                _ = try? os.stat(path)
+                if status.isDirectory {
+                    pending.append(path)
+                    _ = try? os.mkdir(path + "/new")
+                } else if status.isSymlink {
+                    _ = try? os.readlink(path)
+                } else if let fd = try? os.open(path, .readWrite) {
+                    _ = try? os.read(fd, count: 1 << 16)
+                    _ = try? os.pread(fd, count: 4096, at: status.size &- 10)
+                    _ = try? os.pwrite(fd, [1, 2, 3], at: status.size)
+                    _ = try? os.ftruncate(fd, status.size / 2)
+                    os.closeQuietly(fd)
+                }
+                _ = try? os.rename(path, path + "-moved")
+                _ = try? os.chmod(path + "-moved", 0o600)
+            }
+        }
+        _ = try? os.sync()
+        #expect(kernel.checkInvariants() == [])
+    }
+}
