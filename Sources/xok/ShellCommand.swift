@@ -51,8 +51,19 @@ struct ShellCommand: ParsableCommand {
         }, standardError: { message in
             FileHandle.standardError.write(Data((message + "\n").utf8))
         })
+        // Progress lines overwrite each other on a terminal; the last is cleared when the
+        // command ends.
+        let progressShown = ProgressState()
         if isatty(2) == 1 {
-            shell.progress = { line in FileHandle.standardError.write(Data(("\r\u{1b}[K" + line).utf8)) }
+            shell.progress = { line in
+                progressShown.value = true
+                FileHandle.standardError.write(Data(("\r\u{1b}[K" + line).utf8))
+            }
+        }
+        func clearProgress() {
+            guard progressShown.value else { return }
+            FileHandle.standardError.write(Data("\r\u{1b}[K".utf8))
+            progressShown.value = false
         }
         var ok = true
         if let commands {
@@ -66,16 +77,21 @@ struct ShellCommand: ParsableCommand {
                     break
                 }
                 shell.run(line)
-                if shell.progress != nil { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
+                clearProgress()
             }
         } else {
             let script = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
             ok = shell.run(script)
         }
-        if shell.progress != nil { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
+        clearProgress()
         do { try session.close() } catch {
             fail("xok: \(image): \(error)")
         }
         if !ok { throw ExitCode(1) }
     }
+}
+
+/// Whether a progress line is on the terminal now.
+final class ProgressState {
+    var value = false
 }
