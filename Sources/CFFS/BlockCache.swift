@@ -17,9 +17,11 @@ public protocol CachePolicy: AnyObject {
     func shouldWriteBehind(dataBlocks: Int, dirty: Int) -> Bool
 }
 
-/// Reads ahead up to 32 blocks on sequential reads; writes behind once 40,000 file
-/// blocks (156 MiB) are cached, then evicts the older half. (A client's mapped blocks
-/// count against the kernel's 60,000 bindings per environment.)
+/// Writes behind once 40,000 file blocks (156 MiB) are cached, then evicts the older
+/// half (a client's mapped blocks count against the kernel's 60,000 bindings per
+/// environment). It answers up to 32 blocks of read-ahead for sequential reads, which
+/// `BlockCache` does not act on yet: without a multi-block read call, reading ahead
+/// would only move the same calls earlier (docs/cffs.md).
 public final class DefaultCachePolicy: CachePolicy {
     public var dataBlocksMax: Int
     public var readAheadMax: Int

@@ -280,13 +280,23 @@ public final class CFFS<P: KernelPort> {
     public func status(_ ref: FileRef) throws(Errno) -> FileStatus {
         let inode = try self.inode(ref)
         var nlink = UInt32(inode.nlink)
+        var blocks: UInt64 = 0
         if inode.isDirectory {
-            // Derived, not stored: a subdirectory's entry and its parent's count live in
-            // different blocks, which a crash could leave disagreeing.
+            // The link count is derived, not stored: a subdirectory's entry and its
+            // parent's count live in different blocks, which a crash could leave
+            // disagreeing. One walk counts both it and the blocks (stat needs no read
+            // permission on the directory; the kernel lets search do this much).
             nlink = 2
-            for entry in try entries(ref) where entry.inode.isDirectory { nlink += 1 }
+            try walkDirectory(inode, in: ref) { _, bytes throws(Errno) in
+                blocks += 1
+                for slot in 0..<CFFSLayout.slots where bytes.le32(CFFSLayout.slotOffset(slot)) & FileMode.typeMask == FileMode.directory {
+                    nlink += 1
+                }
+                return true
+            }
+        } else {
+            blocks = try allocatedBlocks(ref, inode)
         }
-        let blocks = inode.isDirectory ? UInt64(try directoryBlocks(inode, in: ref).count) : try allocatedBlocks(ref, inode)
         let size = inode.isDirectory ? blocks * UInt64(CFFSLayout.blockBytes) : inode.size
         return FileStatus(ino: inode.ino, mode: inode.mode, nlink: nlink, uid: inode.uid, gid: inode.gid, size: size,
                           blocks: blocks * UInt64(CFFSLayout.blockBytes / 512), atime: inode.atime, mtime: inode.mtime,

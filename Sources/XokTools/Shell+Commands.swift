@@ -90,7 +90,9 @@ extension Shell {
 
     /// Year, month, day, hour, minute, second (UTC) of a time in nanoseconds.
     static func civil(_ nanoseconds: Int64) -> (Int, Int, Int, Int, Int, Int) {
-        let seconds = nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000
+        // Floor division, without an intermediate that overflows at the ends of Int64 (a
+        // damaged entry may hold any time).
+        let seconds = nanoseconds / 1_000_000_000 - (nanoseconds % 1_000_000_000 < 0 ? 1 : 0)
         var days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let rest = Int(seconds - days * 86_400)
         // Days to civil date (proleptic Gregorian), after Howard Hinnant's algorithm.
@@ -380,7 +382,7 @@ extension Shell {
 
     func df(_ args: [String]) throws {
         let state = os.fs.port.exposedState()
-        let total = state.diskBlocks, free = state.diskFreeBlocks
+        let total = state.diskBlocks, free = min(state.diskFreeBlocks, state.diskBlocks)
         let used = total - free
         print("Filesystem      1K-blocks       Used  Available Use% Mounted on")
         let percent = total == 0 ? 0 : (used * 100 + total - 1) / total

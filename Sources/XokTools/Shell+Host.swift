@@ -21,6 +21,23 @@ extension Shell {
         var text: String { "\(files) files, \(bytes >> 20) MiB" }
     }
 
+    /// A host time in nanoseconds since the epoch, held to what Int64 can say (about the
+    /// years 1678 to 2262; `touch -d` can set times far past either end).
+    static func nanoseconds(_ t: timespec) -> Int64 {
+        let (scaled, overflow) = Int64(t.tv_sec).multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return t.tv_sec < 0 ? .min : .max }
+        let (sum, past) = scaled.addingReportingOverflow(Int64(t.tv_nsec))
+        return past ? .max : sum
+    }
+
+    /// A time in nanoseconds as a timespec (seconds rounded down, so the nanoseconds are
+    /// never negative, as utimensat requires).
+    static func timespecOf(_ nanoseconds: Int64) -> timespec {
+        let remainder = nanoseconds % 1_000_000_000
+        let seconds = nanoseconds / 1_000_000_000 - (remainder < 0 ? 1 : 0)
+        return timespec(tv_sec: Int(seconds), tv_nsec: Int(remainder < 0 ? remainder + 1_000_000_000 : remainder))
+    }
+
     func importTree(_ args: [String]) throws {
         guard args.count == 2 else { throw ShellError("import: usage: import HOSTPATH PATH") }
         var target = args[1]
@@ -34,8 +51,7 @@ extension Shell {
         var s = stat()
         guard lstat(host, &s) == 0 else { throw hostError("import", host) }
         let mode = UInt32(s.st_mode)
-        let mtime = Int64(s.st_mtim.tv_sec) * 1_000_000_000 + Int64(s.st_mtim.tv_nsec)
-        let atime = Int64(s.st_atim.tv_sec) * 1_000_000_000 + Int64(s.st_atim.tv_nsec)
+        let mtime = Self.nanoseconds(s.st_mtim), atime = Self.nanoseconds(s.st_atim)
         switch mode & UInt32(S_IFMT) {
         case UInt32(S_IFDIR):
             do { try ensureDirectory(path) } catch { throw ShellError("import: \(path): \(error)") }
@@ -101,8 +117,7 @@ extension Shell {
     private func exportOne(_ path: String, _ host: String, _ tally: Tally) throws {
         let s = try at(path) { () throws(Errno) in try os.lstat(path) }
         func times(_ flags: Int32) throws {
-            var t = [timespec(tv_sec: Int(s.atime / 1_000_000_000), tv_nsec: Int(s.atime % 1_000_000_000)),
-                     timespec(tv_sec: Int(s.mtime / 1_000_000_000), tv_nsec: Int(s.mtime % 1_000_000_000))]
+            var t = [Self.timespecOf(s.atime), Self.timespecOf(s.mtime)]
             guard utimensat(AT_FDCWD, host, &t, flags) == 0 else { throw hostError("export", host) }
         }
         if s.isDirectory {

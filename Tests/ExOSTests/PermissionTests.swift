@@ -55,6 +55,18 @@ import XokSimulation
         #expect(m.check.violations == [])
     }
 
+    @Test func statOfASearchOnlyDirectoryNeedsNoReadPermission() throws {
+        let m = try Machine()
+        try m.root.mkdir("/private", mode: 0o711)
+        try m.root.mkdir("/private/sub")
+        let bob = try m.process(uid: 1001, gid: 1001)
+        #expect(throws: Errno.EACCES) { _ = try bob.list("/private") }
+        let status = try bob.stat("/private")
+        #expect(status.mode & 0o777 == 0o711)
+        #expect(status.nlink == 3)
+        #expect(try bob.stat("/private/sub").nlink == 2)
+    }
+
     @Test func groupAndOthersBitsAreHonoured() throws {
         let m = try Machine()
         try m.shared("/shared")

@@ -2,12 +2,13 @@
 // shell's, and tar archives that survive a round trip.
 
 import CFFS
+import Glibc
 import ExOS
 import Testing
 import XokABI
 import Xok
 import XokSimulation
-import XokTools
+@testable import XokTools
 
 /// What a shell printed.
 final class Sink {
@@ -131,4 +132,26 @@ struct Transcript {
 
 extension String {
     func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+}
+
+@Suite struct ShellTimes {
+    typealias S = Shell<LocalPort<SimulatedHost>>
+
+    @Test func datesAtTheEndsOfTimeAreWrittenNotTrapped() {
+        // A damaged entry may hold any time; ls -l and stat must still print it.
+        #expect(S.longDate(0) == "1970-01-01 00:00:00.000000000 +0000")
+        #expect(S.longDate(-1) == "1969-12-31 23:59:59.999999999 +0000")
+        #expect(S.longDate(.max) == "2262-04-11 23:47:16.854775807 +0000")
+        #expect(S.longDate(.min) == "1677-09-21 00:12:43.145224192 +0000")
+        #expect(S.shortDate(.min) == "Sep 21 00:12")
+    }
+
+    @Test func hostTimesBeyondInt64AreHeldToItsEnds() {
+        #expect(S.nanoseconds(timespec(tv_sec: 1_700_000_000, tv_nsec: 5)) == 1_700_000_000_000_000_005)
+        #expect(S.nanoseconds(timespec(tv_sec: 32_503_680_000, tv_nsec: 0)) == .max)   // year 3000
+        #expect(S.nanoseconds(timespec(tv_sec: -32_503_680_000, tv_nsec: 0)) == .min)
+        let t = S.timespecOf(-1)
+        #expect(t.tv_sec == -1 && t.tv_nsec == 999_999_999)
+        #expect(S.timespecOf(.min).tv_nsec >= 0)
+    }
 }
