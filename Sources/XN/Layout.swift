@@ -42,6 +42,8 @@ public enum XNLayout {
     public static let rootsMax = 32 * rootsPerBlock
     /// Byte modifications in one change.
     public static let modificationsMax = 64
+    /// Blocks one change allocates or frees at most.
+    public static let batchMax = KernelLimits.xnBatchMax
     /// The untyped data type.
     public static let dataType: UInt32 = 0
 

@@ -213,48 +213,43 @@ extension XN {
     /// Changes cached metadata block `block` by `modifications`, as `operation` says.
     /// - Throws: `notCached`; `notMetadata`; `aclDenied` (a root's capability, or the
     ///   acl UDF); `notOwner` (a fresh block changed by another than its allocator);
-    ///   `badModification`; `udfFailed`; `invalidPointer`; `pointerInvented`;
-    ///   `pointerLost`; `notFree` and `unknownType` (allocate); `notAChild` and
-    ///   `notEmpty` (free); `device`. Nothing changes when it throws.
+    ///   `badModification` (also a batch too long, or naming a block or frame twice);
+    ///   `udfFailed`; `invalidPointer`; `pointerInvented`; `pointerLost`; `notFree` and
+    ///   `unknownType` (allocate); `notAChild` and `notEmpty` (free); `device`. Nothing
+    ///   changes when it throws.
     public func modify(_ block: BlockNumber, _ modifications: [Modification], operation: XNOperation,
                        credential: Capability, by environment: EnvironmentID) throws(XNError) {
         guard let entry = cache[block] else { throw types[block] == nil ? .notMetadata : .notCached }
         guard let template = template(entry.type) else { throw .notMetadata }
         if let root = roots.first(where: { $0.block == block }), !rootPermits(root, credential, .write) { throw .aclDenied }
         try requireInitializer(entry, environment)
+        let change = try Batch(operation)
         let before = contents(entry)
         let (after, first, count) = try applied(modifications, to: before)
-        let aclOperation: AclContext.Operation
-        let target: BlockNumber
-        switch operation {
-        case .write: (aclOperation, target) = (.write, 0)
-        case .swap: (aclOperation, target) = (.swap, 0)
-        case .allocate(let b, _, _): (aclOperation, target) = (.allocate, b)
-        case .free(let b): (aclOperation, target) = (.free, b)
+        // The acl UDF is asked once for each block that appears or disappears.
+        if change.targets.isEmpty {
+            try authorize(template, before: before, after: after, first: first, count: count, operation: change.aclOperation, target: 0,
+                          credential: credential)
         }
-        try authorize(template, before: before, after: after, first: first, count: count, operation: aclOperation, target: target,
-                      credential: credential)
+        for target in change.targets {
+            try authorize(template, before: before, after: after, first: first, count: count, operation: change.aclOperation,
+                          target: target, credential: credential)
+        }
         // The pointers the operation says the block will hold afterwards.
         let old = entry.pointers
-        let expected: [Pointer]
-        switch operation {
-        case .write, .swap:
-            expected = old
-        case .allocate(let child, let type, _):
+        var expected = old
+        if let type = change.allocatedType {
             guard type == .data || self.template(type) != nil else { throw .unknownType }
-            guard isFree(child) else { throw .notFree }
-            let pointer = Pointer(block: child, type: type)
-            var sorted = old
-            sorted.insert(pointer, at: old.firstIndex { pointer < $0 } ?? old.count)
-            expected = sorted
-        case .free(let child):
-            guard let gone = old.first(where: { $0.block == child }) else { throw .notAChild }
-            expected = old.filter { $0 != gone }
-            if let childEntry = cache[child], !childEntry.pointers.isEmpty { throw .notEmpty }
-            if cache[child] == nil, gone.type != .data, let childTemplate = self.template(gone.type) {
-                let contents: [UInt8]
-                do { contents = try device.read(child) } catch { throw .device(error.message) }
-                if !(try childTemplate.pointers(in: contents)).isEmpty { throw .notEmpty }
+            for child in change.targets {
+                guard isFree(child) else { throw .notFree }
+                let pointer = Pointer(block: child, type: type)
+                expected.insert(pointer, at: expected.firstIndex { pointer < $0 } ?? expected.count)
+            }
+        } else if change.aclOperation == .free {
+            for child in change.targets {
+                guard let gone = expected.firstIndex(where: { $0.block == child }) else { throw .notAChild }
+                let type = expected.remove(at: gone).type
+                try requireEmpty(child, type)
             }
         }
         // What `owns` says it holds: exactly the expected pointers, or the change is refused.
@@ -273,28 +268,43 @@ extension XN {
         memory.store(after, in: entry.frame)
         cache[block]!.pointers = new
         markWritten(block, by: environment)
-        switch operation {
-        case .allocate(let child, let type, let frame):
-            allocated[child] = true
-            types[child] = type
-            parents[child] = block
-            memory.zero(frame)
-            cache[child] = CacheEntry(frame: frame, type: type, parent: block, state: .valid, dirty: true, owner: environment,
-                                      writers: [environment], durability: .unwritten(allocator: environment, initialized: false), pointers: [])
-            dirtySet.insert(child)
-            changed.insert(child)
-        case .free(let child):
-            if let childEntry = cache[child] {
-                released.append(ReleasedFrame(frame: childEntry.frame, owner: childEntry.owner))
-                cache[child] = nil
-                dirtySet.remove(child)
+        if let type = change.allocatedType {
+            for (child, frame) in zip(change.targets, change.frames) {
+                allocated[child] = true
+                types[child] = type
+                parents[child] = block
+                // A batch's data blocks keep the bytes their allocator put in the frames.
+                let keep = change.keepsContents && type == .data
+                if !keep { memory.zero(frame) }
+                cache[child] = CacheEntry(frame: frame, type: type, parent: block, state: .valid, dirty: true, owner: environment,
+                                          writers: [environment], durability: .unwritten(allocator: environment, initialized: keep),
+                                          pointers: [])
+                dirtySet.insert(child)
                 changed.insert(child)
             }
-            types[child] = nil
-            parents[child] = nil
-            pendingFree[child] = block
-        case .write, .swap:
-            break
+        } else if change.aclOperation == .free {
+            for child in change.targets {
+                if let childEntry = cache[child] {
+                    released.append(ReleasedFrame(frame: childEntry.frame, owner: childEntry.owner))
+                    cache[child] = nil
+                    dirtySet.remove(child)
+                    changed.insert(child)
+                }
+                types[child] = nil
+                parents[child] = nil
+                pendingFree[child] = block
+            }
+        }
+    }
+
+    /// Refuses to free `child` (of `type`) while it holds pointers of its own.
+    private func requireEmpty(_ child: BlockNumber, _ type: TypeID) throws(XNError) {
+        if let childEntry = cache[child] {
+            if !childEntry.pointers.isEmpty { throw .notEmpty }
+        } else if type != .data, let childTemplate = self.template(type) {
+            let contents: [UInt8]
+            do { contents = try device.read(child) } catch { throw .device(error.message) }
+            if !(try childTemplate.pointers(in: contents)).isEmpty { throw .notEmpty }
         }
     }
 
@@ -331,5 +341,42 @@ extension XN {
             markWritten(block, by: environment)
         }
         return entry.frame
+    }
+}
+
+/// An operation as lists: the blocks that appear or disappear, and the frames of those
+/// that appear.
+struct Batch {
+    var aclOperation: AclContext.Operation
+    var targets: [BlockNumber] = []
+    var frames: [FrameNumber] = []
+    /// The type of the blocks that appear, when some do.
+    var allocatedType: TypeID?
+    /// Whether new data blocks keep their frames' bytes (a batch) or start zeroed.
+    var keepsContents = false
+
+    /// - Throws: `badModification` for a batch that is empty, too long, or names a
+    ///   block or frame twice.
+    init(_ operation: XNOperation) throws(XNError) {
+        switch operation {
+        case .write: aclOperation = .write
+        case .swap: aclOperation = .swap
+        case .allocate(let child, let type, let frame):
+            (aclOperation, targets, frames, allocatedType) = (.allocate, [child], [frame], type)
+        case .free(let child): (aclOperation, targets) = (.free, [child])
+        case .allocateMany(let children, let type, let given):
+            guard given.count == children.count, Self.distinct(given.map { UInt64($0.rawValue) }) else { throw .badModification }
+            (aclOperation, targets, frames, allocatedType, keepsContents) = (.allocate, children, given, type, true)
+        case .freeMany(let children): (aclOperation, targets) = (.free, children)
+        }
+        guard !targets.isEmpty || (aclOperation != .allocate && aclOperation != .free) else { throw .badModification }
+        guard targets.count <= XNLayout.batchMax, Self.distinct(targets) else { throw .badModification }
+    }
+
+    static func distinct(_ values: [UInt64]) -> Bool {
+        if values.count < 2 { return true }
+        let sorted = values.sorted()
+        for i in 1..<sorted.count where sorted[i] == sorted[i - 1] { return false }
+        return true
     }
 }

@@ -130,6 +130,28 @@ extension Kernel {
         return result
     }
 
+    /// An allocation: the frames must be the caller's to give (XN refuses a frame named
+    /// twice), and the blocks are charged to it.
+    private func allocate(_ block: BlockNumber, _ mods: [Modification], _ operation: XNOperation, frames: [FrameNumber],
+                          credential: Capability, _ caller: EnvironmentID, _ xn: XN<H.Disk, H.Memory>) throws(KernelError) {
+        for frame in frames { try checkGivableFrame(caller, frame) }
+        let charged = Quota(blocks: UInt64(frames.count))
+        try charge(caller, charged)
+        do {
+            try xn.modify(block, mods, operation: operation, credential: credential, by: caller)
+        } catch {
+            refund(caller, charged)
+            throw error.kernelError
+        }
+        // A batch's data blocks are their frames as the caller filled them: its bindings
+        // stay, as an `xnMap` would have made them (XN counts the allocation as its change).
+        if case .allocateMany(_, .data, _) = operation {
+            for frame in frames { self.frames[Int(frame.rawValue)]!.cached = true }
+        } else {
+            for frame in frames { giveToCache(caller, frame) }
+        }
+    }
+
     func dispatchXN(_ request: KernelRequest, from caller: EnvironmentID) throws(KernelError) -> KernelReply {
         let xn = try mounted()
         do {
@@ -195,16 +217,13 @@ extension Kernel {
                 case .free(let child):
                     try xn.modify(block, mods, operation: .free(child), credential: c, by: caller)
                     refund(caller, Quota(blocks: 1))
+                case .freeMany(let children):
+                    try xn.modify(block, mods, operation: operation, credential: c, by: caller)
+                    refund(caller, Quota(blocks: UInt64(children.count)))
                 case .allocate(_, _, let frame):
-                    try checkGivableFrame(caller, frame)
-                    try charge(caller, Quota(blocks: 1))
-                    do {
-                        try xn.modify(block, mods, operation: operation, credential: c, by: caller)
-                    } catch {
-                        refund(caller, Quota(blocks: 1))
-                        throw error
-                    }
-                    giveToCache(caller, frame)
+                    try allocate(block, mods, operation, frames: [frame], credential: c, caller, xn)
+                case .allocateMany(_, _, let frames):
+                    try allocate(block, mods, operation, frames: frames, credential: c, caller, xn)
                 }
                 return .done
             case .xnWriteData(let credential, let block, let changes):

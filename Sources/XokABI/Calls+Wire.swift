@@ -19,6 +19,10 @@ extension WireWriter {
         case .allocate(let block, let type, let frame): u8(1); u64(block); u32(type.rawValue); u32(frame.rawValue)
         case .free(let block): u8(2); u64(block)
         case .swap: u8(3)
+        case .allocateMany(let blocks, let type, let frames):
+            u8(4); count16(blocks.count); for b in blocks { u64(b) }; u32(type.rawValue)
+            count16(frames.count); for f in frames { u32(f.rawValue) }
+        case .freeMany(let blocks): u8(5); count16(blocks.count); for b in blocks { u64(b) }
         }
     }
 }
@@ -45,8 +49,22 @@ extension WireReader {
         case 1: return .allocate(try u64(), TypeID(rawValue: try u32()), frame: FrameNumber(rawValue: try u32()))
         case 2: return .free(try u64())
         case 3: return .swap
+        case 4:
+            let blocks = try batch { (r: inout WireReader) throws(KernelError) in try r.u64() }
+            let type = TypeID(rawValue: try u32())
+            return .allocateMany(blocks, type, frames: try batch { (r: inout WireReader) throws(KernelError) in FrameNumber(rawValue: try r.u32()) })
+        case 5: return .freeMany(try batch { (r: inout WireReader) throws(KernelError) in try r.u64() })
         default: throw .badRequest
         }
+    }
+    /// A count, at most `KernelLimits.xnBatchMax`, then that many items.
+    mutating func batch<T>(_ item: (inout WireReader) throws(KernelError) -> T) throws(KernelError) -> [T] {
+        let count = Int(try u16())
+        guard count <= KernelLimits.xnBatchMax else { throw .badRequest }
+        var result: [T] = []
+        result.reserveCapacity(count)
+        for _ in 0..<count { result.append(try item(&self)) }
+        return result
     }
     public mutating func blocks() throws(KernelError) -> [BlockNumber] {
         let count = Int(try u16())

@@ -129,6 +129,15 @@ public enum XNOperation: Hashable, Sendable {
     case free(BlockNumber)
     /// Pointers move within the block; none appears or disappears.
     case swap
+    /// Pointers to every block of `blocks` (each free now, all of `type`) appear at once:
+    /// block i is allocated and cached in `frames[i]`, the caller's own. A metadata block
+    /// starts zeroed; a data block starts with what its frame holds, so a file system
+    /// writes new blocks' contents as it allocates them, in one call. At most
+    /// `KernelLimits.xnBatchMax` blocks, none named twice, nor any frame.
+    case allocateMany([BlockNumber], TypeID, frames: [FrameNumber])
+    /// The pointers to every block of `blocks` disappear at once; each is freed once this
+    /// block is on disk. At most `KernelLimits.xnBatchMax`, none named twice.
+    case freeMany([BlockNumber])
 }
 
 /// Byte ranges to put into a block. Their bytes travel in the call (at most

@@ -57,6 +57,8 @@ public enum KernelLimits {
     public static let xnInlineBytesMax = 1024
     /// Blocks in one writeback call.
     public static let xnWritebackBlocksMax = 256
+    /// Blocks one `allocateMany` or `freeMany` names at most (256 KiB of file data).
+    public static let xnBatchMax = 64
     /// Bytes of one UDF program (512 instructions: XN's UDFs are small); each travels in
     /// a frame of its own when a type is installed.
     public static let udfBytesMax = pageBytes

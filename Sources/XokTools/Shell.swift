@@ -205,6 +205,7 @@ public final class Shell<P: KernelPort> {
             case "sync": try os.sync()
             case "help": print(Self.help)
             case "exit": exitRequested = true
+            case "time": return try time(args)
             default: throw ShellError("xok: \(name): command not found")
             }
             return true
@@ -222,6 +223,20 @@ public final class Shell<P: KernelPort> {
     }
 
     public static var help: String { ShellHelp.text }
+
+    /// `time COMMAND...`: runs the command and prints how long it took (wall clock) on
+    /// standard error, as a shell's `time` does.
+    func time(_ args: [String]) throws -> Bool {
+        guard !args.isEmpty else { throw ShellError("usage: time COMMAND [ARG...]") }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let ok = dispatch(args)
+        let d = clock.now - start
+        let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+        let fraction = String(ms % 1000)
+        standardError("real \(ms / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction) s")
+        return ok
+    }
 }
 
 enum ShellHelp {
@@ -245,6 +260,7 @@ enum ShellHelp {
           import HOSTPATH PATH              copy a file or tree in from this machine
           export PATH HOSTPATH              copy a file or tree out to this machine
           sync                              write everything to the image
+          time COMMAND...                   run a command and print how long it took
           help   exit
         COMMAND > FILE and COMMAND >> FILE send output to a file in the image.
         """

@@ -59,10 +59,15 @@ import XokSimulation
             case 15: return .xnRead(credential: slot(), pick(blocks), into: pick(frames))
             case 16: return .xnMap(credential: slot(), pick(blocks), writable: rng.next() % 2 == 0)
             case 17, 18:
-                let operation: XNOperation = switch rng.next() % 4 {
+                // Batches up to one past the limit, with repeats now and then.
+                let batch = Int(rng.next() % UInt64(KernelLimits.xnBatchMax + 2))
+                let operation: XNOperation = switch rng.next() % 6 {
                 case 0: .write
                 case 1: .allocate(rng.next() % 2 == 0 ? number(800) : pick(blocks), TypeID(rawValue: UInt32(rng.next() % 4)), frame: pick(frames))
                 case 2: .free(pick(blocks))
+                case 3: .allocateMany((0..<batch).map { _ in rng.next() % 2 == 0 ? number(800) : pick(blocks) }, TypeID(rawValue: UInt32(rng.next() % 4)),
+                                      frames: (0..<(rng.next() % 8 == 0 ? batch + 1 : batch)).map { _ in pick(frames) })
+                case 4: .freeMany((0..<batch).map { _ in pick(blocks) })
                 default: .swap
                 }
                 return .xnModify(credential: slot(), pick(blocks), operation, changes())

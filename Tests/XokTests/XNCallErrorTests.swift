@@ -53,6 +53,16 @@ func installRequest(_ w: World, _ port: LocalPort<SimulatedHost>, name: [UInt8],
     return .xnInstallType(credential: credential, name: name, owns: spans[0], acl: spans[1], size: spans[2])
 }
 
+/// a's request to allocate `blocks` as data in its directory (entries 1 on), each in a
+/// frame of its own unless `frames` says otherwise.
+func batchAllocation(_ w: World, _ t: (a: Tree, rootA: BlockNumber, dir: BlockNumber, file: BlockNumber, b: Tree, rootB: BlockNumber),
+                     blocks: [BlockNumber], frames: [FrameNumber]? = nil) throws -> KernelRequest {
+    var changes = blocks.enumerated().map { (offset: entry(1 + $0.offset), bytes: Tree.entry($0.element, .data)) }
+    changes.append(t.a.format.highWater(1 + blocks.count))
+    let given = try frames ?? blocks.map { _ in try w.frame(of: w.a) }
+    return .xnModify(credential: Slot.own, t.dir, .allocateMany(blocks, .data, frames: given), XNChanges.inline(changes))
+}
+
 let xnErrorCases: [ErrorCase] = [
     // Types
     ErrorCase(call: "xnInstallType", error: .invalidArgument, why: "a name with a NUL") { w in
@@ -216,6 +226,62 @@ let xnErrorCases: [ErrorCase] = [
         let root = try w.a.createRoot(named: "spin", type: type, protection: Slot.own, frame: try w.frame(of: w.a), credential: Slot.roots)
         _ = spin
         return (w.a, .xnModify(credential: Slot.own, root, .write, .inline([(100, [1])]))) },
+    // Batches: nothing of a batch happens unless all of it does.
+    ErrorCase(call: "xnModify", error: .invalidArgument, why: "an empty batch") { w in
+        let t = try w.trees()
+        return (w.a, try batchAllocation(w, t, blocks: [])) },
+    ErrorCase(call: "xnModify", error: .badRequest, why: "a batch one past the limit, refused on the wire") { w in
+        let t = try w.trees()
+        return (w.a, try batchAllocation(w, t, blocks: Array(400..<400 + BlockNumber(KernelLimits.xnBatchMax) + 1))) },
+    ErrorCase(call: "xnModify", error: .invalidArgument, why: "a batch naming a block twice") { w in
+        let t = try w.trees()
+        return (w.a, try batchAllocation(w, t, blocks: [400, 401, 400])) },
+    ErrorCase(call: "xnModify", error: .invalidArgument, why: "a batch naming a frame twice") { w in
+        let t = try w.trees()
+        let f = try w.frame(of: w.a)
+        return (w.a, try batchAllocation(w, t, blocks: [400, 401], frames: [f, f])) },
+    ErrorCase(call: "xnModify", error: .invalidArgument, why: "a batch with fewer frames than blocks") { w in
+        let t = try w.trees()
+        return (w.a, try batchAllocation(w, t, blocks: [400, 401], frames: [try w.frame(of: w.a)])) },
+    ErrorCase(call: "xnModify", error: .notFree, why: "a batch whose last block is taken") { w in
+        let t = try w.trees()
+        return (w.a, try batchAllocation(w, t, blocks: [400, 401, t.file])) },
+    ErrorCase(call: "xnModify", error: .noSuchFrame, why: "a batch with one frame of another's") { w in
+        let t = try w.trees()
+        return (w.a, try batchAllocation(w, t, blocks: [400, 401], frames: [try w.frame(of: w.a), try w.frame(of: w.b)])) },
+    ErrorCase(call: "xnModify", error: .pointerLost, why: "a batch whose change leaves one pointer out") { w in
+        let t = try w.trees()
+        guard case .xnModify(let c, let block, let operation, var changes) = try batchAllocation(w, t, blocks: [400, 401, 402]) else {
+            throw KernelError.badRequest
+        }
+        changes = .inline([(entry(1), Tree.entry(400, .data)), (entry(2), Tree.entry(401, .data)), t.a.format.highWater(4)])
+        return (w.a, .xnModify(credential: c, block, operation, changes)) },
+    ErrorCase(call: "xnModify", error: .limitExceeded, why: "a batch larger than its quota's room") { w in
+        let t = try w.trees()
+        let room = w.childQuota.blocks - w.kernel.quota(of: w.a.environment)!.used.blocks
+        guard room < UInt64(KernelLimits.xnBatchMax) else {
+            // The quota is larger than a batch: use it up but for one block.
+            var parent = t.dir, n = 0
+            for _ in 0..<room - 1 {
+                if n == 200 { parent = try t.a.add(under: t.rootA, type: t.a.type); n = 0 }
+                _ = try t.a.add(under: parent, type: .data, hint: 0)
+                n += 1
+            }
+            let free = try w.a.firstFreeBlock(from: 0)
+            return (w.a, try batchAllocation(w, t, blocks: [free, free + 1])) }
+        return (w.a, try batchAllocation(w, t, blocks: Array(400..<400 + room + 1))) },
+    ErrorCase(call: "xnModify", error: .notAChild, why: "a batch free naming one block it does not point to") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.dir, .freeMany([t.file, t.dir]), .inline([(entry(0), [UInt8](repeating: 0, count: 16))]))) },
+    ErrorCase(call: "xnModify", error: .invalidArgument, why: "a batch free naming a block twice") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.dir, .freeMany([t.file, t.file]), .inline([(entry(0), [UInt8](repeating: 0, count: 16))]))) },
+    ErrorCase(call: "xnModify", error: .invalidArgument, why: "an empty batch free") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.dir, .freeMany([]), .none)) },
+    ErrorCase(call: "xnModify", error: .notEmpty, why: "a batch free of a directory that holds a block") { w in
+        let t = try w.trees()
+        return (w.a, .xnModify(credential: Slot.own, t.rootA, .freeMany([t.dir]), .inline([(entry(0), [UInt8](repeating: 0, count: 16))]))) },
     ErrorCase(call: "xnModify", error: .limitExceeded, why: "its quota of blocks used") { w in
         let t = try w.trees()
         var used = w.kernel.quota(of: w.a.environment)!.used.blocks
