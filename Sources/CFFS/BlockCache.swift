@@ -17,15 +17,17 @@ public protocol CachePolicy: AnyObject {
     func shouldWriteBehind(dataBlocks: Int, dirty: Int) -> Bool
 }
 
-/// Writes behind once 40,000 file blocks (156 MiB) are cached, then evicts the older
-/// half (a client's mapped blocks count against the kernel's 60,000 bindings per
-/// environment). It answers up to 32 blocks of read-ahead for sequential reads, which
-/// `BlockCache` does not act on yet: without a multi-block read call, reading ahead
-/// would only move the same calls earlier (docs/cffs.md).
+/// Writes behind once 262,144 file blocks (1 GiB) are cached, then evicts the older
+/// half; before that, when the client's frame quota runs out (`BlockCache` evicts then
+/// whatever the policy says). Mapped blocks are bounded apart from this: past the
+/// kernel's binding limit the older ones are unmapped, staying cached. It answers up to
+/// 32 blocks of read-ahead for sequential reads, which `BlockCache` does not act on yet:
+/// without a multi-block read call, reading ahead would only move the same calls earlier
+/// (docs/cffs.md).
 public final class DefaultCachePolicy: CachePolicy {
     public var dataBlocksMax: Int
     public var readAheadMax: Int
-    public init(dataBlocksMax: Int = 40_000, readAheadMax: Int = 32) {
+    public init(dataBlocksMax: Int = 262_144, readAheadMax: Int = 32) {
         self.dataBlocksMax = dataBlocksMax
         self.readAheadMax = readAheadMax
     }
@@ -47,7 +49,10 @@ public final class BlockCache<P: KernelPort> {
     var credentialOf: [BlockNumber: CapabilitySlot] = [:]
     /// The client's own frames holding blocks: they come back when the block leaves.
     var ownFrame: [BlockNumber: FrameNumber] = [:]
+    /// Frames of this client's holding no block: unbound, and bound writable here (ready
+    /// to be filled with a new block's bytes).
     var spare: [FrameNumber] = []
+    var spareBound: [FrameNumber] = []
     /// Blocks this client changed and has not written back.
     public private(set) var dirty: Set<BlockNumber> = []
     /// File blocks cached for this client (what write-behind evicts), and the order they
@@ -65,13 +70,103 @@ public final class BlockCache<P: KernelPort> {
     /// A frame of this client's to hold a block. When its quota has no more, older file
     /// blocks are written back and evicted for theirs.
     func spareFrame() throws(Errno) -> FrameNumber {
-        if let frame = spare.popLast() { return frame }
+        if let frame = spare.popLast() ?? spareBound.popLast() { return frame }
         do { return try port.allocateFrame(credential: identity.frameSlot, acl: identity.frameACL) } catch {
             guard error == .limitExceeded || error == .exhausted, !dataBlocks.isEmpty else { throw Errno(error) }
         }
         try shrink(to: dataBlocks.count / 2)
         if let frame = spare.popLast() { return frame }
         throw .EDQUOT
+    }
+
+    /// A frame of this client's to fill with a new block's bytes, bound writable here.
+    func writableFrame() throws(Errno) -> FrameNumber {
+        if let frame = spareBound.popLast() { return frame }
+        makeRoomToMap()
+        let frame = try spareFrame()
+        do { try port.map(frame, writable: true, credential: identity.userSlot) } catch {
+            spare.append(frame)
+            throw Errno(error)
+        }
+        return frame
+    }
+
+    /// Fills a writable frame with `bytes` placed at `offset` of a block of zeros.
+    func filledFrame(_ bytes: ArraySlice<UInt8>, at offset: Int) throws(Errno) -> FrameNumber {
+        let frame = try writableFrame()
+        var block = [UInt8](repeating: 0, count: CFFSLayout.blockBytes)
+        block.replaceSubrange(offset..<offset + bytes.count, with: bytes)
+        do { try port.store(block, into: frame, offset: 0) } catch {
+            spare.append(frame)
+            throw Errno(error)
+        }
+        return frame
+    }
+
+    /// Allocates a run of data blocks near `hint` under `parent`, block i holding what
+    /// `frames[i]` (filled by `filledFrame`) holds, with the changes to `parent` that
+    /// `changes(blocks)` gives: one call for the run. The blocks stay mapped writable
+    /// here, as XN leaves a batch's data frames.
+    func allocateData(under parent: BlockNumber, near hint: BlockNumber, frames: [FrameNumber], credential: CapabilitySlot,
+                      _ changes: ([BlockNumber]) -> [(offset: Int, bytes: [UInt8])]) throws(Errno) -> [BlockNumber] {
+        var blocks: [BlockNumber] = []
+        var start = hint
+        var wrapped = false
+        var contiguous = true
+        // Another environment may take a block between finding and allocating it.
+        for _ in 0..<16 {
+            do {
+                blocks = []
+                while blocks.count < frames.count {
+                    let from = blocks.last.map { $0 + 1 } ?? start
+                    let next = contiguous && !blocks.isEmpty ? from : try port.firstFreeBlock(from: from)
+                    blocks.append(next)
+                }
+            } catch .exhausted where !wrapped && start > 0 {
+                wrapped = true
+                start = 0
+                continue
+            } catch {
+                spareBound += frames
+                throw error == .exhausted ? .ENOSPC : Errno(error)
+            }
+            do {
+                try kernelModify(parent, .allocateMany(blocks, .data, frames: frames), Self.coalesced(changes(blocks)), credential: credential)
+            } catch .notFree {
+                // Part of the run is taken: find each block on its own next time.
+                if !contiguous { start = blocks[0] + 1 }
+                contiguous = false
+                continue
+            } catch {
+                spareBound += frames
+                throw Errno(error)
+            }
+            for (child, frame) in zip(blocks, frames) {
+                ownFrame[child] = frame
+                mapped[child] = frame
+                marked.insert(child)
+                note(child, parent: parent, credential: credential)
+                dirty.insert(child)
+                noteData(child)
+            }
+            return blocks
+        }
+        spareBound += frames
+        throw .ENOSPC
+    }
+
+    /// `changes` with ranges that touch merged (a run of pointers is one range), so a
+    /// batch stays within a change's range limit.
+    static func coalesced(_ changes: [(offset: Int, bytes: [UInt8])]) -> [(offset: Int, bytes: [UInt8])] {
+        var result: [(offset: Int, bytes: [UInt8])] = []
+        for c in changes.sorted(by: { $0.offset < $1.offset }) {
+            if let last = result.last, last.offset + last.bytes.count == c.offset {
+                result[result.count - 1].bytes += c.bytes
+            } else {
+                result.append(c)
+            }
+        }
+        return result
     }
 
     /// Notes a file block this client has cached.
@@ -115,6 +210,7 @@ public final class BlockCache<P: KernelPort> {
     }
 
     private func readInAndMap(_ block: BlockNumber, _ credential: CapabilitySlot) throws(KernelError) -> FrameNumber {
+        makeRoomToMap()
         let mine: FrameNumber
         do { mine = try spareFrame() } catch { throw .exhausted }
         let holder: FrameNumber
@@ -202,6 +298,20 @@ public final class BlockCache<P: KernelPort> {
         forget(child)
     }
 
+    /// Removes `children` from `parent` with `changes`, in batches of the kernel's limit
+    /// (`changesFor` gives each batch's changes).
+    func free(_ children: [BlockNumber], from parent: BlockNumber, credential: CapabilitySlot,
+              _ changesFor: (ArraySlice<BlockNumber>) -> [(offset: Int, bytes: [UInt8])]) throws(Errno) {
+        var i = 0
+        while i < children.count {
+            let batch = children[i..<min(children.count, i + KernelLimits.xnBatchMax)]
+            i += batch.count
+            let operation: XNOperation = batch.count == 1 ? .free(batch[batch.startIndex]) : .freeMany(Array(batch))
+            try modify(parent, operation, Self.coalesced(changesFor(batch)), credential: credential)
+            for child in batch { forget(child) }
+        }
+    }
+
     /// Drops what is known of a block that left the cache.
     private func forget(_ block: BlockNumber) {
         mapped[block] = nil
@@ -221,6 +331,7 @@ public final class BlockCache<P: KernelPort> {
         note(block, parent: parent, credential: credential)
         for attempt in 0..<2 {
             if !marked.contains(block) {
+                makeRoomToMap()
                 // Straight to a writable mapping: a block just allocated or read is
                 // cached; only one that left the cache is read in first.
                 do { mapped[block] = try port.map(block, writable: true, credential: credential) } catch .notCached {
@@ -319,4 +430,23 @@ public final class BlockCache<P: KernelPort> {
     }
 
     static var sparePoolMax: Int { 40_000 }
+
+    /// Blocks this client keeps mapped at most: the kernel's binding limit, less room for
+    /// its other bindings.
+    static var mappedMax: Int { KernelLimits.bindingsMax - 8192 }
+
+    /// Near the binding limit, unmaps the older half of the mapped file blocks. They stay
+    /// in XN's cache: mapping one again is a call, with no I/O.
+    func makeRoomToMap() {
+        guard mapped.count + spareBound.count >= Self.mappedMax else { return }
+        var left = mapped.count / 2
+        for block in dataOrder[dataOrderStart...] where left > 0 {
+            guard dataBlocks.contains(block), let frame = mapped[block] else { continue }
+            // A block already gone from under us is no longer bound: either way it is not now.
+            try? port.unmap(frame)
+            mapped[block] = nil
+            marked.remove(block)
+            left -= 1
+        }
+    }
 }

@@ -34,47 +34,61 @@ extension CFFS {
         return nil
     }
 
-    /// File block `index` of the file at `ref` and the block holding its pointer, or nil
-    /// for a hole. With `allocate`, a hole is filled (and indirect blocks made on the
-    /// way); `inode` is kept up to date with the entry.
-    func fileBlock(_ ref: FileRef, _ inode: inout Inode, _ index: UInt64, allocate: Bool) throws(Errno) -> (block: BlockNumber, parent: BlockNumber)? {
+    /// Where the pointer to file block `index` of the file at `ref` lives: the block
+    /// holding it (the entry's, or an indirect block), its offset there, and its value (0
+    /// for a hole). With `makePath`, missing indirect blocks on the way are made; without,
+    /// nil when one is missing. `inode` is kept up to date with the entry.
+    func locate(_ ref: FileRef, _ inode: inout Inode, _ index: UInt64, makePath: Bool)
+        throws(Errno) -> (container: BlockNumber, field: Int, pointer: BlockNumber)? {
         guard let path = Self.path(of: index) else { throw .EFBIG }
         let credential = credential(inode.uid, inode.gid)
-        let at = CFFSLayout.slotOffset(ref.slot)
         var container = ref.block
-        var fieldOffset = at + CFFSLayout.pointerFields[path.field]
+        var field = CFFSLayout.slotOffset(ref.slot) + CFFSLayout.pointerFields[path.field]
         var pointer = inode.pointers[path.field]
-        var level = path.digits.count
-        var digit = 0
-        while true {
+        for (depth, slot) in path.digits.enumerated() {
             if pointer == 0 {
-                guard allocate else { return nil }
-                let isData = level == 0
-                let offset = fieldOffset
-                pointer = try cache.allocate(under: container, type: isData ? .data : indType, near: nextBlock(ref.block),
-                                             credential: credential) { child in [(offset, bytes64(child))] }
+                guard makePath else { return nil }
+                let level = path.digits.count - depth
+                let offset = field
+                pointer = try cache.allocate(under: container, type: indType, near: nextBlock(ref.block), credential: credential) { child in
+                    [(offset, bytes64(child))]
+                }
                 cursor[ref.block] = pointer + 1
                 if container == ref.block { inode.pointers[path.field] = pointer }
-                if !isData {
-                    var header = BlockHeader(magic: CFFSLayout.indMagic, dirType: dirType, indType: indType)
-                    header.level = UInt32(level)
-                    header.uid = inode.uid
-                    header.gid = inode.gid
-                    header.mode = inode.mode
-                    try cache.modify(pointer, .write, [(0, header.encoded)], credential: credential)
-                }
+                var header = BlockHeader(magic: CFFSLayout.indMagic, dirType: dirType, indType: indType)
+                header.level = UInt32(level)
+                header.uid = inode.uid
+                header.gid = inode.gid
+                header.mode = inode.mode
+                try cache.modify(pointer, .write, [(0, header.encoded)], credential: credential)
             }
             cache.note(pointer, parent: container, credential: credential)
-            if level == 0 { return (pointer, container) }
-            let slot = path.digits[digit]
             let entry = CFFSLayout.indPointersStart + 8 * slot
             let next = try cache.read(pointer, parent: container, credential: credential, offset: entry, count: 8).le64(0)
             container = pointer
-            fieldOffset = entry
+            field = entry
             pointer = next
-            level -= 1
-            digit += 1
         }
+        return (container, field, pointer)
+    }
+
+    /// File block `index` of the file at `ref` and the block holding its pointer, or nil
+    /// for a hole. With `allocate`, a hole is filled (zeroed; indirect blocks are made on
+    /// the way); `inode` is kept up to date with the entry.
+    func fileBlock(_ ref: FileRef, _ inode: inout Inode, _ index: UInt64, allocate: Bool) throws(Errno) -> (block: BlockNumber, parent: BlockNumber)? {
+        guard let (container, field, pointer) = try locate(ref, &inode, index, makePath: allocate) else { return nil }
+        let credential = credential(inode.uid, inode.gid)
+        if pointer != 0 {
+            cache.note(pointer, parent: container, credential: credential)
+            return (pointer, container)
+        }
+        guard allocate else { return nil }
+        let child = try cache.allocate(under: container, type: .data, near: nextBlock(ref.block), credential: credential) { child in
+            [(field, bytes64(child))]
+        }
+        cursor[ref.block] = child + 1
+        if container == ref.block, let direct = Self.path(of: index), direct.digits.isEmpty { inode.pointers[direct.field] = child }
+        return (child, container)
     }
 
     /// Where a directory's next file block should go: after the last one it got, or
@@ -111,7 +125,9 @@ extension CFFS {
     }
 
     /// Writes `bytes` at `offset` of the file at `ref`, growing it as needed. Returns
-    /// the count written.
+    /// the count written. Blocks already there are written in place; new ones are filled
+    /// first and allocated in runs, one call a run (the entry's size and times go with
+    /// the last run when its pointers are in the entry too).
     public func write(_ ref: FileRef, at offset: UInt64, _ bytes: [UInt8]) throws(Errno) -> Int {
         var inode = try self.inode(ref)
         guard !inode.isDirectory else { throw .EISDIR }
@@ -121,24 +137,71 @@ extension CFFS {
         guard !overflow, end <= CFFSLayout.blocksMax * blockBytes else { throw .EFBIG }
         let credential = credential(inode.uid, inode.gid)
         if end > inode.size { try clearPastEnd(ref, &inode, credential: credential) }
+        let time = UInt64(bitPattern: now())
+        let sizeChange = (offset: CFFSLayout.slotOffset(ref.slot) + CFFSLayout.eSize,
+                          bytes: bytes64(max(inode.size, end)) + bytes64(time) + bytes64(time))
+        var run = NewBlocks()
         var position = offset
         var taken = 0
-        while position < end {
-            let index = position / blockBytes
-            let within = Int(position % blockBytes)
-            let n = Int(min(end - position, blockBytes - UInt64(within)))
-            guard let (block, parent) = try fileBlock(ref, &inode, index, allocate: true) else { throw .EIO }
-            try cache.store(Array(bytes[taken..<taken + n]), into: block, at: within, parent: parent, credential: credential)
-            position += UInt64(n)
-            taken += n
+        do throws(Errno) {
+            while position < end {
+                let index = position / blockBytes
+                let within = Int(position % blockBytes)
+                let n = Int(min(end - position, blockBytes - UInt64(within)))
+                guard let (container, field, pointer) = try locate(ref, &inode, index, makePath: true) else { throw Errno.EIO }
+                if pointer != 0 {
+                    try cache.store(Array(bytes[taken..<taken + n]), into: pointer, at: within, parent: container, credential: credential)
+                } else {
+                    if run.container != container || run.fields.count == KernelLimits.xnBatchMax {
+                        _ = try allocate(&run, ref, &inode, credential: credential, also: [])
+                    }
+                    run.container = container
+                    run.fields.append(field)
+                    run.indexes.append(index)
+                    run.frames.append(try cache.filledFrame(bytes[taken..<taken + n], at: within))
+                }
+                position += UInt64(n)
+                taken += n
+            }
+            let last = run.container == ref.block ? [sizeChange] : []
+            if !(try allocate(&run, ref, &inode, credential: credential, also: last)) || last.isEmpty {
+                try cache.modify(ref.block, .write, [sizeChange], credential: credential)
+            }
+        } catch {
+            // Frames filled for blocks not yet allocated go back to the pool.
+            cache.spareBound += run.frames
+            throw error
         }
-        let time = now()
-        let size = max(inode.size, end)
-        let at = CFFSLayout.slotOffset(ref.slot)
-        try cache.modify(ref.block, .write, [(at + CFFSLayout.eSize, bytes64(size) + bytes64(UInt64(bitPattern: time)) + bytes64(UInt64(bitPattern: time)))],
-                         credential: credential)
         try cache.writeBehindIfNeeded()
         return bytes.count
+    }
+
+    /// New file blocks waiting to be allocated together: where their pointers go, which
+    /// file blocks they are, and the frames holding their bytes.
+    struct NewBlocks {
+        var container: BlockNumber = 0
+        var fields: [Int] = []
+        var indexes: [UInt64] = []
+        var frames: [FrameNumber] = []
+    }
+
+    /// Allocates `run` (if it holds any blocks) with one change to its container, plus
+    /// `also`; empties it.
+    /// Returns whether there was a run (and so `also` was applied).
+    private func allocate(_ run: inout NewBlocks, _ ref: FileRef, _ inode: inout Inode, credential: CapabilitySlot,
+                          also: [(offset: Int, bytes: [UInt8])]) throws(Errno) -> Bool {
+        guard !run.frames.isEmpty else { return false }
+        // The run leaves `run` first: `allocateData` takes its frames back itself if it fails.
+        let taken = run
+        run = NewBlocks()
+        let blocks = try cache.allocateData(under: taken.container, near: nextBlock(ref.block), frames: taken.frames, credential: credential) { blocks in
+            zip(taken.fields, blocks).map { (offset: $0, bytes: bytes64($1)) } + also
+        }
+        if let last = blocks.last { cursor[ref.block] = last + 1 }
+        if taken.container == ref.block {
+            for (index, block) in zip(taken.indexes, blocks) { inode.pointers[Int(index)] = block }
+        }
+        return true
     }
 
     /// truncate(2): frees the blocks past `size` and zeroes the tail of the last one.
@@ -182,51 +245,68 @@ extension CFFS {
         }
     }
 
-    /// Frees every file block from index `keep` on, and the indirect blocks left empty.
-    func prune(_ ref: FileRef, _ inode: Inode, keep: UInt64, credential: CapabilitySlot) throws(Errno) {
+    /// Frees every file block from index `keep` on, and the indirect blocks left empty,
+    /// in batches: one change for each indirect block, and one for the entry, which
+    /// carries `entryChanges` too (unlink clears the whole entry with it).
+    func prune(_ ref: FileRef, _ inode: Inode, keep: UInt64, credential: CapabilitySlot,
+               entryChanges: [(offset: Int, bytes: [UInt8])] = []) throws(Errno) {
         let at = CFFSLayout.slotOffset(ref.slot)
         let fileCredential = self.credential(inode.uid, inode.gid)
+        var gone: [BlockNumber] = []
+        var fields: [BlockNumber: Int] = [:]
         var base = UInt64(CFFSLayout.directCount)
         var span = UInt64(CFFSLayout.indPointers)
         for level in 1...CFFSLayout.indirectLevels {
             let field = CFFSLayout.directCount + level - 1
             let pointer = inode.pointers[field]
-            if pointer != 0 {
-                try pruneTree(pointer, parent: ref.block, field: at + CFFSLayout.pointerFields[field], level: level, base: base,
-                              keep: keep, credential: credential, fileCredential: fileCredential)
+            if pointer != 0, try pruneTree(pointer, parent: ref.block, level: level, base: base, keep: keep, credential: fileCredential) {
+                gone.append(pointer)
+                fields[pointer] = at + CFFSLayout.pointerFields[field]
             }
             base += span
             span *= UInt64(CFFSLayout.indPointers)
         }
-        for index in stride(from: CFFSLayout.directCount - 1, through: 0, by: -1) where UInt64(index) >= keep {
-            let pointer = inode.pointers[index]
-            guard pointer != 0 else { continue }
-            try cache.free(pointer, from: ref.block, [(at + CFFSLayout.pointerFields[index], bytes64(0))], credential: credential)
+        for index in 0..<CFFSLayout.directCount where UInt64(index) >= keep && inode.pointers[index] != 0 {
+            gone.append(inode.pointers[index])
+            fields[inode.pointers[index]] = at + CFFSLayout.pointerFields[index]
+        }
+        if gone.isEmpty {
+            if !entryChanges.isEmpty { try cache.modify(ref.block, .write, entryChanges, credential: credential) }
+            return
+        }
+        // An entry has ten pointers: one batch.
+        try cache.free(gone, from: ref.block, credential: credential) { batch in
+            batch.map { (offset: fields[$0] ?? 0, bytes: bytes64(0)) } + entryChanges
         }
     }
 
     /// Prunes the indirect tree at `block` (level `level`, covering file blocks from
-    /// `base`), freeing it too when nothing in it is kept.
-    private func pruneTree(_ block: BlockNumber, parent: BlockNumber, field: Int, level: Int, base: UInt64, keep: UInt64,
-                           credential: CapabilitySlot, fileCredential: CapabilitySlot) throws(Errno) {
+    /// `base`): frees, with one change to it, its children that hold nothing kept.
+    /// Returns whether `block` itself holds nothing kept, for its parent to free.
+    private func pruneTree(_ block: BlockNumber, parent: BlockNumber, level: Int, base: UInt64, keep: UInt64,
+                           credential: CapabilitySlot) throws(Errno) -> Bool {
         var childSpan: UInt64 = 1
         for _ in 1..<level { childSpan *= UInt64(CFFSLayout.indPointers) }
-        if base + childSpan * UInt64(CFFSLayout.indPointers) <= keep { return }
-        let bytes = try cache.read(block, parent: parent, credential: fileCredential)
+        if base + childSpan * UInt64(CFFSLayout.indPointers) <= keep { return false }
+        let bytes = try cache.read(block, parent: parent, credential: credential)
+        var gone: [BlockNumber] = []
+        var entries: [BlockNumber: Int] = [:]
         for digit in stride(from: CFFSLayout.indPointers - 1, through: 0, by: -1) {
             let childBase = base + UInt64(digit) * childSpan
             if childBase + childSpan <= keep { break }
             let entry = CFFSLayout.indPointersStart + 8 * digit
             let child = bytes.le64(entry)
             guard child != 0 else { continue }
-            if level == 1 {
-                try cache.free(child, from: block, [(entry, bytes64(0))], credential: fileCredential)
-            } else {
-                try pruneTree(child, parent: block, field: entry, level: level - 1, base: childBase, keep: keep,
-                              credential: fileCredential, fileCredential: fileCredential)
+            let empty = level == 1 ? true : try pruneTree(child, parent: block, level: level - 1, base: childBase, keep: keep, credential: credential)
+            if empty {
+                gone.append(child)
+                entries[child] = entry
             }
         }
-        if base >= keep { try cache.free(block, from: parent, [(field, bytes64(0))], credential: credential) }
+        if !gone.isEmpty {
+            try cache.free(gone, from: block, credential: credential) { batch in batch.map { (offset: entries[$0] ?? 0, bytes: bytes64(0)) } }
+        }
+        return base >= keep
     }
 
     /// Every indirect block of a file.

@@ -58,6 +58,10 @@ public final class CFFS<P: KernelPort> {
     public var now: () -> Int64
     /// Where each directory's next file block goes (grouping).
     var cursor: [BlockNumber: BlockNumber] = [:]
+    /// Directories whose modification and change times this client has moved and not yet
+    /// written: the new time, the directory's first block (to know it is still the same
+    /// directory) and the credential to write with.
+    var pendingTimes: [FileRef: (time: Int64, first: BlockNumber, credential: CapabilitySlot)] = [:]
 
     init(cache: BlockCache<P>, identity: CFFSIdentity, superblock: BlockNumber, header: BlockHeader, superType: TypeID,
          now: @escaping () -> Int64) {
@@ -178,8 +182,8 @@ public final class CFFS<P: KernelPort> {
             inode.uid = header.uid
             inode.gid = header.gid
             inode.nlink = 2
-            inode.mtime = header.mtime
-            inode.ctime = header.mtime
+            inode.mtime = pendingTimes[ref]?.time ?? header.mtime
+            inode.ctime = inode.mtime
             inode.atime = header.mtime
             inode.size = UInt64(CFFSLayout.blockBytes)
             inode.ino = rootDirectory << 4 | 15
@@ -189,7 +193,11 @@ public final class CFFS<P: KernelPort> {
         guard ref.slot >= 0, ref.slot < CFFSLayout.slots else { throw .EINVAL }
         let bytes = try cache.read(ref.block, parent: nil, credential: cache.credentialOf[ref.block] ?? identity.userSlot,
                                    offset: CFFSLayout.slotOffset(ref.slot), count: CFFSLayout.slotBytes)
-        guard let inode = Inode(bytes, at: 0) else { throw .ENOENT }
+        guard var inode = Inode(bytes, at: 0) else { throw .ENOENT }
+        if let pending = pendingTimes[ref], inode.isDirectory, inode.pointers[0] == pending.first {
+            inode.mtime = pending.time
+            inode.ctime = pending.time
+        }
         return inode
     }
 
@@ -373,16 +381,44 @@ public final class CFFS<P: KernelPort> {
     }
 
     /// Sets a directory's modification and change times (the root's are in its header).
+    /// They are written lazily, as a UNIX kernel keeps an inode's times in memory: with
+    /// the next sync, or once many are waiting. Until then `inode` shows them, and a crash
+    /// may lose them (never anything else).
     func touch(_ dir: FileRef, _ inode: Inode) throws(Errno) {
-        let time = now()
-        if dir.isRoot {
-            try cache.modify(rootDirectory, .write, [(CFFSLayout.headerMtime, bytes64(UInt64(bitPattern: time)))],
-                             credential: credential(inode.uid, inode.gid))
-            return
+        pendingTimes[dir] = (now(), inode.pointers[0], credential(inode.uid, inode.gid))
+        if pendingTimes.count >= Self.pendingTimesMax { try writeTimes() }
+    }
+
+    static var pendingTimesMax: Int { 4096 }
+
+    /// Writes the directory times waiting: one change a block. A directory removed or
+    /// replaced since (its entry no longer leads to the same first block) is passed over.
+    func writeTimes() throws(Errno) {
+        let waiting = pendingTimes
+        pendingTimes = [:]
+        var byBlock: [BlockNumber: [(FileRef, Int64, CapabilitySlot)]] = [:]
+        for (dir, pending) in waiting {
+            if dir.isRoot {
+                try cache.modify(rootDirectory, .write, [(CFFSLayout.headerMtime, bytes64(UInt64(bitPattern: pending.time)))],
+                                 credential: pending.credential)
+                continue
+            }
+            guard let current = try? inode(dir), current.isDirectory, current.pointers[0] == pending.first else { continue }
+            byBlock[dir.block, default: []].append((dir, pending.time, pending.credential))
         }
-        let at = CFFSLayout.slotOffset(dir.slot)
-        try cache.modify(dir.block, .write, [(at + CFFSLayout.eMtime, bytes64(UInt64(bitPattern: time)) + bytes64(UInt64(bitPattern: time)))],
-                         credential: credential(inode.uid, inode.gid))
+        for (block, directories) in byBlock.sorted(by: { $0.key < $1.key }) {
+            // Entries of different owners in one block: one change for each credential.
+            var byCredential: [CapabilitySlot: [(offset: Int, bytes: [UInt8])]] = [:]
+            for (dir, time, credential) in directories {
+                let stamp = bytes64(UInt64(bitPattern: time))
+                byCredential[credential, default: []].append((CFFSLayout.slotOffset(dir.slot) + CFFSLayout.eMtime, stamp + stamp))
+            }
+            for (credential, changes) in byCredential {
+                // A directory made read-only since keeps its old times: the change that
+                // moved them was allowed, but writing them now is not.
+                do { try cache.modify(block, .write, changes, credential: credential) } catch .EACCES {}
+            }
+        }
     }
 
     /// Removes entry `name` from `dir`: a file with its blocks, or an empty directory
@@ -404,10 +440,10 @@ public final class CFFS<P: KernelPort> {
                 try cache.free(blocks[i], from: blocks[i - 1], [(CFFSLayout.next, bytes64(0))], credential: self.credential(inode.uid, inode.gid))
             }
             try cache.free(blocks[0], from: ref.block, [(at, empty)], credential: credential)
+            pendingTimes[ref] = nil
         } else {
             guard !directory else { throw .ENOTDIR }
-            try prune(ref, inode, keep: 0, credential: credential)
-            try cache.modify(ref.block, .write, [(at, empty)], credential: credential)
+            try prune(ref, inode, keep: 0, credential: credential, entryChanges: [(at, empty)])
         }
         cursor[ref.block] = nil
         try touch(dir, parent)
@@ -496,5 +532,8 @@ public final class CFFS<P: KernelPort> {
     }
 
     /// Writes every block this client changed to disk.
-    public func sync() throws(Errno) { try cache.writeBack() }
+    public func sync() throws(Errno) {
+        try writeTimes()
+        try cache.writeBack()
+    }
 }

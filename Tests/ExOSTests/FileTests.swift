@@ -35,4 +35,37 @@ import XokABI
         try m.root.sync()
         #expect(m.check.violations == [])
     }
+
+    @Test func directoryTimesMoveAtOnceHereAndReachTheDiskWithSync() throws {
+        let m = try Machine()
+        try m.shared("/d")
+        let other = try m.process(uid: 0, gid: 0)
+        let before = try m.root.stat("/d").mtime
+        try m.root.put("/d/f", [1])
+        let moved = try m.root.stat("/d").mtime
+        #expect(moved > before)
+        // Another process sees the time once it is written: at sync.
+        #expect(try other.stat("/d").mtime == before)
+        try m.root.sync()
+        #expect(try other.stat("/d").mtime == moved)
+        // The root directory's time lives in its block's header, and works the same way.
+        try m.root.put("/g", [2])
+        let rootMoved = try m.root.stat("/").mtime
+        try m.root.sync()
+        #expect(try other.stat("/").mtime == rootMoved)
+    }
+
+    @Test func aDirectoryGoneBeforeItsTimeIsWrittenIsPassedOver() throws {
+        let m = try Machine()
+        try m.root.mkdir("/a")
+        try m.root.mkdir("/a/b")
+        try m.root.put("/a/b/f", [1])      // b's time waits
+        try m.root.unlink("/a/b/f")
+        try m.root.rmdir("/a/b")
+        try m.root.mkdir("/a/c")           // may take b's slot, with a block of its own
+        try m.root.sync()
+        try m.root.rmdir("/a/c")
+        #expect(try m.root.list("/a") == [])
+        #expect(m.check.violations == [])
+    }
 }
