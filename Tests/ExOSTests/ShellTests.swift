@@ -37,6 +37,19 @@ struct Transcript {
 }
 
 @Suite struct ShellCommands {
+    @Test func timeRunsTheCommandAndSaysHowLongItTook() throws {
+        let t = Transcript(try Machine().root)
+        let ran = t.run("time mkdir /d")
+        #expect(ran.ok)
+        #expect(ran.errors.count == 1 && ran.errors[0].hasPrefix("real ") && ran.errors[0].hasSuffix(" s"))
+        #expect(t.run("ls /").output == "d\n")
+        // A failing command fails the same under time, with its own error first.
+        let failed = t.run("time rmdir /nope")
+        #expect(!failed.ok)
+        #expect(failed.errors.first == "rmdir: /nope: No such file or directory")
+        #expect(!t.run("time").ok)
+    }
+
     @Test func filesAndDirectories() throws {
         let m = try Machine()
         let sh = Transcript(m.root)
