@@ -97,7 +97,7 @@ public final class BlockCache<P: KernelPort> {
         var block = [UInt8](repeating: 0, count: CFFSLayout.blockBytes)
         block.replaceSubrange(offset..<offset + bytes.count, with: bytes)
         do { try port.store(block, into: frame, offset: 0) } catch {
-            spare.append(frame)
+            spareBound.append(frame)
             throw Errno(error)
         }
         return frame

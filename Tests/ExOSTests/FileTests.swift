@@ -36,6 +36,24 @@ import XokABI
         #expect(m.check.violations == [])
     }
 
+    @Test func oneWriteFillsHolesBetweenBlocksAlreadyThere() throws {
+        // Every other block exists: the new blocks' pointers are not adjacent, so each is
+        // a range of its own in the change that allocates them (64 in the indirect block's).
+        let m = try Machine(blocks: 16_384, frames: 8192)
+        let p = m.root
+        let fd = try p.open("/sparse", [.readWrite, .create], mode: 0o644)
+        for i in stride(from: 0, to: 300, by: 2) { _ = try p.pwrite(fd, [UInt8(i & 0x7f)], at: UInt64(i) * 4096 + 9) }
+        #expect(try p.pread(fd, count: 10, at: 2 * 4096) == [UInt8](repeating: 0, count: 9) + [2])
+        let bytes = pattern(300 * 4096 + 5)
+        #expect(try p.pwrite(fd, bytes, at: 0) == bytes.count)
+        try p.close(fd)
+        #expect(try p.get("/sparse") == bytes)
+        try p.truncate("/sparse", 3 * 4096 + 1)
+        #expect(try p.get("/sparse") == Array(bytes.prefix(3 * 4096 + 1)))
+        try p.sync()
+        #expect(m.check.violations == [])
+    }
+
     @Test func directoryTimesMoveAtOnceHereAndReachTheDiskWithSync() throws {
         let m = try Machine()
         try m.shared("/d")
