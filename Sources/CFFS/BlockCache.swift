@@ -224,6 +224,41 @@ public final class BlockCache<P: KernelPort> {
         return frame
     }
 
+    /// Maps each of `blocks` not mapped here yet (each noted with its parent before),
+    /// reading in what is not cached: one call for up to 64, and one I/O for a run of
+    /// consecutive blocks. Best effort: when frames run short or the kernel refuses a
+    /// batch, the blocks are left to be brought one at a time when read.
+    func prefetch(_ blocks: [BlockNumber], credential: CapabilitySlot) {
+        var seen: Set<BlockNumber> = []
+        let wanted = blocks.filter { mapped[$0] == nil && seen.insert($0).inserted }
+        var i = 0
+        while i < wanted.count {
+            let chunk = Array(wanted[i..<min(wanted.count, i + KernelLimits.xnBatchMax)])
+            i += chunk.count
+            makeRoomToMap()
+            var frames: [FrameNumber] = []
+            while frames.count < chunk.count {
+                if let frame = spare.popLast() {
+                    frames.append(frame)
+                } else if let frame = try? port.allocateFrame(credential: identity.frameSlot, acl: identity.frameACL) {
+                    frames.append(frame)
+                } else {
+                    break
+                }
+            }
+            guard frames.count == chunk.count, let holders = try? port.map(chunk, frames: frames, credential: credential) else {
+                spare += frames
+                return
+            }
+            for (block, (frame, holder)) in zip(chunk, zip(frames, holders)) {
+                mapped[block] = holder
+                credentialOf[block] = credential
+                if holder == frame { ownFrame[block] = frame } else { spare.append(frame) }
+                noteData(block)
+            }
+        }
+    }
+
     /// `count` bytes of `block` from `offset`.
     func read(_ block: BlockNumber, parent: BlockNumber?, credential: CapabilitySlot, offset: Int = 0,
               count: Int = CFFSLayout.blockBytes) throws(Errno) -> [UInt8] {

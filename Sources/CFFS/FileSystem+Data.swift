@@ -107,6 +107,7 @@ extension CFFS {
         let credential = inode.isSymlink ? identity.userSlot : credential(inode.uid, inode.gid)
         var position = offset
         let blockBytes = UInt64(CFFSLayout.blockBytes)
+        try bringIn(ref, &inode, from: offset / blockBytes, through: (end - 1) / blockBytes, credential: credential)
         while position < end {
             let index = position / blockBytes
             let within = Int(position % blockBytes)
@@ -122,6 +123,51 @@ extension CFFS {
         // Blocks read count against the cache's bound as blocks written do.
         try cache.writeBehindIfNeeded()
         return result
+    }
+
+    /// Maps, with as few calls as may be, the blocks a read of file blocks `first`
+    /// through `last` needs, and more as the cache policy says:
+    /// - read-ahead: when the file is being read sequentially, the next blocks of it;
+    /// - the group: when a small file's first block is not mapped, the blocks of every
+    ///   file in the same directory block that this client may read (C-FFS put them side
+    ///   by side, so they come in with one I/O; the next files read find them mapped).
+    func bringIn(_ ref: FileRef, _ inode: inout Inode, from first: UInt64, through last: UInt64, credential: CapabilitySlot) throws(Errno) {
+        let sequential = readEnd[ref] == first
+        if readEnd.count > 4096 { readEnd = [:] }
+        readEnd[ref] = last + 1
+        let blocksInFile = (inode.size + UInt64(CFFSLayout.blockBytes) - 1) / UInt64(CFFSLayout.blockBytes)
+        let ahead = UInt64(max(0, cache.policy.readAhead(index: last, sequential: sequential)))
+        let end = min(blocksInFile, last + 1 + ahead)
+        var wanted: [BlockNumber] = []
+        var index = first
+        while index < end, wanted.count < KernelLimits.xnBatchMax * 4 {
+            if let (container, _, pointer) = try locate(ref, &inode, index, makePath: false), pointer != 0 {
+                cache.note(pointer, parent: container, credential: credential)
+                if cache.mapped[pointer] == nil { wanted.append(pointer) }
+            }
+            index += 1
+        }
+        guard !wanted.isEmpty else { return }
+        if first == 0, !ref.isRoot, inode.pointers[0] == wanted.first {
+            try group(around: ref, wanted: &wanted, credential: credential)
+        }
+        cache.prefetch(wanted, credential: credential)
+    }
+
+    /// Adds to `wanted` the direct blocks of the other regular files in `ref`'s directory
+    /// block that this client may read with the same credential.
+    private func group(around ref: FileRef, wanted: inout [BlockNumber], credential: CapabilitySlot) throws(Errno) {
+        let bytes = try block(ref.block)
+        for slot in 0..<CFFSLayout.slots where slot != ref.slot {
+            guard let other = Inode(bytes, at: CFFSLayout.slotOffset(slot)), other.isRegular,
+                  self.credential(other.uid, other.gid) == credential,
+                  identity.bits(uid: other.uid, gid: other.gid, mode: other.mode) & 4 != 0 else { continue }
+            let blocks = (other.size + UInt64(CFFSLayout.blockBytes) - 1) / UInt64(CFFSLayout.blockBytes)
+            for k in 0..<Int(min(blocks, UInt64(CFFSLayout.directCount))) where other.pointers[k] != 0 && cache.mapped[other.pointers[k]] == nil {
+                cache.note(other.pointers[k], parent: ref.block, credential: credential)
+                wanted.append(other.pointers[k])
+            }
+        }
     }
 
     /// Writes `bytes` at `offset` of the file at `ref`, growing it as needed. Returns

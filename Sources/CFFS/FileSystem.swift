@@ -62,6 +62,9 @@ public final class CFFS<P: KernelPort> {
     /// written: the new time, the directory's first block (to know it is still the same
     /// directory) and the credential to write with.
     var pendingTimes: [FileRef: (time: Int64, first: BlockNumber, credential: CapabilitySlot)] = [:]
+    /// Where the last read of each file ended, in blocks (a read starting there is
+    /// sequential, and reads ahead).
+    var readEnd: [FileRef: UInt64] = [:]
 
     init(cache: BlockCache<P>, identity: CFFSIdentity, superblock: BlockNumber, header: BlockHeader, superType: TypeID,
          now: @escaping () -> Int64) {

@@ -125,6 +125,37 @@ extension XN {
         return frame
     }
 
+    /// Brings each of `blocks` into the cache, or finds it there: block i, when not
+    /// cached, is read into `frames[i]`, with one device read for the whole list. Checks
+    /// every block before reading any, and caches none unless all are read and pass
+    /// `owns`. Returns the frame holding each block.
+    /// - Throws: `badModification` (a list too long, lists of different lengths, a block
+    ///   or frame named twice), and what `readIn` throws.
+    public func readIn(_ blocks: [BlockNumber], frames: [FrameNumber], credential: Capability,
+                       by environment: EnvironmentID) throws(XNError) -> [FrameNumber] {
+        guard blocks.count == frames.count, blocks.count <= XNLayout.batchMax, Batch.distinct(blocks),
+              Batch.distinct(frames.map { UInt64($0.rawValue) }) else { throw .badModification }
+        for block in blocks { try authorizeAccess(block, credential: credential, .read) }
+        let missing = blocks.indices.filter { cache[blocks[$0]] == nil }
+        var contents: [[UInt8]] = []
+        if !missing.isEmpty {
+            do { contents = try device.read(missing.map { blocks[$0] }) } catch { throw .device(error.message) }
+        }
+        var pointers: [[Pointer]] = []
+        for (k, i) in missing.enumerated() {
+            guard let type = types[blocks[i]] else { throw .notMetadata }
+            pointers.append(try template(type)?.pointers(in: contents[k]) ?? [])
+        }
+        for (k, i) in missing.enumerated() {
+            let block = blocks[i]
+            memory.store(contents[k], in: frames[i])
+            cache[block] = CacheEntry(frame: frames[i], type: types[block] ?? .data, parent: parents[block], state: .valid, dirty: false,
+                                      owner: environment, writers: [], durability: .durable, pointers: pointers[k])
+            changed.insert(block)
+        }
+        return blocks.map { cache[$0]?.frame ?? FrameNumber(rawValue: 0) }
+    }
+
     /// Drops clean `block` from the cache and releases its frame. Its owner may always;
     /// anyone else needs read on it.
     /// - Throws: `notCached`, `dirty`, and what `authorizeAccess` throws.

@@ -237,6 +237,16 @@ extension Kernel {
             case .xnEvict(let credential, let block):
                 try xn.evict(block, credential: try capability(caller, credential), by: caller)
                 return .done
+            case .xnMapMany(let credential, let blocks, let given):
+                let c = try capability(caller, credential)
+                guard self[caller].bindings.count + blocks.count <= KernelLimits.bindingsMax else { throw KernelError.limitExceeded }
+                for frame in given { try checkGivableFrame(caller, frame) }
+                let holders = try xn.readIn(blocks, frames: given, credential: c, by: caller)
+                for (frame, holder) in zip(given, holders) where frame == holder { giveToCache(caller, frame) }
+                // A block the caller has mapped already keeps its mapping (a writable one
+                // stays writable).
+                for holder in holders where self[caller].bindings[holder] == nil { try bind(holder, into: caller, writable: false) }
+                return .frames(holders)
             case .xnFindFree(let from):
                 guard let block = xn.firstFree(from: from) else { throw KernelError.exhausted }
                 return .block(block)

@@ -160,7 +160,7 @@ public final class Kernel<H: Host> {
             try yield(caller, to: target)
             return .done
         case .xnInstallType, .xnLookupType, .xnCreateRoot, .xnLookupRoot, .xnReadIn, .xnRead, .xnMap, .xnModify, .xnWriteData,
-             .xnWriteback, .xnEvict, .xnFindFree:
+             .xnWriteback, .xnEvict, .xnFindFree, .xnMapMany:
             return try dispatchXN(request, from: caller)
         }
     }

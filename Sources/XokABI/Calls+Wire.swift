@@ -58,7 +58,7 @@ extension WireReader {
         }
     }
     /// A count, at most `KernelLimits.xnBatchMax`, then that many items.
-    mutating func batch<T>(_ item: (inout WireReader) throws(KernelError) -> T) throws(KernelError) -> [T] {
+    public mutating func batch<T>(_ item: (inout WireReader) throws(KernelError) -> T) throws(KernelError) -> [T] {
         let count = Int(try u16())
         guard count <= KernelLimits.xnBatchMax else { throw .badRequest }
         var result: [T] = []
@@ -113,6 +113,7 @@ extension KernelRequest {
         case .xnWriteback: .xnWriteback
         case .xnEvict: .xnEvict
         case .xnFindFree: .xnFindFree
+        case .xnMapMany: .xnMapMany
         }
     }
 
@@ -160,6 +161,9 @@ extension KernelRequest {
         case .xnWriteback(let blocks): p.count16(blocks.count); for b in blocks { p.u64(b) }
         case .xnEvict(let credential, let block): p.u16(credential.rawValue); p.u64(block)
         case .xnFindFree(let from): p.u64(from)
+        case .xnMapMany(let credential, let blocks, let frames):
+            p.u16(credential.rawValue); p.count16(blocks.count); for b in blocks { p.u64(b) }
+            p.count16(frames.count); for f in frames { p.u32(f.rawValue) }
         }
         var w = WireWriter()
         w.u16(kernelCallVersion); w.u16(call.rawValue); w.u32(UInt32(truncatingIfNeeded: p.bytes.count))
@@ -223,6 +227,11 @@ extension KernelRequest {
         case .xnWriteback: self = .xnWriteback(try r.blocks())
         case .xnEvict: self = .xnEvict(credential: try r.slot(), try r.u64())
         case .xnFindFree: self = .xnFindFree(from: try r.u64())
+        case .xnMapMany:
+            let credential = try r.slot()
+            let blocks = try r.batch { (r: inout WireReader) throws(KernelError) in try r.u64() }
+            self = .xnMapMany(credential: credential, blocks: blocks,
+                              frames: try r.batch { (r: inout WireReader) throws(KernelError) in FrameNumber(rawValue: try r.u32()) })
         }
         guard r.atEnd else { throw .badRequest }
     }
@@ -257,6 +266,7 @@ extension KernelReply {
             case .type(let t): p.u8(7); p.u32(t.rawValue)
             case .block(let b): p.u8(8); p.u64(b)
             case .root(let root): p.u8(9); p.u64(root.block); p.u32(root.type.rawValue); p.capability(root.capability)
+            case .frames(let frames): p.u8(10); p.count16(frames.count); for f in frames { p.u32(f.rawValue) }
             }
         }
         var w = WireWriter()
@@ -293,6 +303,7 @@ extension KernelReply {
         case 7: self = .type(TypeID(rawValue: try r.u32()))
         case 8: self = .block(try r.u64())
         case 9: self = .root(XNRoot(block: try r.u64(), type: TypeID(rawValue: try r.u32()), capability: try r.capability()))
+        case 10: self = .frames(try r.batch { (r: inout WireReader) throws(KernelError) in FrameNumber(rawValue: try r.u32()) })
         default: throw .badRequest
         }
         guard r.atEnd else { throw .badRequest }

@@ -106,6 +106,12 @@ public enum KernelRequest: Hashable, Sendable {
     case xnEvict(credential: CapabilitySlot, BlockNumber)
     /// The first free block at or after `from` (file systems choose their own blocks).
     case xnFindFree(from: BlockNumber)
+    /// Brings each of `blocks` into the cache and maps it read-only here, as `xnReadIn`
+    /// then `xnMap` would: a block not cached is read into `frames[i]` (the caller's own;
+    /// a run of consecutive blocks is one I/O), one cached already stays where it is.
+    /// Replies with the frame holding each block. At most `KernelLimits.xnBatchMax`
+    /// blocks; all or nothing.
+    case xnMapMany(credential: CapabilitySlot, blocks: [BlockNumber], frames: [FrameNumber])
 }
 
 /// Every call, by its code on the wire: the list coverage tests are built from.
@@ -115,7 +121,7 @@ public enum KernelCall: UInt16, CaseIterable, Sendable {
     case regionCreate, regionRead, regionWrite, regionDestroy
     case ipcSend, upcallNext, predicateInstall, predicateRemove, sliceAllocate, sliceFree, yield
     case xnInstallType, xnLookupType, xnCreateRoot, xnLookupRoot, xnReadIn, xnRead, xnMap, xnModify, xnWriteData
-    case xnWriteback, xnEvict, xnFindFree
+    case xnWriteback, xnEvict, xnFindFree, xnMapMany
 }
 
 /// What a metadata change does to the block's pointers.
@@ -202,6 +208,7 @@ public enum KernelReply: Hashable, Sendable {
     case type(TypeID)
     case block(BlockNumber)
     case root(XNRoot)
+    case frames([FrameNumber])
 }
 
 /// An upcall: how the kernel tells an environment something (Xok's upcalls), delivered in

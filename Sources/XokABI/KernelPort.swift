@@ -118,6 +118,15 @@ extension KernelPort {
     public func map(_ block: BlockNumber, writable: Bool, credential: CapabilitySlot) throws(KernelError) -> FrameNumber {
         try expect(.xnMap(credential: credential, block, writable: writable)) { if case .frame(let f) = $0 { f } else { nil } }
     }
+    /// Reads in what is not cached of `blocks` (into `frames`) and maps each read-only;
+    /// the frame holding each block, in order.
+    public func map(_ blocks: [BlockNumber], frames: [FrameNumber], credential: CapabilitySlot) throws(KernelError) -> [FrameNumber] {
+        let holders = try expect(.xnMapMany(credential: credential, blocks: blocks, frames: frames)) {
+            if case .frames(let f) = $0 { f } else { nil }
+        }
+        guard holders.count == blocks.count else { throw .badRequest }
+        return holders
+    }
     public func modify(_ block: BlockNumber, _ operation: XNOperation, _ changes: XNChanges, credential: CapabilitySlot) throws(KernelError) {
         try done(.xnModify(credential: credential, block, operation, changes))
     }

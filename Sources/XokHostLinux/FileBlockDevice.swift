@@ -61,10 +61,11 @@ public final class FileBlockDevice: BlockDevice {
     }
 
     public func read(_ blocks: [BlockNumber]) throws(DeviceError) -> [[UInt8]] {
+        for block in blocks where block >= blockCount { throw DeviceError("block \(block) is past the end of \(path)") }
+        if !direct { return try readRuns(blocks) }
         var result: [[UInt8]] = []
         result.reserveCapacity(blocks.count)
         for block in blocks {
-            guard block < blockCount else { throw DeviceError("block \(block) is past the end of \(path)") }
             var bytes = [UInt8](repeating: 0, count: XNLayout.blockBytes)
             let offset = off_t(block * UInt64(XNLayout.blockBytes))
             let n: Int
@@ -76,6 +77,25 @@ public final class FileBlockDevice: BlockDevice {
             }
             guard n == XNLayout.blockBytes else { throw Self.failure("short read of block \(block) from", path) }
             result.append(bytes)
+        }
+        return result
+    }
+
+    /// Reads through the page cache, a run of consecutive blocks with one `pread`.
+    private func readRuns(_ blocks: [BlockNumber]) throws(DeviceError) -> [[UInt8]] {
+        var result: [[UInt8]] = []
+        result.reserveCapacity(blocks.count)
+        var i = 0
+        while i < blocks.count {
+            var n = 1
+            while i + n < blocks.count, n < Self.runMax, blocks[i + n] == blocks[i] + UInt64(n) { n += 1 }
+            let bytes = n * XNLayout.blockBytes
+            var run = [UInt8](repeating: 0, count: bytes)
+            let offset = off_t(blocks[i] * UInt64(XNLayout.blockBytes))
+            let got = run.withUnsafeMutableBytes { pread(fd, $0.baseAddress, bytes, offset) }
+            guard got == bytes else { throw Self.failure("short read of blocks \(blocks[i])-\(blocks[i] + UInt64(n) - 1) from", path) }
+            for k in 0..<n { result.append(Array(run[k * XNLayout.blockBytes..<(k + 1) * XNLayout.blockBytes])) }
+            i += n
         }
         return result
     }

@@ -82,6 +82,7 @@ import XokSimulation
         .xnWriteback([77, 78, 1 << 40]),
         .xnEvict(credential: CapabilitySlot(5), 78),
         .xnFindFree(from: 300),
+        .xnMapMany(credential: CapabilitySlot(5), blocks: [77, 1 << 40], frames: [FrameNumber(rawValue: 4), FrameNumber(rawValue: 9)]),
     ]
 
     @Test func theListHasEveryCall() {
@@ -105,7 +106,8 @@ import XokSimulation
                                       .upcall(.sliceEnd(SliceIndex(rawValue: 1))), .upcall(.revocationRequested(FrameNumber(rawValue: 3), deadline: 99)),
                                       .upcall(.frameRevoked(FrameNumber(rawValue: 3))), .upcall(.wakeup),
                                       .upcall(.message(from: EnvironmentID(rawValue: 5), [7, 8])), .type(TypeID(rawValue: 3)), .block(1 << 35),
-                                      .root(XNRoot(block: 700, type: TypeID(rawValue: 2), capability: capability([5, 6], [.read, .write])))]
+                                      .root(XNRoot(block: 700, type: TypeID(rawValue: 2), capability: capability([5, 6], [.read, .write]))),
+                                      .frames([FrameNumber(rawValue: 4), FrameNumber(rawValue: 9)])]
 
     @Test func everyReplyRoundTrips() throws {
         for reply in Self.replies { #expect(try KernelReply(decoding: KernelReply.encode(.success(reply))) == reply) }

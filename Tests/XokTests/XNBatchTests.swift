@@ -89,4 +89,47 @@ import XokSimulation
         #expect(w.kernel.stateDigest() == before)
         w.expectConsistent()
     }
+
+    @Test func mapManyReadsWhatIsNotCachedAndMapsEverythingReadOnly() throws {
+        let w = World()
+        let t = try w.trees()
+        let blocks: [BlockNumber] = [400, 401, 402]
+        let filled = try filledFrames(w, blocks.count, fill: 0x33)
+        _ = try w.a.perform(try batchAllocation(w, t, blocks: blocks, frames: filled))
+        try w.a.writeback(blocks)
+        try w.a.writeback([t.dir])
+        for block in [400, 402] as [BlockNumber] { try w.a.evict(block, credential: Slot.own) }
+        // 401 is still cached (in its frame, mapped writable here); 400 and 402 are read in.
+        let given = try [w.frame(of: w.a), w.frame(of: w.a), w.frame(of: w.a)]
+        let holders = try w.a.map(blocks, frames: given, credential: Slot.own)
+        #expect(holders[0] == given[0] && holders[2] == given[2])
+        #expect(holders[1] == filled[1])
+        for (i, frame) in holders.enumerated() {
+            #expect(try w.a.load(frame, offset: 0, count: 2) == [0x33, UInt8(i)])
+        }
+        // Read-only where it was not mapped; a writable mapping stays writable.
+        #expect(throws: KernelError.notMapped) { try w.a.store([1], into: holders[0], offset: 0) }
+        try w.a.store([0x33], into: holders[1], offset: 0)
+        // The frame it did not need is still the caller's to use.
+        try w.a.map(given[1], writable: true, credential: Slot.own)
+        try w.a.store([9], into: given[1], offset: 0)
+        w.expectConsistent()
+    }
+
+    @Test func mapManyOfAnotherEnvironmentsBlocksChangesNothing() throws {
+        let w = World()
+        let t = try w.trees()
+        try w.a.evict(t.file, credential: Slot.own)
+        let frames = try [w.frame(of: w.b), w.frame(of: w.b)]
+        let before = w.kernel.stateDigest()
+        // b's own root first, then a's file: the whole call is refused, b's root included.
+        try w.b.evict(t.rootB, credential: Slot.own)
+        let afterEvict = w.kernel.stateDigest()
+        #expect(throws: KernelError.permissionDenied) {
+            _ = try w.b.map([t.rootB, t.file], frames: frames, credential: Slot.own)
+        }
+        #expect(w.kernel.stateDigest() == afterEvict)
+        #expect(before != afterEvict)
+        w.expectConsistent()
+    }
 }

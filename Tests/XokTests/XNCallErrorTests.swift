@@ -134,6 +134,47 @@ let xnErrorCases: [ErrorCase] = [
     ErrorCase(call: "xnReadIn", error: .noSuchFrame, why: "a frame past the machine") { w in
         let t = try w.trees()
         return (w.a, .xnReadIn(credential: Slot.own, t.dir, frame: FrameNumber(rawValue: .max))) },
+    ErrorCase(call: "xnMapMany", error: .invalidArgument, why: "fewer frames than blocks") { w in
+        let t = try w.trees()
+        return (w.a, .xnMapMany(credential: Slot.own, blocks: [t.dir, t.file], frames: [try w.frame(of: w.a)])) },
+    ErrorCase(call: "xnMapMany", error: .invalidArgument, why: "a block named twice") { w in
+        let t = try w.trees()
+        return (w.a, .xnMapMany(credential: Slot.own, blocks: [t.file, t.file], frames: [try w.frame(of: w.a), try w.frame(of: w.a)])) },
+    ErrorCase(call: "xnMapMany", error: .invalidArgument, why: "a frame named twice") { w in
+        let t = try w.trees()
+        try w.a.evict(t.file, credential: Slot.own)
+        let f = try w.frame(of: w.a)
+        return (w.a, .xnMapMany(credential: Slot.own, blocks: [t.dir, t.file], frames: [f, f])) },
+    ErrorCase(call: "xnMapMany", error: .noSuchBlock, why: "a free block after a cached one") { w in
+        let t = try w.trees()
+        return (w.a, .xnMapMany(credential: Slot.own, blocks: [t.dir, 500], frames: [try w.frame(of: w.a), try w.frame(of: w.a)])) },
+    ErrorCase(call: "xnMapMany", error: .notCached, why: "a block whose parent is not cached") { w in
+        let t = try w.trees()
+        try w.a.evict(t.file, credential: Slot.own)
+        try w.a.evict(t.dir, credential: Slot.own)
+        return (w.a, .xnMapMany(credential: Slot.own, blocks: [t.rootA, t.file], frames: [try w.frame(of: w.a), try w.frame(of: w.a)])) },
+    ErrorCase(call: "xnMapMany", error: .permissionDenied, why: "another's directory among its own blocks") { w in
+        let t = try w.trees()
+        return (w.b, .xnMapMany(credential: Slot.own, blocks: [t.rootB, t.dir], frames: [try w.frame(of: w.b), try w.frame(of: w.b)])) },
+    ErrorCase(call: "xnMapMany", error: .noSuchFrame, why: "a frame of another's") { w in
+        let t = try w.trees()
+        try w.a.evict(t.file, credential: Slot.own)
+        return (w.a, .xnMapMany(credential: Slot.own, blocks: [t.file], frames: [try w.frame(of: w.b)])) },
+    ErrorCase(call: "xnMapMany", error: .busy, why: "a frame already holding a cached block") { w in
+        let t = try w.trees()
+        try w.a.evict(t.file, credential: Slot.own)
+        let holder = try w.a.readIn(t.dir, frame: try w.frame(of: w.a), credential: Slot.own)
+        return (w.a, .xnMapMany(credential: Slot.own, blocks: [t.file], frames: [holder])) },
+    ErrorCase(call: "xnMapMany", error: .ioError, why: "the disk fails while reading") { w in
+        let t = try w.trees()
+        try w.a.evict(t.file, credential: Slot.own)
+        // The power fails under another block's writeback.
+        let other = try t.a.add(under: t.dir, type: .data)
+        w.kernel.xn!.device.failAfterWrites = w.kernel.xn!.device.writesIssued + 1
+        _ = try? w.a.writeback([other])
+        return (w.a, .xnMapMany(credential: Slot.own, blocks: [t.file], frames: [try w.frame(of: w.a)])) },
+    ErrorCase(call: "xnMapMany", error: .noDisk, why: "the kernel has no disk", diskBlocks: 0) { w in
+        (w.a, .xnMapMany(credential: Slot.own, blocks: [1], frames: [try w.frame(of: w.a)])) },
     ErrorCase(call: "xnRead", error: .notMapped, why: "into a frame bound read-only") { w in
         let t = try w.trees()
         let f = try w.frame(of: w.a)
