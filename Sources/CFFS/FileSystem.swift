@@ -65,6 +65,12 @@ public final class CFFS<P: KernelPort> {
     /// Where the last read of each file ended, in blocks (a read starting there is
     /// sequential, and reads ahead).
     var readEnd: [FileRef: UInt64] = [:]
+    /// Names this client has looked up or made, and where their entries are: a name cache,
+    /// each hit checked against the slot it names. Its blind spot: a directory block
+    /// another environment freed and reused in another directory, with the same name at
+    /// the same slot, which takes the removal of the first directory between two lookups;
+    /// the UDFs still check every access made through such a hit.
+    var names: [NameKey: FileRef] = [:]
 
     init(cache: BlockCache<P>, identity: CFFSIdentity, superblock: BlockNumber, header: BlockHeader, superType: TypeID,
          now: @escaping () -> Int64) {
@@ -284,8 +290,31 @@ public final class CFFS<P: KernelPort> {
         let inode = try self.inode(dir)
         guard inode.isDirectory else { throw .ENOTDIR }
         try require(1, on: inode)
-        return try scan(inode, in: dir, for: name, free: false).found
+        let key = NameKey(directory: inode.pointers[0], name: name)
+        if let ref = names[key] {
+            // Checked against the slot it names: the entry there must still be called so
+            // (another environment may have renamed or removed it since).
+            if let entry = try? self.inode(ref), entry.name == name { return ref }
+            names[key] = nil
+        }
+        guard let found = try scan(inode, in: dir, for: name, free: false).found else { return nil }
+        remember(key, found)
+        return found
     }
+
+    /// A name found in a directory: the directory's first block and the name.
+    struct NameKey: Hashable {
+        var directory: BlockNumber
+        var name: [UInt8]
+    }
+
+    /// Notes where a name is, forgetting everything once the table is full.
+    func remember(_ key: NameKey, _ ref: FileRef) {
+        if names.count >= Self.namesMax { names = [:] }
+        names[key] = ref
+    }
+
+    static var namesMax: Int { 1 << 16 }
 
     /// stat(2) of `ref`.
     public func status(_ ref: FileRef) throws(Errno) -> FileStatus {
@@ -366,6 +395,7 @@ public final class CFFS<P: KernelPort> {
             if type == FileMode.symlink { _ = try write(ref, at: 0, target) }
         }
         try touch(dir, parent)
+        remember(NameKey(directory: parent.pointers[0], name: name), ref)
         return ref
     }
 
@@ -449,6 +479,7 @@ public final class CFFS<P: KernelPort> {
             try prune(ref, inode, keep: 0, credential: credential, entryChanges: [(at, empty)])
         }
         cursor[ref.block] = nil
+        names[NameKey(directory: parent.pointers[0], name: name)] = nil
         try touch(dir, parent)
     }
 
@@ -473,6 +504,8 @@ public final class CFFS<P: KernelPort> {
         try cache.modify(source.block, .write, [(at + CFFSLayout.eNameLength, [UInt8(to.count)]), (at + CFFSLayout.eName, name),
                                                 (at + CFFSLayout.eCtime, bytes64(UInt64(bitPattern: now())))],
                          credential: credential(parent.uid, parent.gid))
+        names[NameKey(directory: parent.pointers[0], name: from)] = nil
+        remember(NameKey(directory: parent.pointers[0], name: to), source)
         try touch(dir, parent)
     }
 

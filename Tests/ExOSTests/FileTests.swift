@@ -86,4 +86,19 @@ import XokABI
         #expect(try m.root.list("/a") == [])
         #expect(m.check.violations == [])
     }
+
+    @Test func namesCachedByOneProcessFollowAnothersRenamesAndRemovals() throws {
+        let m = try Machine()
+        let a = m.root, b = try m.process(uid: 0, gid: 0)
+        try a.mkdir("/d")
+        try a.put("/d/f", [1])
+        #expect(try a.get("/d/f") == [1])          // a has looked /d/f up
+        try b.rename("/d/f", "/d/g")
+        try b.put("/d/f", [2])                     // a new f, in another slot
+        #expect(try a.get("/d/f") == [2])
+        #expect(try a.get("/d/g") == [1])
+        try b.unlink("/d/g")
+        #expect(throws: Errno.ENOENT) { _ = try a.stat("/d/g") }
+        #expect(throws: Errno.ENOTDIR) { try b.rmdir("/d/f") }
+    }
 }
