@@ -19,6 +19,11 @@ public final class LinuxMemory: FrameMemory {
     /// processes.
     public let fd: Int32
     private let base: UnsafeMutableRawPointer
+    /// Which 2 MiB chunks of the memfd have their pages faulted in. The first use of a
+    /// chunk faults in all 512 of its pages with one `madvise`: a page fault for each
+    /// page was a tenth of the time spent writing new files.
+    private var populated: [Bool]
+    static let chunkFrames = 512
 
     /// - Throws: `DeviceError` when Linux refuses the memfd or the mapping.
     public init(frameCount: Int) throws(DeviceError) {
@@ -38,6 +43,7 @@ public final class LinuxMemory: FrameMemory {
         self.frameCount = frameCount
         self.fd = fd
         self.base = base
+        populated = [Bool](repeating: false, count: (max(1, frameCount) + Self.chunkFrames - 1) / Self.chunkFrames)
     }
 
     deinit {
@@ -46,8 +52,22 @@ public final class LinuxMemory: FrameMemory {
     }
 
     public func bytes(of frame: FrameNumber) -> UnsafeMutableRawBufferPointer {
-        UnsafeMutableRawBufferPointer(start: base + Int(frame.rawValue) * KernelLimits.pageBytes, count: KernelLimits.pageBytes)
+        let chunk = Int(frame.rawValue) / Self.chunkFrames
+        if chunk < populated.count, !populated[chunk] { populate(chunk) }
+        return UnsafeMutableRawBufferPointer(start: base + Int(frame.rawValue) * KernelLimits.pageBytes, count: KernelLimits.pageBytes)
     }
+
+    /// Faults in a chunk's pages ahead of use (MADV_POPULATE_WRITE, Linux 5.14). Where
+    /// Linux has no such advice the pages fault one by one, as before: nothing else changes.
+    private func populate(_ chunk: Int) {
+        populated[chunk] = true
+        let first = chunk * Self.chunkFrames
+        let frames = min(Self.chunkFrames, frameCount - first)
+        guard frames > 0 else { return }
+        _ = madvise(base + first * KernelLimits.pageBytes, frames * KernelLimits.pageBytes, Self.populateWrite)
+    }
+
+    static let populateWrite: Int32 = 23   // MADV_POPULATE_WRITE
 
     /// A sensible default for the frames of a machine: an eighth of its physical memory,
     /// at least 4,096 frames and at most 1 Mi (4 GiB).
