@@ -83,6 +83,11 @@ public final class BlockCache<P: KernelPort> {
     func writableFrame() throws(Errno) -> FrameNumber {
         if let frame = spareBound.popLast() { return frame }
         makeRoomToMap()
+        if spare.isEmpty, let fresh = try? port.allocateFrames(Self.framesAtOnce, credential: identity.frameSlot, acl: identity.frameACL),
+           let frame = fresh.last {
+            spareBound += fresh.dropLast()
+            return frame
+        }
         let frame = try spareFrame()
         do { try port.map(frame, writable: true, credential: identity.userSlot) } catch {
             spare.append(frame)
@@ -465,6 +470,9 @@ public final class BlockCache<P: KernelPort> {
     }
 
     static var sparePoolMax: Int { 40_000 }
+
+    /// New frames to fill are asked for this many at a time (bound writable from birth).
+    static var framesAtOnce: Int { 32 }
 
     /// Blocks this client keeps mapped at most: the kernel's binding limit, less room for
     /// its other bindings.

@@ -46,6 +46,25 @@ extension Kernel {
         return frame
     }
 
+    /// `count` frames at once, each bound writable into `caller`. Everything is checked
+    /// before any frame is taken.
+    func allocateFrames(_ caller: EnvironmentID, _ credential: CapabilitySlot, acl: AccessControlList, count: Int) throws(KernelError) -> [FrameNumber] {
+        guard count >= 1, count <= KernelLimits.xnBatchMax else { throw .invalidArgument }
+        try authorize(caller, credential, systemACLs.frames, .write)
+        guard freeFrames.count >= count else { throw .exhausted }
+        guard self[caller].bindings.count + count <= KernelLimits.bindingsMax else { throw .limitExceeded }
+        try charge(caller, Quota(frames: UInt32(count)))
+        var result: [FrameNumber] = []
+        for _ in 0..<count {
+            let frame = FrameNumber(rawValue: freeFrames.removeLast())
+            host.memory.zero(frame)
+            frames[Int(frame.rawValue)] = FrameRecord(owner: caller, acl: acl)
+            try bind(frame, into: caller, writable: true)
+            result.append(frame)
+        }
+        return result
+    }
+
     func freeFrame(_ caller: EnvironmentID, _ credential: CapabilitySlot, _ frame: FrameNumber) throws(KernelError) {
         let record = try frameRecord(frame, caller, credential, needs: .write)
         guard record.bindings.keys.allSatisfy({ $0 == caller }) else { throw .busy }

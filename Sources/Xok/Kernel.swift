@@ -107,6 +107,8 @@ public final class Kernel<H: Host> {
             return .done
         case .frameAllocate(let credential, let acl):
             return .frame(try allocateFrame(caller, credential, acl: acl))
+        case .frameAllocateMany(let credential, let acl, let count):
+            return .frames(try allocateFrames(caller, credential, acl: acl, count: Int(count)))
         case .frameFree(let credential, let frame):
             try freeFrame(caller, credential, frame)
             return .done

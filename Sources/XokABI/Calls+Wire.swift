@@ -114,6 +114,7 @@ extension KernelRequest {
         case .xnEvict: .xnEvict
         case .xnFindFree: .xnFindFree
         case .xnMapMany: .xnMapMany
+        case .frameAllocateMany: .frameAllocateMany
         }
     }
 
@@ -164,6 +165,7 @@ extension KernelRequest {
         case .xnMapMany(let credential, let blocks, let frames):
             p.u16(credential.rawValue); p.count16(blocks.count); for b in blocks { p.u64(b) }
             p.count16(frames.count); for f in frames { p.u32(f.rawValue) }
+        case .frameAllocateMany(let credential, let acl, let count): p.u16(credential.rawValue); p.acl(acl); p.u16(count)
         }
         var w = WireWriter()
         w.u16(kernelCallVersion); w.u16(call.rawValue); w.u32(UInt32(truncatingIfNeeded: p.bytes.count))
@@ -232,6 +234,7 @@ extension KernelRequest {
             let blocks = try r.batch { (r: inout WireReader) throws(KernelError) in try r.u64() }
             self = .xnMapMany(credential: credential, blocks: blocks,
                               frames: try r.batch { (r: inout WireReader) throws(KernelError) in FrameNumber(rawValue: try r.u32()) })
+        case .frameAllocateMany: self = .frameAllocateMany(credential: try r.slot(), acl: try r.acl(), count: try r.u16())
         }
         guard r.atEnd else { throw .badRequest }
     }

@@ -112,6 +112,10 @@ public enum KernelRequest: Hashable, Sendable {
     /// Replies with the frame holding each block. At most `KernelLimits.xnBatchMax`
     /// blocks; all or nothing.
     case xnMapMany(credential: CapabilitySlot, blocks: [BlockNumber], frames: [FrameNumber])
+    /// `count` free frames (1 to `KernelLimits.xnBatchMax`), each protected by `acl` and
+    /// bound writable into the caller from birth (the ACL governs later bindings). Needs
+    /// write on the kernel's frame ACL. All or nothing.
+    case frameAllocateMany(credential: CapabilitySlot, acl: AccessControlList, count: UInt16)
 }
 
 /// Every call, by its code on the wire: the list coverage tests are built from.
@@ -121,7 +125,7 @@ public enum KernelCall: UInt16, CaseIterable, Sendable {
     case regionCreate, regionRead, regionWrite, regionDestroy
     case ipcSend, upcallNext, predicateInstall, predicateRemove, sliceAllocate, sliceFree, yield
     case xnInstallType, xnLookupType, xnCreateRoot, xnLookupRoot, xnReadIn, xnRead, xnMap, xnModify, xnWriteData
-    case xnWriteback, xnEvict, xnFindFree, xnMapMany
+    case xnWriteback, xnEvict, xnFindFree, xnMapMany, frameAllocateMany
 }
 
 /// What a metadata change does to the block's pointers.

@@ -120,6 +120,14 @@ extension KernelPort {
     }
     /// Reads in what is not cached of `blocks` (into `frames`) and maps each read-only;
     /// the frame holding each block, in order.
+    /// `count` new frames, each bound writable here.
+    public func allocateFrames(_ count: Int, credential: CapabilitySlot, acl: AccessControlList) throws(KernelError) -> [FrameNumber] {
+        let frames = try expect(.frameAllocateMany(credential: credential, acl: acl, count: UInt16(clamping: count))) {
+            if case .frames(let f) = $0 { f } else { nil }
+        }
+        guard frames.count == count else { throw .badRequest }
+        return frames
+    }
     public func map(_ blocks: [BlockNumber], frames: [FrameNumber], credential: CapabilitySlot) throws(KernelError) -> [FrameNumber] {
         let holders = try expect(.xnMapMany(credential: credential, blocks: blocks, frames: frames)) {
             if case .frames(let f) = $0 { f } else { nil }

@@ -72,6 +72,26 @@ let errorCases: [ErrorCase] = [
         for _ in 0..<w.childQuota.frames { _ = try w.frame(of: w.a) }
         while (try? w.root.allocateFrame(credential: CapabilitySlot(0), acl: readOnly)) != nil {}
         return (w.root, .frameAllocate(credential: CapabilitySlot(0), acl: readOnly)) },
+    ErrorCase(call: "frameAllocateMany", error: .invalidArgument, why: "no frames") { w in
+        (w.a, .frameAllocateMany(credential: Slot.frames, acl: w.ownACL(w.a), count: 0)) },
+    ErrorCase(call: "frameAllocateMany", error: .invalidArgument, why: "one past the batch limit") { w in
+        (w.a, .frameAllocateMany(credential: Slot.frames, acl: w.ownACL(w.a), count: UInt16(KernelLimits.xnBatchMax + 1))) },
+    ErrorCase(call: "frameAllocateMany", error: .permissionDenied, why: "a credential the kernel's frame ACL refuses") { w in
+        (w.a, .frameAllocateMany(credential: Slot.weak, acl: w.ownACL(w.a), count: 2)) },
+    ErrorCase(call: "frameAllocateMany", error: .limitExceeded, why: "room in the quota for one frame fewer") { w in
+        for _ in 0..<w.childQuota.frames - 3 { _ = try w.frame(of: w.a) }
+        return (w.a, .frameAllocateMany(credential: Slot.frames, acl: w.ownACL(w.a), count: 4)) },
+    ErrorCase(call: "frameAllocateMany", error: .exhausted, why: "fewer free frames than asked") { w in
+        // As for frameAllocate: a dead environment's dirty block leaves init's share larger
+        // than the machine; every frame is taken, then one given back.
+        let tree = try w.tree(w.b)
+        _ = try tree.createRoot(name: "b")
+        w.kernel.kill(w.b.environment)
+        for _ in 0..<w.childQuota.frames { _ = try w.frame(of: w.a) }
+        var last: FrameNumber?
+        while let f = try? w.root.allocateFrame(credential: CapabilitySlot(0), acl: acl(.root)) { last = f }
+        try w.root.free(try #require(last), credential: CapabilitySlot(0))
+        return (w.root, .frameAllocateMany(credential: CapabilitySlot(0), acl: readOnly, count: 2)) },
     ErrorCase(call: "frameFree", error: .noSuchFrame, why: "frame is free") { w in (w.a, .frameFree(credential: Slot.own, FrameNumber(rawValue: 3))) },
     ErrorCase(call: "frameFree", error: .noSuchFrame, why: "frame number past the machine") { w in (w.a, .frameFree(credential: Slot.own, FrameNumber(rawValue: 1 << 30))) },
     ErrorCase(call: "frameFree", error: .busy, why: "another environment has it mapped") { w in

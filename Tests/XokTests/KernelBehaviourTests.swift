@@ -83,6 +83,7 @@ import XokSimulation
         .xnEvict(credential: CapabilitySlot(5), 78),
         .xnFindFree(from: 300),
         .xnMapMany(credential: CapabilitySlot(5), blocks: [77, 1 << 40], frames: [FrameNumber(rawValue: 4), FrameNumber(rawValue: 9)]),
+        .frameAllocateMany(credential: CapabilitySlot(0), acl: acl(.root), count: 3),
     ]
 
     @Test func theListHasEveryCall() {

@@ -41,7 +41,7 @@ import XokSimulation
             let aclValue = (try? AccessControlList([try Capability(name: [number(200)], rights: Rights(rawValue: UInt8(rng.next() % 8)))])) ?? acl()
             let name = rng.next() % 3 == 0 ? bytes(31) : Array(pick(["tree", "list", "a", "b", "x"]).utf8)
             let span = FrameSpan(frame: pick(frames), length: UInt32(truncatingIfNeeded: number(5000)))
-            switch rng.next() % 25 {
+            switch rng.next() % 26 {
             case 0: return .capabilityDerive(source: slot(), appending: (0..<Int(rng.next() % 10)).map { _ in number(300) }, rights: Rights(rawValue: UInt8(rng.next() % 8)))
             case 1: return .environmentCreate(credential: slot(), acl: aclValue, grants: [slot()],
                                               quota: Quota(environments: UInt32(truncatingIfNeeded: number(4)), frames: UInt32(truncatingIfNeeded: number(8)), blocks: number(8)))
@@ -75,6 +75,7 @@ import XokSimulation
             case 20: return .xnWriteback((0..<Int(rng.next() % 4)).map { _ in pick(blocks) })
             case 21: return .xnEvict(credential: slot(), pick(blocks))
             case 22: return .xnFindFree(from: number(1000))
+            case 24: return .frameAllocateMany(credential: slot(), acl: aclValue, count: UInt16(rng.next() % UInt64(KernelLimits.xnBatchMax + 2)))
             case 23:
                 let count = Int(rng.next() % UInt64(KernelLimits.xnBatchMax + 2))
                 return .xnMapMany(credential: slot(), blocks: (0..<count).map { _ in pick(blocks) },

@@ -132,4 +132,21 @@ import XokSimulation
         #expect(before != afterEvict)
         w.expectConsistent()
     }
+
+    @Test func framesAllocatedTogetherAreZeroedBoundWritableAndChargedEach() throws {
+        let w = World()
+        let used = w.kernel.quota(of: w.a.environment)!.used.frames
+        // A frame freed dirty comes back zeroed in the next batch.
+        let old = try bytesFrame(w, w.a, [UInt8](repeating: 0xab, count: 4096))
+        try w.a.unmap(old)
+        try w.a.free(old, credential: Slot.own)
+        let frames = try w.a.allocateFrames(KernelLimits.xnBatchMax, credential: Slot.frames, acl: w.ownACL(w.a))
+        #expect(Set(frames).count == KernelLimits.xnBatchMax)
+        #expect(w.kernel.quota(of: w.a.environment)!.used.frames == used + UInt32(KernelLimits.xnBatchMax))
+        for frame in frames {
+            #expect(try w.a.load(frame, offset: 0, count: 4096) == [UInt8](repeating: 0, count: 4096))
+            try w.a.store([1], into: frame, offset: 4095)
+        }
+        w.expectConsistent()
+    }
 }
