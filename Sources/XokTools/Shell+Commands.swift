@@ -217,6 +217,15 @@ extension Shell {
         if preserve && !status.isSymlink { try os.utimes(target, access: status.atime, modification: status.mtime) }
     }
 
+    /// The mode to create a file with that will have `mode` once written: `mode` itself
+    /// when the umask leaves it whole and its owner may write (no chmod needed after the
+    /// data); otherwise 0600, with `needsChmod`, as tar does for a read-only file.
+    func creationMode(for mode: UInt32) -> (mode: UInt32, needsChmod: Bool) {
+        let mode = mode & 0o7777
+        if mode & 0o200 != 0, mode & 0o7000 == 0, mode & currentUmask == 0 { return (mode, false) }
+        return (0o600, true)
+    }
+
     private var currentUmask: UInt32 {
         let mask = os.umask(0)
         os.umask(mask)

@@ -76,7 +76,8 @@ extension Shell {
             let input = open(host, O_RDONLY | O_CLOEXEC)
             guard input >= 0 else { throw hostError("import", host) }
             defer { close(input) }
-            let output = try os.open(path, [.writeOnly, .create, .truncate], mode: 0o600)
+            let creation = creationMode(for: mode)
+            let output = try os.open(path, [.writeOnly, .create, .truncate], mode: creation.mode)
             defer { os.closeQuietly(output) }
             var buffer = [UInt8](repeating: 0, count: 1 << 20)
             while true {
@@ -86,7 +87,7 @@ extension Shell {
                 _ = try os.write(output, Array(buffer[0..<n]))
                 tally.bytes += UInt64(n)
             }
-            try os.fchmod(output, mode & 0o7777)
+            if creation.needsChmod { try os.fchmod(output, mode & 0o7777) }
             try os.futimes(output, access: atime, modification: mtime)
             tally.files += 1
             if tally.files % 200 == 0 { progress?("import: \(tally.text)") }

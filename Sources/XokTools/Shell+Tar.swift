@@ -335,7 +335,8 @@ extension Shell {
                 return nil
             }
             if let s = try? os.lstat(target), !s.isDirectory { try os.unlink(target) }
-            let output = try os.open(target, [.writeOnly, .create, .truncate], mode: 0o600)
+            let creation = creationMode(for: header.mode)
+            let output = try os.open(target, [.writeOnly, .create, .truncate], mode: creation.mode)
             defer { os.closeQuietly(output) }
             var left = member.size
             while left > 0 {
@@ -344,7 +345,7 @@ extension Shell {
                 left -= UInt64(n)
             }
             try reader.skip(member.paddedSize - Int(member.size))
-            try os.fchmod(output, header.mode & 0o7777)
+            if creation.needsChmod { try os.fchmod(output, header.mode & 0o7777) }
             try os.futimes(output, access: member.mtime, modification: member.mtime)
         }
         return nil
