@@ -187,8 +187,9 @@ public final class BlockCache<P: KernelPort> {
 
     /// Notes where `block` hangs and how to read it, for bringing it back later.
     func note(_ block: BlockNumber, parent: BlockNumber?, credential: CapabilitySlot) {
-        if let parent { parentOf[block] = parent }
-        credentialOf[block] = credential
+        // Mostly already known: a look is cheaper than a store.
+        if let parent, parentOf[block] != parent { parentOf[block] = parent }
+        if credentialOf[block] != credential { credentialOf[block] = credential }
     }
 
     /// The frame holding `block`, mapped read-only (or already writable) here; read in

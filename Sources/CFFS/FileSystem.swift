@@ -287,19 +287,27 @@ public final class CFFS<P: KernelPort> {
 
     /// The entry called `name` in directory `dir`, or nil. Needs search permission.
     public func lookup(_ name: [UInt8], in dir: FileRef) throws(Errno) -> FileRef? {
-        let inode = try self.inode(dir)
+        try find(name, in: dir)?.ref
+    }
+
+    /// The entry called `name` in directory `dir` and its inode, or nil. `directory` is
+    /// `dir`'s inode when the caller has just read it (a path walk does). Needs search
+    /// permission.
+    public func find(_ name: [UInt8], in dir: FileRef, directory: Inode? = nil) throws(Errno) -> (ref: FileRef, inode: Inode)? {
+        let inode: Inode
+        if let directory { inode = directory } else { inode = try self.inode(dir) }
         guard inode.isDirectory else { throw .ENOTDIR }
         try require(1, on: inode)
         let key = NameKey(directory: inode.pointers[0], name: name)
         if let ref = names[key] {
             // Checked against the slot it names: the entry there must still be called so
             // (another environment may have renamed or removed it since).
-            if let entry = try? self.inode(ref), entry.name == name { return ref }
+            if let entry = try? self.inode(ref), entry.name == name { return (ref, entry) }
             names[key] = nil
         }
         guard let found = try scan(inode, in: dir, for: name, free: false).found else { return nil }
         remember(key, found)
-        return found
+        return (found, try self.inode(found))
     }
 
     /// A name found in a directory: the directory's first block and the name.

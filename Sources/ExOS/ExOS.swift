@@ -93,6 +93,8 @@ public final class ExOS<P: KernelPort> {
         var stack = bytes.first == 0x2f ? [] : cwd
         let trailingSlash = bytes.last == 0x2f
         var links = 0
+        // The inode of the directory at the top of `stack`, when this walk just read it.
+        var directory: Inode?
         while !pending.isEmpty {
             let name = pending.removeFirst()
             guard name.count <= 255 else { throw .ENAMETOOLONG }
@@ -102,16 +104,17 @@ public final class ExOS<P: KernelPort> {
             }
             if name == [0x2e, 0x2e] {
                 _ = stack.popLast()
+                directory = nil
                 if pending.isEmpty { return try dotResult(stack) }
                 continue
             }
             let dir = stack.last?.ref ?? .root
             let last = pending.isEmpty
-            guard let ref = try fs.lookup(name, in: dir) else {
+            guard let (ref, inode) = try fs.find(name, in: dir, directory: directory) else {
                 if last { return Resolved(stack: stack, name: name, ref: nil) }
                 throw .ENOENT
             }
-            let inode = try fs.inode(ref)
+            directory = nil
             if inode.isSymlink && (!last || followLast || trailingSlash) {
                 links += 1
                 guard links <= Self.symlinksMax else { throw .ELOOP }
@@ -128,6 +131,7 @@ public final class ExOS<P: KernelPort> {
             }
             guard inode.isDirectory else { throw .ENOTDIR }
             stack.append((ref, name))
+            directory = inode
         }
         return try dotResult(stack)
     }
