@@ -21,6 +21,10 @@ public enum FSBenchmark {
         public var name: String
         public var exos: Double
         public var linux: Double
+        /// Processor time (user and system) each side spent: ExOS's in this process, Linux's
+        /// in the tools it ran. Wall time is what counts; these show how much of it was work.
+        public var exosCPU: Double = 0
+        public var linuxCPU: Double = 0
         public var ratio: Double { exos / linux }
     }
 
@@ -62,7 +66,10 @@ public enum FSBenchmark {
         var results: [Step] = []
         for step in steps {
             say("bench fs: \(step.name)")
+            let linuxStart = cpuTime(RUSAGE_CHILDREN.rawValue)
             let linux = try time { try shell(step.linux.replacingOccurrences(of: "%TAR", with: quoted(tarPath)), in: host) }
+            let linuxCPU = cpuTime(RUSAGE_CHILDREN.rawValue) - linuxStart
+            let exosStart = cpuTime(RUSAGE_SELF.rawValue)
             let exos = try time {
                 if step.exos.hasPrefix("%CKSUM ") {
                     try shellOnImage.cksumTree(String(step.exos.dropFirst(7)))
@@ -70,7 +77,8 @@ public enum FSBenchmark {
                     throw SessionError("bench fs: \(step.name) failed in ExOS: \(failures.lines.joined(separator: "; "))")
                 }
             }
-            results.append(Step(name: step.name, exos: exos, linux: linux))
+            results.append(Step(name: step.name, exos: exos, linux: linux, exosCPU: cpuTime(RUSAGE_SELF.rawValue) - exosStart,
+                                linuxCPU: linuxCPU))
         }
         try session.close()
         return results
@@ -87,6 +95,14 @@ public enum FSBenchmark {
         try body()
         let d = clock.now - start
         return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+
+    /// User and system time so far, in seconds, of this process or of its waited-for children.
+    static func cpuTime(_ who: Int32) -> Double {
+        var usage = rusage()
+        guard getrusage(who, &usage) == 0 else { return 0 }
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 
     static func quoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
@@ -110,12 +126,15 @@ public enum FSBenchmark {
 
     /// The table: each step on both sides, the ratio, the total, and the targets.
     public static func table(_ steps: [Step]) -> String {
-        var lines = ["step                      ExOS s   Linux s   ExOS/Linux"]
+        var lines = ["step                      ExOS s   Linux s   ExOS/Linux   (cpu s: ExOS  Linux)"]
         for s in steps {
-            lines.append(s.name.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: "  %7.3f  %8.3f  %10.2f", s.exos, s.linux, s.ratio))
+            lines.append(s.name.padding(toLength: 24, withPad: " ", startingAt: 0)
+                         + String(format: "  %7.3f  %8.3f  %10.2f           %5.2f  %5.2f", s.exos, s.linux, s.ratio, s.exosCPU, s.linuxCPU))
         }
         let exos = steps.reduce(0) { $0 + $1.exos }, linux = steps.reduce(0) { $0 + $1.linux }
-        lines.append("total".padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: "  %7.3f  %8.3f  %10.2f", exos, linux, exos / linux))
+        let exosCPU = steps.reduce(0) { $0 + $1.exosCPU }, linuxCPU = steps.reduce(0) { $0 + $1.linuxCPU }
+        lines.append("total".padding(toLength: 24, withPad: " ", startingAt: 0)
+                     + String(format: "  %7.3f  %8.3f  %10.2f           %5.2f  %5.2f", exos, linux, exos / linux, exosCPU, linuxCPU))
         let small = steps.filter { ["2", "3", "6", "8"].contains($0.name.prefix(1)) }
         let smallRatio = small.reduce(0) { $0 + $1.exos } / small.reduce(0) { $0 + $1.linux }
         lines.append(String(format: "targets: total ≤ 1.00 (%.2f, %@); small-file steps 2, 3, 6, 8 ≤ 0.50 each (%@)", exos / linux,
