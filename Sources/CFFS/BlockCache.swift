@@ -20,10 +20,9 @@ public protocol CachePolicy: AnyObject {
 /// Writes behind once 262,144 file blocks (1 GiB) are cached, then evicts the older
 /// half; before that, when the client's frame quota runs out (`BlockCache` evicts then
 /// whatever the policy says). Mapped blocks are bounded apart from this: past the
-/// kernel's binding limit the older ones are unmapped, staying cached. It answers up to
-/// 32 blocks of read-ahead for sequential reads, which `BlockCache` does not act on yet:
-/// without a multi-block read call, reading ahead would only move the same calls earlier
-/// (docs/cffs.md).
+/// kernel's binding limit the older ones are unmapped, staying cached. It reads 32 blocks
+/// ahead of a sequential read (C-FFS brings them in with the blocks the read needs, one
+/// call for 64; docs/cffs.md).
 public final class DefaultCachePolicy: CachePolicy {
     public var dataBlocksMax: Int
     public var readAheadMax: Int
