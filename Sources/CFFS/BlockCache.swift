@@ -283,8 +283,12 @@ public final class BlockCache<P: KernelPort> {
         do { try kernelModify(block, operation, changes, credential: credential) } catch { throw Errno(error) }
     }
 
+    /// How many changes this client has asked of XN (metadata changes and allocations).
+    public private(set) var changes = 0
+
     private func kernelModify(_ block: BlockNumber, _ operation: XNOperation, _ changes: [(offset: Int, bytes: [UInt8])],
                               credential: CapabilitySlot) throws(KernelError) {
+        self.changes &+= 1
         do { try port.modify(block, operation, .inline(changes), credential: credential) } catch .notCached {
             // It left the cache since it was read: bring it back and try again.
             mapped[block] = nil

@@ -71,6 +71,8 @@ public final class CFFS<P: KernelPort> {
     /// the same slot, which takes the removal of the first directory between two lookups;
     /// the UDFs still check every access made through such a hit.
     var names: [NameKey: FileRef] = [:]
+    /// See `Miss`.
+    var lastMiss: Miss?
 
     init(cache: BlockCache<P>, identity: CFFSIdentity, superblock: BlockNumber, header: BlockHeader, superType: TypeID,
          now: @escaping () -> Int64) {
@@ -305,9 +307,41 @@ public final class CFFS<P: KernelPort> {
             if let entry = try? self.inode(ref), entry.name == name { return (ref, entry) }
             names[key] = nil
         }
-        guard let found = try scan(inode, in: dir, for: name, free: false).found else { return nil }
+        let (found, place, last) = try scan(inode, in: dir, for: name, free: true)
+        guard let found else {
+            lastMiss = Miss(key: key, place: place, last: last, changes: cache.changes)
+            return nil
+        }
         remember(key, found)
         return (found, try self.inode(found))
+    }
+
+    /// The last name `find` looked for and did not find, with the directory's first free
+    /// slot and last block: opening a new file looks the name up, then creates it, and the
+    /// create need not scan the directory a second time.
+    struct Miss {
+        var key: NameKey
+        var place: FileRef?
+        var last: BlockNumber
+        /// The cache's count of changes then: any change since makes the miss stale.
+        var changes: Int
+    }
+
+    /// `scan(free: true)` for a create, or what the lookup just before it found, when it
+    /// was for the same name, this client has changed nothing since, and the free slot it
+    /// found is still free. (Another environment may add the same name in another block
+    /// meanwhile, as it may between any scan and the change after it.)
+    func scanForCreate(_ parent: Inode, in dir: FileRef, _ name: [UInt8])
+        throws(Errno) -> (found: FileRef?, free: FileRef?, last: BlockNumber) {
+        let miss = lastMiss
+        lastMiss = nil
+        // A full directory grows at its last block, which another environment may have
+        // grown since: that case scans again.
+        if let miss, let place = miss.place, miss.key == NameKey(directory: parent.pointers[0], name: name),
+           miss.changes == cache.changes, (try? inode(place)) == nil {
+            return (nil, place, miss.last)
+        }
+        return try scan(parent, in: dir, for: name, free: true)
     }
 
     /// A name found in a directory: the directory's first block and the name.
@@ -370,7 +404,7 @@ public final class CFFS<P: KernelPort> {
         let type = mode & FileMode.typeMask
         guard type == FileMode.regular || type == FileMode.directory || type == FileMode.symlink else { throw .EINVAL }
         guard type != FileMode.symlink || (!target.isEmpty && target.count <= CFFSLayout.blockBytes) else { throw .ENAMETOOLONG }
-        let (existing, place, last) = try scan(parent, in: dir, for: name, free: true)
+        let (existing, place, last) = try scanForCreate(parent, in: dir, name)
         guard existing == nil else { throw .EEXIST }
         let credential = credential(parent.uid, parent.gid)
         let ref: FileRef

@@ -101,4 +101,23 @@ import XokABI
         #expect(throws: Errno.ENOENT) { _ = try a.stat("/d/g") }
         #expect(throws: Errno.ENOTDIR) { try b.rmdir("/d/f") }
     }
+
+    @Test func aCreateAfterAFailedLookupDoesNotTakeASlotAnotherProcessFilledBetween() throws {
+        let m = try Machine()
+        let a = m.root, b = try m.process(uid: 0, gid: 0)
+        try a.mkdir("/d")
+        for i in 0..<14 { try a.put("/d/f\(i)", [UInt8(i)]) }   // one slot of the first block left
+        // a looks x up and creates it, as open(O_CREAT) does; b takes the slot between.
+        let d = try #require(try a.fs.find(Array("d".utf8), in: .root))
+        #expect(try a.fs.find(Array("x".utf8), in: d.ref) == nil)
+        try b.put("/d/y", [])
+        let x = try a.fs.create(Array("x".utf8), in: d.ref, mode: FileMode.regular | 0o644)
+        _ = try a.fs.write(x, at: 0, [7])
+        #expect(try a.get("/d/x") == [7])
+        #expect(try b.stat("/d/y").size == 0)
+        #expect(try a.list("/d").sorted() == ((0..<14).map { "f\($0)" } + ["x", "y"]).sorted())
+        try a.sync()
+        try b.sync()
+        #expect(m.check.violations == [])
+    }
 }
