@@ -241,24 +241,35 @@ public final class BlockCache<P: KernelPort> {
             let chunk = Array(wanted[i..<min(wanted.count, i + KernelLimits.xnBatchMax)])
             i += chunk.count
             makeRoomToMap()
+            // Spare frames first (unbound, then bound), then new ones in one call (bound
+            // here). The kernel unbinds those it fills; the rest go back where they came from.
             var frames: [FrameNumber] = []
-            while frames.count < chunk.count {
-                if let frame = spare.popLast() {
-                    frames.append(frame)
-                } else if let frame = try? port.allocateFrame(credential: identity.frameSlot, acl: identity.frameACL) {
-                    frames.append(frame)
-                } else {
-                    break
+            while frames.count < chunk.count, let frame = spare.popLast() { frames.append(frame) }
+            let unbound = frames.count
+            while frames.count < chunk.count, let frame = spareBound.popLast() { frames.append(frame) }
+            if frames.count < chunk.count {
+                guard let fresh = try? port.allocateFrames(chunk.count - frames.count, credential: identity.frameSlot, acl: identity.frameACL) else {
+                    spare += frames[..<unbound]
+                    spareBound += frames[unbound...]
+                    return
                 }
+                frames += fresh
             }
-            guard frames.count == chunk.count, let holders = try? port.map(chunk, frames: frames, credential: credential) else {
-                spare += frames
+            guard let holders = try? port.map(chunk, frames: frames, credential: credential) else {
+                spare += frames[..<unbound]
+                spareBound += frames[unbound...]
                 return
             }
-            for (block, (frame, holder)) in zip(chunk, zip(frames, holders)) {
+            for (i, (block, holder)) in zip(chunk, holders).enumerated() {
                 mapped[block] = holder
                 credentialOf[block] = credential
-                if holder == frame { ownFrame[block] = frame } else { spare.append(frame) }
+                if holder == frames[i] {
+                    ownFrame[block] = holder
+                } else if i < unbound {
+                    spare.append(frames[i])
+                } else {
+                    spareBound.append(frames[i])
+                }
                 noteData(block)
             }
         }

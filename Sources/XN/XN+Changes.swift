@@ -111,18 +111,8 @@ extension XN {
     /// frame that holds it.
     /// - Throws: `notMetadata`, `notCached`, `aclDenied`, `udfFailed`, `device`.
     public func readIn(_ block: BlockNumber, frame: FrameNumber, credential: Capability, by environment: EnvironmentID) throws(XNError) -> FrameNumber {
-        try authorizeAccess(block, credential: credential, .read)
-        if let entry = cache[block] { return entry.frame }
-        let type = types[block]!
-        let bytes: [UInt8]
-        do { bytes = try device.read(block) } catch { throw .device(error.message) }
-        var pointers: [Pointer] = []
-        if let template = template(type) { pointers = try template.pointers(in: bytes) }
-        memory.store(bytes, in: frame)
-        cache[block] = CacheEntry(frame: frame, type: type, parent: parents[block], state: .valid, dirty: false, owner: environment,
-                                  writers: [], durability: .durable, pointers: pointers)
-        changed.insert(block)
-        return frame
+        let holders = try readIn([block], frames: [frame], credential: credential, by: environment)
+        return holders[0]
     }
 
     /// Brings each of `blocks` into the cache, or finds it there: block i, when not
@@ -130,7 +120,7 @@ extension XN {
     /// every block before reading any, and caches none unless all are read and pass
     /// `owns`. Returns the frame holding each block.
     /// - Throws: `badModification` (a list too long, lists of different lengths, a block
-    ///   or frame named twice), and what `readIn` throws.
+    ///   or frame named twice), and what the one-block `readIn` throws.
     public func readIn(_ blocks: [BlockNumber], frames: [FrameNumber], credential: Capability,
                        by environment: EnvironmentID) throws(XNError) -> [FrameNumber] {
         guard blocks.count == frames.count, blocks.count <= XNLayout.batchMax, Batch.distinct(blocks),
@@ -146,14 +136,16 @@ extension XN {
             guard let type = types[blocks[i]] else { throw .notMetadata }
             pointers.append(try template(type)?.pointers(in: contents[k]) ?? [])
         }
+        var holders = blocks.map { cache[$0]?.frame }
         for (k, i) in missing.enumerated() {
             let block = blocks[i]
             memory.store(contents[k], in: frames[i])
             cache[block] = CacheEntry(frame: frames[i], type: types[block] ?? .data, parent: parents[block], state: .valid, dirty: false,
                                       owner: environment, writers: [], durability: .durable, pointers: pointers[k])
             changed.insert(block)
+            holders[i] = frames[i]
         }
-        return blocks.map { cache[$0]?.frame ?? FrameNumber(rawValue: 0) }
+        return zip(holders, frames).map { $0 ?? $1 }
     }
 
     /// Drops clean `block` from the cache and releases its frame. Its owner may always;

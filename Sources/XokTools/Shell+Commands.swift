@@ -156,21 +156,11 @@ extension Shell {
         let sources = operands.dropLast()
         let intoDirectory = (try? os.stat(destination))?.isDirectory ?? false
         if sources.count > 1 && !intoDirectory { throw ShellError("\(command): target '\(destination)' is not a directory") }
-        var failed = false
-        for source in sources {
+        try forEach(command, sources) { source in
             let target = intoDirectory ? Self.join(destination, Self.baseName(source)) : destination
-            do {
-                if try isInside(target, source) { throw ShellError("\(command): cannot copy a directory, '\(source)', into itself, '\(target)'") }
-                try body(source, target)
-            } catch let error as Errno {
-                standardError("\(command): \(source): \(error)")
-                failed = true
-            } catch let error as ShellError {
-                standardError(error.description)
-                failed = true
-            }
+            if try isInside(target, source) { throw ShellError("\(command): cannot copy a directory, '\(source)', into itself, '\(target)'") }
+            try body(source, target)
         }
-        if failed { throw Silent() }
     }
 
     /// Whether `target` would lie inside directory `source`.
@@ -236,8 +226,7 @@ extension Shell {
         let (flags, operands) = try options("rm", args, allowed: "rRfd")
         let recursive = flags.contains("r") || flags.contains("R"), force = flags.contains("f")
         if operands.isEmpty && !force { throw ShellError("rm: missing operand") }
-        var failed = false
-        for path in operands {
+        try forEach("rm", operands) { path in
             do {
                 let status = try os.lstat(path)
                 if status.isDirectory {
@@ -246,16 +235,8 @@ extension Shell {
                 } else {
                     try os.unlink(path)
                 }
-            } catch let e as Errno where e == .ENOENT && force {
-            } catch let error as Errno {
-                standardError("rm: \(path): \(error)")
-                failed = true
-            } catch let error as ShellError {
-                standardError(error.description)
-                failed = true
-            }
+            } catch let e as Errno where e == .ENOENT && force {}
         }
-        if failed { throw Silent() }
     }
 
     /// Removes a tree, deepest first.

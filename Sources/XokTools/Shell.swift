@@ -272,10 +272,17 @@ extension Shell {
     /// did (as rmdir a b c does).
     func each(_ command: String, _ args: [String], _ body: (String) throws -> Void) throws {
         guard !args.isEmpty else { throw ShellError("\(command): missing operand") }
+        try forEach(command, args, body)
+    }
+
+    /// Runs `body` on every operand. One that fails is reported (`command: operand:
+    /// error`, or a `ShellError` as it reads) and the rest still run; then `Silent` is
+    /// thrown if any failed, its errors printed already.
+    func forEach<S: Sequence<String>>(_ command: String, _ operands: S, _ body: (String) throws -> Void) throws {
         var failed = false
-        for arg in args {
-            do { try body(arg) } catch let error as Errno {
-                standardError("\(command): \(arg): \(error)")
+        for operand in operands {
+            do { try body(operand) } catch let error as Errno {
+                standardError("\(command): \(operand): \(error)")
                 failed = true
             } catch let error as ShellError {
                 standardError(error.description)

@@ -56,4 +56,21 @@ import XokABI
         #expect(rest == Array(bytes[8192...]))
         try reader.close(fd)
     }
+
+    @Test func readingBlocksAnotherProcessCachedTakesNoFramesOfItsOwn() throws {
+        // b's reads find every block in XN's cache (a wrote them): the frames b offers go
+        // unused and must be offered again, not pile up.
+        let m = try Machine(blocks: 16_384, frames: 8192)
+        for d in 0..<12 {
+            try m.root.mkdir("/d\(d)")
+            for f in 0..<15 { try m.root.put("/d\(d)/f\(f)", [UInt8(f), UInt8(d)]) }
+        }
+        let b = try m.process(uid: 0, gid: 0)
+        let before = try #require(m.kernel.quota(of: b.fs.port.environment)).used.frames
+        for d in 0..<12 {
+            for f in 0..<15 { #expect(try b.get("/d\(d)/f\(f)") == [UInt8(f), UInt8(d)]) }
+        }
+        let used = try #require(m.kernel.quota(of: b.fs.port.environment)).used.frames - before
+        #expect(used <= UInt32(KernelLimits.xnBatchMax), "b took \(used) frames to read blocks already cached")
+    }
 }
