@@ -214,5 +214,12 @@ public enum AclContext {
         /// The target, a block this block points to, is read (before and after are this
         /// block, unchanged).
         case read = 5
+        /// The changed range leaves this block for another (the target): the after
+        /// block has the range zeroed, and the pointers in it go with the bytes.
+        case moveOut = 6
+        /// Bytes arrive from another block (the target) into the changed range, which was
+        /// zero. The before block shows them already there, exactly as they left the
+        /// other block; the after block adds the mover's edits within the range.
+        case moveIn = 7
     }
 }

@@ -349,7 +349,14 @@ public final class BlockCache<P: KernelPort> {
     /// comes back.
     func free(_ child: BlockNumber, from parent: BlockNumber, _ changes: [(offset: Int, bytes: [UInt8])],
               credential: CapabilitySlot) throws(Errno) {
-        try modify(parent, .free(child), changes, credential: credential)
+        do { try kernelModify(parent, .free(child), changes, credential: credential) } catch .busy {
+            // The child is in a move not yet on disk (an emptied directory's block): once
+            // the move is written, it may go.
+            try writeBack()
+            do { try kernelModify(parent, .free(child), changes, credential: credential) } catch { throw Errno(error) }
+        } catch {
+            throw Errno(error)
+        }
         forget(child)
     }
 
@@ -365,6 +372,24 @@ public final class BlockCache<P: KernelPort> {
             try modify(parent, operation, Self.coalesced(changesFor(batch)), credential: credential)
             for child in batch { forget(child) }
         }
+    }
+
+    /// Moves the `count` bytes at `offset` of `source` to `at` of `destination`, with
+    /// `edits` there (`xnMove`); `moved` are the blocks the bytes point to, whose parent
+    /// becomes `destination`. When the two blocks' move group is full, this client's
+    /// changes are written back first.
+    func move(from source: BlockNumber, offset: Int, count: Int, to destination: BlockNumber, at landing: Int,
+              edits: [(offset: Int, bytes: [UInt8])], moved: [BlockNumber], credential: CapabilitySlot) throws(KernelError) {
+        changes &+= 1
+        do {
+            try port.move(from: source, offset: offset, count: count, to: destination, at: landing, edits: .inline(edits), credential: credential)
+        } catch .busy {
+            do { try writeBack() } catch { throw .busy }
+            try port.move(from: source, offset: offset, count: count, to: destination, at: landing, edits: .inline(edits), credential: credential)
+        }
+        dirty.insert(source)
+        dirty.insert(destination)
+        for block in moved where parentOf[block] != nil { parentOf[block] = destination }
     }
 
     /// Drops what is known of a block that left the cache.
@@ -424,9 +449,20 @@ public final class BlockCache<P: KernelPort> {
     }
 
     /// Writes back every block this client changed, deepest first, so no parent is
-    /// written before a new child it points to (XN refuses that: `tainted`).
+    /// written before a new child it points to (XN refuses that: `tainted`). A pass that
+    /// leaves blocks behind is followed by another while passes make progress: a move's
+    /// blocks go to the disk together, possibly with a parent at another depth, once the
+    /// new blocks they point to are there.
     public func writeBack() throws(Errno) {
-        guard !dirty.isEmpty else { return }
+        var left = dirty.count
+        while !dirty.isEmpty {
+            try writeBackPass()
+            if dirty.count >= left { return }
+            left = dirty.count
+        }
+    }
+
+    private func writeBackPass() throws(Errno) {
         var byDepth: [Int: [BlockNumber]] = [:]
         for block in dirty { byDepth[depth(block), default: []].append(block) }
         for d in byDepth.keys.sorted(by: >) {

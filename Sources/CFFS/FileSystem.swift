@@ -380,7 +380,10 @@ public final class CFFS<P: KernelPort> {
             blocks = try allocatedBlocks(ref, inode)
         }
         let size = inode.isDirectory ? blocks * UInt64(CFFSLayout.blockBytes) : inode.size
-        return FileStatus(ino: inode.ino, mode: inode.mode, nlink: nlink, uid: inode.uid, gid: inode.gid, size: size,
+        // The inode number is the entry's place (the stored field keeps the place it was
+        // made in, which a move to another directory leaves behind).
+        let ino = ref.isRoot ? inode.ino : ref.block << 4 | UInt64(ref.slot)
+        return FileStatus(ino: ino, mode: inode.mode, nlink: nlink, uid: inode.uid, gid: inode.gid, size: size,
                           blocks: blocks * UInt64(CFFSLayout.blockBytes / 512), atime: inode.atime, mtime: inode.mtime,
                           ctime: inode.ctime)
     }
@@ -549,6 +552,71 @@ public final class CFFS<P: KernelPort> {
         names[NameKey(directory: parent.pointers[0], name: from)] = nil
         remember(NameKey(directory: parent.pointers[0], name: to), source)
         try touch(dir, parent)
+    }
+
+    /// Renames `from` in directory `dir` to `to` in directory `target`, replacing `to` if
+    /// it exists, as `rename` does within one directory. Returns where the entry is now.
+    ///
+    /// The entry, inode and all, moves from one directory block to the other in one kernel
+    /// call (`xnMove`), which XN writes to disk as one: after a crash the old name or the
+    /// new one is there, never neither nor both. An entry replaced at the target is
+    /// removed first, so a crash between the two can leave the target name gone and the
+    /// file still under its old name. The file's place is its identity in C-FFS (the
+    /// paper's inode number changes too): a descriptor another client holds on it finds it
+    /// gone.
+    @discardableResult
+    public func rename(_ from: [UInt8], in dir: FileRef, to: [UInt8], in target: FileRef) throws(Errno) -> FileRef {
+        guard dir != target else {
+            try rename(from, to: to, in: dir)
+            guard let ref = try lookup(to, in: dir) else { throw .ENOENT }
+            return ref
+        }
+        try Self.validate(to)
+        let sourceParent = try inode(dir), targetParent = try inode(target)
+        guard targetParent.isDirectory else { throw .ENOTDIR }
+        guard let source = try lookup(from, in: dir) else { throw .ENOENT }
+        try require(3, on: sourceParent)
+        try require(3, on: targetParent)
+        let moving = try inode(source)
+        if let existing = try lookup(to, in: target) {
+            let replaced = try inode(existing)
+            if replaced.isDirectory != moving.isDirectory { throw replaced.isDirectory ? .EISDIR : .ENOTDIR }
+            try remove(to, in: target, directory: replaced.isDirectory)
+        }
+        let (_, place, last) = try scan(targetParent, in: target, for: to, free: true)
+        let landing: FileRef
+        if let place { landing = place } else { landing = FileRef(block: try appendBlock(to: targetParent, last: last), slot: 0) }
+        var name = [UInt8](repeating: 0, count: CFFSLayout.nameBytesMax)
+        name.replaceSubrange(0..<to.count, with: to)
+        let at = CFFSLayout.slotOffset(landing.slot)
+        let edits = [(at + CFFSLayout.eNameLength, [UInt8(to.count)]), (at + CFFSLayout.eName, name)]
+        let moved = moving.isDirectory ? [moving.pointers[0]] : moving.pointers.filter { $0 != 0 }
+        // One credential must pass both directories' UDFs: the class of the one, else the
+        // class of the other.
+        let classes = [credential(sourceParent.uid, sourceParent.gid), credential(targetParent.uid, targetParent.gid)]
+        var refusal = KernelError.permissionDenied
+        var done = false
+        for credential in classes where !done {
+            do {
+                try cache.move(from: source.block, offset: CFFSLayout.slotOffset(source.slot), count: CFFSLayout.slotBytes,
+                               to: landing.block, at: at, edits: edits, moved: moved, credential: credential)
+                done = true
+            } catch .permissionDenied {
+                continue
+            } catch {
+                refusal = error
+                break
+            }
+        }
+        guard done else { throw refusal == .invalidArgument ? .EINVAL : Errno(refusal) }
+        names[NameKey(directory: sourceParent.pointers[0], name: from)] = nil
+        remember(NameKey(directory: targetParent.pointers[0], name: to), landing)
+        lastMiss = nil
+        readEnd[source] = nil
+        if let times = pendingTimes.removeValue(forKey: source) { pendingTimes[landing] = times }
+        try touch(dir, sourceParent)
+        try touch(target, targetParent)
+        return landing
     }
 
     // MARK: Attributes

@@ -18,6 +18,9 @@
 //   or blocks                unlink does: write on the directory too
 //   mode                     the owner, or the superuser
 //   uid or gid               the superuser
+//   an entry moved to or     write and search on each directory; one whole entry, in
+//   from another directory   an initialized block; the name brought in valid and unique
+//                            (the edits a move makes to the entry it brings: as above)
 //
 // A block whose header is still zero (just allocated) may be initialized by whoever XN
 // lets change it: XN lets only its allocator make the first change to a fresh block, and
@@ -154,6 +157,7 @@ public enum CFFSUDFs {
             u.b.jump(to: u.deny)
             u.b.bind(changes)
             u.b.branch(.eq, .r9, .immediate(Int32(AclContext.Operation.writeData.rawValue)), to: u.deny)
+            u.denyMoves()
             u.requireRights(.write)
             u.b.load(.word, .r2, from: .r1, offset: Int16(CFFSLayout.magic))
             u.b.branch(.eq, .r2, 0, to: u.allow)
@@ -228,6 +232,7 @@ public enum CFFSUDFs {
             u.b.bind(changes)
             u.b.store(.double, to: .r10, offset: -8, .register(.r9))
             u.requireRights(.write)
+            u.checkMove()
             u.b.load(.word, .r2, from: .r1, offset: Int16(CFFSLayout.magic))
             u.b.branch(.eq, .r2, 0, to: u.allow)
             u.b.load(.word, .r2, from: .r1, offset: after + Int16(CFFSLayout.magic))
@@ -256,6 +261,7 @@ public enum CFFSUDFs {
             u.b.jump(to: u.deny)
 
             u.b.bind(changes)
+            u.denyMoves()
             u.requireRights(.write)
             u.b.load(.word, .r2, from: .r1, offset: Int16(CFFSLayout.magic))
             u.b.branch(.eq, .r2, 0, to: u.allow)
@@ -464,6 +470,45 @@ struct UDFBuilder {
         permission(of: .r1, header: true)
         b.alu(.and, .r0, 3)
         b.branch(.ne, .r0, 3, to: deny)
+    }
+
+    /// Only directory entries move: a block of another type takes part in no move.
+    mutating func denyMoves() {
+        b.branch(.eq, .r9, .immediate(Int32(AclContext.Operation.moveOut.rawValue)), to: deny)
+        b.branch(.eq, .r9, .immediate(Int32(AclContext.Operation.moveIn.rawValue)), to: deny)
+    }
+
+    /// A move (r9 the operation) takes or brings one whole entry, in an initialized
+    /// directory block, by one who may write and search the directory; an entry brought
+    /// in must have a valid name no other entry of the block has. (XN guarantees that the
+    /// entry arrives as it left: the before block shows it landed; the after block's
+    /// edits to it are checked below as any change to an entry is.) Anything else goes on.
+    mutating func checkMove() {
+        let move = b.makeLabel(), notMove = b.makeLabel()
+        b.branch(.eq, .r9, .immediate(Int32(AclContext.Operation.moveOut.rawValue)), to: move)
+        b.branch(.ne, .r9, .immediate(Int32(AclContext.Operation.moveIn.rawValue)), to: notMove)
+        b.bind(move)
+        b.load(.word, .r2, from: .r1, offset: Int16(CFFSLayout.magic))
+        b.branch(.ne, .r2, .immediate(Int32(bitPattern: CFFSLayout.dirMagic)), to: deny)
+        loadChangedRange()
+        b.branch(.lt, .r6, .immediate(Int32(CFFSLayout.slotsStart)), to: deny)
+        b.mov(.r2, .r7)
+        b.alu(.sub, .r2, .r6)
+        b.branch(.ne, .r2, .immediate(Int32(CFFSLayout.slotBytes)), to: deny)
+        b.mov(.r2, .r6)
+        b.alu(.sub, .r2, .immediate(Int32(CFFSLayout.slotsStart)))
+        b.alu(.and, .r2, .immediate(Int32(CFFSLayout.slotBytes - 1)))
+        b.branch(.ne, .r2, 0, to: deny)
+        requireDirectoryWrite()
+        b.load(.double, .r2, from: .r10, offset: -8)
+        b.branch(.ne, .r2, .immediate(Int32(AclContext.Operation.moveIn.rawValue)), to: notMove)
+        // The entry brought in: r8 its address, r6 its slot.
+        b.mov(.r8, .r1)
+        b.add(.r8, .r6)
+        b.alu(.sub, .r6, .immediate(Int32(CFFSLayout.slotsStart)))
+        b.alu(.rsh, .r6, 8)
+        checkName()
+        b.bind(notMove)
     }
 
     /// r6 = the first changed byte, r7 = one past the last.

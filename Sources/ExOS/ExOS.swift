@@ -33,7 +33,8 @@ public enum Whence: Sendable {
 
 /// An open file description.
 final class OpenFile {
-    let ref: FileRef
+    /// Where the file's entry is (a rename to another directory moves it).
+    var ref: FileRef
     let flags: OpenFlags
     var offset: UInt64 = 0
     /// For a directory opened to read its entries.
@@ -321,19 +322,26 @@ public final class ExOS<P: KernelPort> {
         try fs.remove(r.name, in: r.parent, directory: false)
     }
 
-    /// rename(2). Within one directory the new name replaces the old in one block
-    /// change; between directories C-FFS would have to move the inode and its block
-    /// pointers between blocks, which XN cannot yet do atomically: `EXDEV`, as between
-    /// file systems (mv copies then).
+    /// rename(2). Within one directory the new name replaces the old in one block change;
+    /// between directories the entry moves from one directory block to the other in one
+    /// kernel call, which reaches the disk as one (docs/cffs.md). Either way a crash leaves
+    /// the old name or the new. This process's descriptors and current directory follow
+    /// the file to its new place.
     public func rename(_ from: String, _ to: String) throws(Errno) {
         let source = try resolve(from, followLast: false)
-        guard source.ref != nil else { throw .ENOENT }
+        guard let moving = source.ref else { throw .ENOENT }
         guard !source.name.isEmpty else { throw .EBUSY }
         let target = try resolve(to, followLast: false)
         guard !target.name.isEmpty else { throw .EBUSY }
-        guard source.parent == target.parent else { throw .EXDEV }
-        if let t = target.ref, let s = source.ref, t == s { return }
-        try fs.rename(source.name, to: target.name, in: source.parent)
+        if let t = target.ref, t == moving { return }
+        // A directory cannot go under itself (the kernel refuses it too).
+        if target.stack.contains(where: { $0.ref == moving }) { throw .EINVAL }
+        let landing = try fs.rename(source.name, in: source.parent, to: target.name, in: target.parent)
+        guard landing != moving else { return }
+        for f in descriptors { if let f, f.ref == moving { f.ref = landing } }
+        if let i = cwd.firstIndex(where: { $0.ref == moving }) {
+            cwd = target.stack + [(landing, target.name)] + cwd[(i + 1)...]
+        }
     }
 
     /// link(2): a second name for a file needs its inode outside any one directory

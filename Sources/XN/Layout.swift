@@ -4,6 +4,8 @@
 //     1 ...              free map: one bit per block (1 = allocated), 4088 bytes a block
 //     then T blocks      type catalogue: one byte stream of templates
 //     then R blocks      root catalogue
+//     then 65 blocks     move log: a record, then the images of up to 64 blocks that
+//                        must reach the disk together (docs/xn.md, "Moves")
 //     then ...           data: metadata and data blocks of the library file systems
 //
 // The catalogues grow with the disk (T from 32 to 1024 blocks, R from 1 to 32), so a
@@ -13,8 +15,8 @@
 // Superblock (little-endian): magic u64 "XNDISK01" at 0, version u32 at 8, block size u32
 // at 12, block count u64 at 16, clean-shutdown flag u8 at 24, free map start u64 at 32 and
 // blocks u64 at 40, type catalogue start u64 at 48 and blocks u64 at 56, root catalogue
-// start u64 at 64, data start u64 at 72, root catalogue blocks u64 at 80; CRC-32C of
-// bytes 0..<4092 at 4092.
+// start u64 at 64, data start u64 at 72, root catalogue blocks u64 at 80, move log start
+// u64 at 88 and blocks u64 at 96; CRC-32C of bytes 0..<4092 at 4092.
 
 import XokABI
 
@@ -23,7 +25,7 @@ public enum XNLayout {
     /// One page: a cached block is a frame.
     public static let blockBytes = KernelLimits.pageBytes
     public static let magic: UInt64 = 0x3130_4b53_4944_4e58   // "XNDISK01"
-    public static let version: UInt32 = 2
+    public static let version: UInt32 = 3
     /// Bytes of payload in a checksummed block.
     public static let payloadBytes = blockBytes - 4
     /// Bits of free map per block.
@@ -46,6 +48,14 @@ public enum XNLayout {
     public static let batchMax = KernelLimits.xnBatchMax
     /// The untyped data type.
     public static let dataType: UInt32 = 0
+    /// Blocks the move log holds: the most one unit of moves written together may span.
+    public static let moveLogImages = 64
+    /// Blocks a move may tie together at most (its group, and the parents of new blocks
+    /// among them): a move past it waits for the group to be written (`moving`). The
+    /// rest of the log is for what a unit takes along when it is written.
+    public static let moveGroupMax = 16
+    /// The move log record's magic, "XNMOVE01".
+    public static let moveLogMagic: UInt64 = 0x3130_4556_4f4d_4e58
 
     /// A superblock for `geometry` (for tools that build images, such as fsck's tests).
     public static func superblock(for geometry: Geometry, clean: Bool) -> [UInt8] {
@@ -67,6 +77,8 @@ public enum XNLayout {
         public var typeCatalogueBlocks: UInt64
         public var rootCatalogue: UInt64
         public var rootCatalogueBlocks: UInt64
+        public var moveLogStart: UInt64
+        public var moveLogBlocks: UInt64 = UInt64(1 + XNLayout.moveLogImages)
         public var dataStart: UInt64
 
         public init?(blockCount: UInt64) {
@@ -76,7 +88,8 @@ public enum XNLayout {
             rootCatalogueBlocks = min(32, max(1, blockCount / 2048))
             typeCatalogueStart = freeMapStart + freeMapBlocks
             rootCatalogue = typeCatalogueStart + typeCatalogueBlocks
-            dataStart = rootCatalogue + rootCatalogueBlocks
+            moveLogStart = rootCatalogue + rootCatalogueBlocks
+            dataStart = moveLogStart + moveLogBlocks
             guard dataStart < blockCount else { return nil }
         }
 
@@ -109,6 +122,8 @@ struct Superblock: Equatable {
         b.put64(geometry.rootCatalogue, at: 64)
         b.put64(geometry.dataStart, at: 72)
         b.put64(geometry.rootCatalogueBlocks, at: 80)
+        b.put64(geometry.moveLogStart, at: 88)
+        b.put64(geometry.moveLogBlocks, at: 96)
         b.put32(CRC32C.checksum(b[0..<XNLayout.payloadBytes]), at: XNLayout.payloadBytes)
         return b
     }
@@ -127,7 +142,8 @@ struct Superblock: Equatable {
         }
         guard b.u32(at: 12) == UInt32(XNLayout.blockBytes), b.u64(at: 32) == g.freeMapStart, b.u64(at: 40) == g.freeMapBlocks,
               b.u64(at: 48) == g.typeCatalogueStart, b.u64(at: 56) == g.typeCatalogueBlocks,
-              b.u64(at: 64) == g.rootCatalogue, b.u64(at: 72) == g.dataStart, b.u64(at: 80) == g.rootCatalogueBlocks, b[24] <= 1 else {
+              b.u64(at: 64) == g.rootCatalogue, b.u64(at: 72) == g.dataStart, b.u64(at: 80) == g.rootCatalogueBlocks,
+              b.u64(at: 88) == g.moveLogStart, b.u64(at: 96) == g.moveLogBlocks, b[24] <= 1 else {
             throw .corruptImage("superblock geometry is inconsistent")
         }
         geometry = g

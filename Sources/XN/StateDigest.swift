@@ -43,13 +43,15 @@ public struct StateDigest: Equatable, Sendable {
 
 extension XN {
     /// Feeds everything XN holds in memory — the cache registry, the free map, types,
-    /// parents, pending frees, the catalogues — and the cached blocks' bytes.
+    /// parents, pending frees, move groups, the catalogues — and the cached blocks' bytes.
     public func digest(into d: inout StateDigest) {
         d.add(allocated.allocatedCount)
         for b in allocated.allocatedBlocks { d.add(b) }
         for (block, type) in types.sorted(by: { $0.key < $1.key }) { d.add(block); d.add(type.rawValue) }
         for (block, parent) in parents.sorted(by: { $0.key < $1.key }) { d.add(block); d.add(parent) }
         for (block, parent) in pendingFree.sorted(by: { $0.key < $1.key }) { d.add(block); d.add(parent) }
+        for (block, group) in moveGroups.sorted(by: { $0.key < $1.key }) { d.add(block); for member in group { d.add(member) } }
+        for block in unlinked.sorted() { d.add(block) }
         d.add(templates.count)
         for t in templates { d.add(t.name) }
         d.add(roots.count)

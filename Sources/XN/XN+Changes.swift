@@ -238,8 +238,8 @@ extension XN {
     ///   acl UDF); `notOwner` (a fresh block changed by another than its allocator);
     ///   `badModification` (also a batch too long, or naming a block or frame twice);
     ///   `udfFailed`; `invalidPointer`; `pointerInvented`; `pointerLost`; `notFree` and
-    ///   `unknownType` (allocate); `notAChild` and `notEmpty` (free); `device`. Nothing
-    ///   changes when it throws.
+    ///   `unknownType` (allocate); `notAChild`, `notEmpty` and `moving` (free); `device`.
+    ///   Nothing changes when it throws.
     public func modify(_ block: BlockNumber, _ modifications: [Modification], operation: XNOperation,
                        credential: Capability, by environment: EnvironmentID) throws(XNError) {
         guard let entry = cache[block] else { throw types[block] == nil ? .notMetadata : .notCached }
@@ -271,6 +271,9 @@ extension XN {
         } else if change.aclOperation == .free {
             for child in change.targets {
                 guard let gone = expected.firstIndex(where: { $0.block == child }) else { throw .notAChild }
+                // Until its move is on disk, the block's old place may still be what the
+                // disk holds: freeing it then could lose the moved pointers.
+                guard moveGroups[child] == nil else { throw .moving }
                 let type = expected.remove(at: gone).type
                 try requireEmpty(child, type)
             }
@@ -296,6 +299,7 @@ extension XN {
                 allocated[child] = true
                 types[child] = type
                 parents[child] = block
+                if type != .data { unlinked.insert(child) }
                 // A batch's data blocks keep the bytes their allocator put in the frames.
                 let keep = change.keepsContents && type == .data
                 if !keep { memory.zero(frame) }
@@ -315,6 +319,7 @@ extension XN {
                 }
                 types[child] = nil
                 parents[child] = nil
+                unlinked.remove(child)
                 pendingFree[child] = block
             }
         }

@@ -17,6 +17,9 @@ public struct CheckReport: Sendable {
     public var violations: [String]
     /// The roots, by name, with their blocks (for a library file system's own checks).
     public var roots: [(name: String, block: BlockNumber)] = []
+    /// Blocks a committed move log record still has to put in place (the next mount
+    /// does); the checks see the disk as it will be then.
+    public var movePending = 0
 }
 
 struct Walk {
@@ -90,8 +93,21 @@ public enum XNImage {
             if case .notXN(let why) = error { return CheckReport(notXN: why, clean: false, reachable: 0, violations: []) }
             return CheckReport(clean: false, reachable: 0, violations: ["\(error)"])
         }
+        // A move whose record is on disk counts as done: the next mount finishes it.
+        do {
+            let view = try ReplayedView(device)
+            return check(view, superblock, movePending: view.pending)
+        } catch {
+            return CheckReport(clean: superblock.clean, reachable: 0, violations: ["\(error)"])
+        }
+    }
+
+    /// The checks past the superblock, on the disk as a replayed move log leaves it.
+    static func check<D: BlockDevice>(_ device: D, _ superblock: Superblock, movePending: Int) -> CheckReport {
+        var device = device
         let g = superblock.geometry
         var violations: [String] = []
+        if superblock.clean && movePending > 0 { violations.append("shut down cleanly, yet the move log holds a record") }
         var templates: [Template] = [], roots: [RootEntry] = []
         do { templates = try XNStructures<D>.loadTemplates(&device, g) } catch { violations.append("\(error)") }
         do { roots = try XNStructures<D>.loadRoots(&device, g, typeCount: templates.count) } catch { violations.append("\(error)") }
@@ -108,6 +124,6 @@ public enum XNImage {
             violations.append("\(error)")
         }
         return CheckReport(clean: superblock.clean, reachable: walk.types.count, violations: violations,
-                           roots: roots.map { (String(decoding: $0.name, as: UTF8.self), $0.block) })
+                           roots: roots.map { (String(decoding: $0.name, as: UTF8.self), $0.block) }, movePending: movePending)
     }
 }

@@ -16,7 +16,8 @@ extension XN {
         return entry.owner == environment || entry.writers.contains(environment) || (entry.owner == nil && entry.writers.isEmpty)
     }
 
-    /// Writes back the dirty blocks among `blocks`, in block order, then a barrier.
+    /// Writes back the dirty blocks among `blocks`, in block order, then a barrier; a
+    /// block in a move group takes its group along, written through the move log.
     /// - Throws: `notOwner` (a block only others may write back yet), `tainted` (a block
     ///   pointing to new metadata not yet durable), `device`. Nothing is written when it
     ///   throws for a block's state.
@@ -27,19 +28,34 @@ extension XN {
     /// Writeback on behalf of `environment`, or of the kernel itself (nil: the shutdown
     /// flush, which may write any block).
     func write(_ blocks: [BlockNumber], by environment: EnvironmentID?) throws(XNError) {
-        let dirty = Set(blocks).sorted().filter { dirtySet.contains($0) }
-        for block in dirty {
-            guard mayWriteBack(cache[block]!, by: environment) else { throw .notOwner }
-            if isTainted(block) { throw .tainted }
+        let asked = Set(blocks).filter { dirtySet.contains($0) }
+        for block in asked { guard mayWriteBack(cache[block]!, by: environment) else { throw .notOwner } }
+        // A block in a move group goes with its whole unit (`atomicUnit`), whoever dirtied
+        // the others: writing them only makes durable what XN already let through.
+        var groups: [[BlockNumber]] = []
+        var grouped = Set<BlockNumber>()
+        for block in asked.sorted() where !grouped.contains(block) && moveGroups[block] != nil {
+            guard let unit = atomicUnit(block) else { throw .tainted }
+            groups.append(unit)
+            grouped.formUnion(unit)
         }
+        let dirty = asked.union(grouped).sorted().filter { dirtySet.contains($0) }
+        for block in dirty where !grouped.contains(block) && isTainted(block) { throw .tainted }
         guard !dirty.isEmpty else { return }
         for block in dirty { cache[block]!.state = .goingOut }
         do {
-            try device.write(dirty.map { ($0, contents(cache[$0]!)) })
+            for group in groups {
+                try writeGroup(group.filter { dirtySet.contains($0) }.map { ($0, contents(cache[$0]!)) })
+            }
+            try device.write(dirty.filter { !grouped.contains($0) }.map { ($0, contents(cache[$0]!)) })
             try device.barrier()
         } catch {
             for block in dirty { cache[block]!.state = .valid }
             throw .device(error.message)
+        }
+        for block in grouped { moveGroups[block] = nil }
+        if !unlinked.isEmpty {
+            for block in dirty { for pointer in cache[block]!.pointers { unlinked.remove(pointer.block) } }
         }
         for block in dirty {
             cache[block]!.state = .valid
@@ -81,8 +97,10 @@ extension XN {
     /// Writes back every dirty block, children before parents (for shutdown).
     func flushAll() throws(XNError) {
         while true {
-            let ready = dirtySet.sorted().filter { !isTainted($0) }
-            if ready.isEmpty { break }
+            if dirtySet.isEmpty { break }
+            let ready = dirtySet.sorted().filter { !isHeldBack($0) }
+            // Only move units too large for the log can wait on each other for good.
+            if ready.isEmpty { throw .tainted }
             // Each round makes at least the deepest level of new metadata durable, so
             // the loop ends within the cache's depth.
             try write(ready, by: nil)

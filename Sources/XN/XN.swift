@@ -27,6 +27,13 @@ public final class XN<D: BlockDevice, M: FrameMemory> {
     var parents: [BlockNumber: BlockNumber] = [:]
     /// Freed blocks waiting for their old parent to be written without the pointer.
     var pendingFree: [BlockNumber: BlockNumber] = [:]
+    /// Blocks tied together by moves not yet on disk, each to its whole group (sorted):
+    /// a group is written as one, through the move log.
+    var moveGroups: [BlockNumber: [BlockNumber]] = [:]
+    /// New metadata blocks no parent on disk points to yet (the parent that allocated
+    /// them has not been written since). A move unit takes such a member's parent along:
+    /// an entry moved into a directory block the disk cannot reach would be lost.
+    var unlinked: Set<BlockNumber> = []
     /// The buffer cache registry.
     var cache: [BlockNumber: CacheEntry] = [:]
     /// The dirty blocks among them.
@@ -53,6 +60,7 @@ public final class XN<D: BlockDevice, M: FrameMemory> {
         var writes: [(BlockNumber, [UInt8])] = [(0, Superblock(geometry: geometry, clean: true).encoded)]
         writes += XNStructures<D>.catalogueBlocks([], geometry)
         writes += XNStructures<D>.rootCatalogueBlocks([], geometry)
+        writes.append((geometry.moveLogStart, [UInt8](repeating: 0, count: XNLayout.blockBytes)))
         do {
             try XNStructures<D>.writeFreeMap(bits, geometry, to: &device)
             try device.write(writes)
@@ -61,8 +69,8 @@ public final class XN<D: BlockDevice, M: FrameMemory> {
         return try mount(device, memory: memory, checks: checks)
     }
 
-    /// Mounts an XN disk: checks every structure's checksum, reloads and re-verifies the
-    /// templates, walks the tree from the roots with the `owns` UDFs, and — after an
+    /// Mounts an XN disk: finishes a move its log holds, checks every structure's
+    /// checksum, reloads and re-verifies the templates, walks the tree from the roots with the `owns` UDFs, and — after an
     /// unclean shutdown — rebuilds the free map from that walk.
     /// - Throws: `notXN` for a foreign image; `corruptImage` for a checksum, geometry,
     ///   name, template or tree that does not hold; `device`.
@@ -71,6 +79,8 @@ public final class XN<D: BlockDevice, M: FrameMemory> {
         guard device.blockCount > 0 else { throw .notXN("shorter than one 4 KiB block") }
         let superblock = try Superblock(decoding: XNStructures<D>.readBlock(&device, 0), deviceBlocks: device.blockCount)
         let xn = XN(device: device, memory: memory, geometry: superblock.geometry, checks: checks)
+        // A move whose record reached the disk is finished before anything reads the tree.
+        try XNStructures<D>.replayMoveLog(&xn.device, superblock.geometry)
         xn.templates = try XNStructures<D>.loadTemplates(&xn.device, superblock.geometry)
         xn.roots = try XNStructures<D>.loadRoots(&xn.device, superblock.geometry, typeCount: xn.templates.count)
         let walk = xn.walk()
@@ -206,12 +216,9 @@ public final class XN<D: BlockDevice, M: FrameMemory> {
 
 }
 
-/// XN's on-disk structures, read and written whole (mount, fsck, mkfs).
-enum XNStructures<D: BlockDevice> {
-    static func readBlock(_ device: inout D, _ block: BlockNumber) throws(XNError) -> [UInt8] {
-        do { return try device.read(block) } catch { throw .device(error.message) }
-    }
-
+/// XN's structure blocks end in a CRC-32C of the rest.
+enum Seal {
+    /// A block holding `payload`, zero-padded and sealed.
     static func sealed(_ payload: ArraySlice<UInt8>) -> [UInt8] {
         var b = [UInt8](repeating: 0, count: XNLayout.blockBytes)
         b.replaceSubrange(0..<payload.count, with: payload)
@@ -220,6 +227,16 @@ enum XNStructures<D: BlockDevice> {
     }
 
     static func isSealed(_ b: [UInt8]) -> Bool { b.u32(at: XNLayout.payloadBytes) == CRC32C.checksum(b[0..<XNLayout.payloadBytes]) }
+}
+
+/// XN's on-disk structures, read and written whole (mount, fsck, mkfs).
+enum XNStructures<D: BlockDevice> {
+    static func readBlock(_ device: inout D, _ block: BlockNumber) throws(XNError) -> [UInt8] {
+        do { return try device.read(block) } catch { throw .device(error.message) }
+    }
+
+    static func sealed(_ payload: ArraySlice<UInt8>) -> [UInt8] { Seal.sealed(payload) }
+    static func isSealed(_ b: [UInt8]) -> Bool { Seal.isSealed(b) }
 
     /// Writes the free map, a few hundred blocks at a time.
     static func writeFreeMap(_ bits: FreeMap, _ g: XNLayout.Geometry, to device: inout D) throws(DeviceError) {

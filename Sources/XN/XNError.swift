@@ -57,6 +57,14 @@ public enum XNError: Error, Equatable, Sendable, CustomStringConvertible {
     case notCached
     /// The block is dirty or not yet on disk: it cannot leave the cache.
     case dirty
+    /// A move would make a block its own ancestor.
+    case cycle
+    /// The bytes a move lands on are not all zero.
+    case destinationInUse
+    /// The block is in a move not yet on disk (it cannot be freed until the move is
+    /// written), or a move would tie more blocks together than the move log holds: write
+    /// the blocks back first.
+    case moving
 
     public var description: String {
         switch self {
@@ -86,6 +94,9 @@ public enum XNError: Error, Equatable, Sendable, CustomStringConvertible {
         case .badName: "a name must be 1 to \(XNLayout.nameBytesMax) bytes of UTF-8 without NUL"
         case .notCached: "block not cached"
         case .dirty: "block dirty or not yet on disk"
+        case .cycle: "the move would make a block its own ancestor"
+        case .destinationInUse: "the bytes a move lands on are in use"
+        case .moving: "block in a move not yet on disk"
         }
     }
 }

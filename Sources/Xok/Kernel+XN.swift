@@ -226,6 +226,11 @@ extension Kernel {
                     try allocate(block, mods, operation, frames: frames, credential: c, caller, xn)
                 }
                 return .done
+            case .xnMove(let credential, let source, let range, let destination, let at, let edits):
+                let c = try capability(caller, credential)
+                try xn.move(from: source, offset: Int(range.offset), count: Int(range.length), to: destination, at: Int(at),
+                            edits: try modifications(caller, edits), credential: c, by: caller)
+                return .done
             case .xnWriteData(let credential, let block, let changes):
                 let c = try capability(caller, credential)
                 try xn.writeData(block, try modifications(caller, changes), credential: c, by: caller)
@@ -285,7 +290,8 @@ extension XNError {
         case .notAChild: .notAChild
         case .tainted: .tainted
         case .notCached: .notCached
-        case .dirty: .busy
+        case .dirty, .moving: .busy
+        case .cycle, .destinationInUse: .invalidArgument
         }
     }
 }

@@ -162,7 +162,7 @@ public final class Kernel<H: Host> {
             try yield(caller, to: target)
             return .done
         case .xnInstallType, .xnLookupType, .xnCreateRoot, .xnLookupRoot, .xnReadIn, .xnRead, .xnMap, .xnModify, .xnWriteData,
-             .xnWriteback, .xnEvict, .xnFindFree, .xnMapMany:
+             .xnWriteback, .xnEvict, .xnFindFree, .xnMapMany, .xnMove:
             return try dispatchXN(request, from: caller)
         }
     }

@@ -115,6 +115,7 @@ extension KernelRequest {
         case .xnFindFree: .xnFindFree
         case .xnMapMany: .xnMapMany
         case .frameAllocateMany: .frameAllocateMany
+        case .xnMove: .xnMove
         }
     }
 
@@ -166,6 +167,8 @@ extension KernelRequest {
             p.u16(credential.rawValue); p.count16(blocks.count); for b in blocks { p.u64(b) }
             p.count16(frames.count); for f in frames { p.u32(f.rawValue) }
         case .frameAllocateMany(let credential, let acl, let count): p.u16(credential.rawValue); p.acl(acl); p.u16(count)
+        case .xnMove(let credential, let source, let range, let destination, let at, let edits):
+            p.u16(credential.rawValue); p.u64(source); p.u16(range.offset); p.u16(range.length); p.u64(destination); p.u16(at); p.changes(edits)
         }
         var w = WireWriter()
         w.u16(kernelCallVersion); w.u16(call.rawValue); w.u32(UInt32(truncatingIfNeeded: p.bytes.count))
@@ -235,6 +238,9 @@ extension KernelRequest {
             self = .xnMapMany(credential: credential, blocks: blocks,
                               frames: try r.batch { (r: inout WireReader) throws(KernelError) in FrameNumber(rawValue: try r.u32()) })
         case .frameAllocateMany: self = .frameAllocateMany(credential: try r.slot(), acl: try r.acl(), count: try r.u16())
+        case .xnMove:
+            let credential = try r.slot(), source = try r.u64(), range = XNChanges.Range(offset: try r.u16(), length: try r.u16())
+            self = .xnMove(credential: credential, source: source, range: range, destination: try r.u64(), at: try r.u16(), edits: try r.changes())
         }
         guard r.atEnd else { throw .badRequest }
     }

@@ -116,6 +116,12 @@ public enum KernelRequest: Hashable, Sendable {
     /// bound writable into the caller from birth (the ACL governs later bindings). Needs
     /// write on the kernel's frame ACL. All or nothing.
     case frameAllocateMany(credential: CapabilitySlot, acl: AccessControlList, count: UInt16)
+    /// Moves the bytes of `range` from metadata block `source` to offset `at` of metadata
+    /// block `destination`, where they must land on zeros, then puts `edits` there (each
+    /// inside the landed range): the pointers in the bytes go with them, and both blocks
+    /// reach the disk as one (docs/xn.md, "Moves"). Each block's acl UDF is asked
+    /// (`moveOut`, `moveIn`); no moved block may end up under itself.
+    case xnMove(credential: CapabilitySlot, source: BlockNumber, range: XNChanges.Range, destination: BlockNumber, at: UInt16, edits: XNChanges)
 }
 
 /// Every call, by its code on the wire: the list coverage tests are built from.
@@ -125,7 +131,7 @@ public enum KernelCall: UInt16, CaseIterable, Sendable {
     case regionCreate, regionRead, regionWrite, regionDestroy
     case ipcSend, upcallNext, predicateInstall, predicateRemove, sliceAllocate, sliceFree, yield
     case xnInstallType, xnLookupType, xnCreateRoot, xnLookupRoot, xnReadIn, xnRead, xnMap, xnModify, xnWriteData
-    case xnWriteback, xnEvict, xnFindFree, xnMapMany, frameAllocateMany
+    case xnWriteback, xnEvict, xnFindFree, xnMapMany, frameAllocateMany, xnMove
 }
 
 /// What a metadata change does to the block's pointers.

@@ -138,6 +138,14 @@ extension KernelPort {
     public func modify(_ block: BlockNumber, _ operation: XNOperation, _ changes: XNChanges, credential: CapabilitySlot) throws(KernelError) {
         try done(.xnModify(credential: credential, block, operation, changes))
     }
+    /// Moves `count` bytes at `offset` of `source` to `at` of `destination`, then puts
+    /// `edits` there (`xnMove`).
+    public func move(from source: BlockNumber, offset: Int, count: Int, to destination: BlockNumber, at: Int, edits: XNChanges,
+                     credential: CapabilitySlot) throws(KernelError) {
+        let range = XNChanges.Range(offset: UInt16(clamping: offset < 0 ? Int.max : offset), length: UInt16(clamping: count < 0 ? Int.max : count))
+        try done(.xnMove(credential: credential, source: source, range: range, destination: destination,
+                         at: UInt16(clamping: at < 0 ? Int.max : at), edits: edits))
+    }
     public func writeData(_ block: BlockNumber, _ changes: XNChanges, credential: CapabilitySlot) throws(KernelError) {
         try done(.xnWriteData(credential: credential, block, changes))
     }

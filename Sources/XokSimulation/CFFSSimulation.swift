@@ -1,11 +1,12 @@
 // Seeded C-FFS workloads through ExOS on a simulated disk that loses power. A process
 // makes directories, writes files small and large (through indirect blocks), overwrites,
-// truncates, renames, links symbolically, removes, and now and then syncs. The power
-// fails after a chosen write; the disk keeps a random subset of what was not yet behind
-// a barrier. After recovery XN's fsck and C-FFS's must find nothing wrong, C-FFS must
-// mount, every file synced and not touched since must read back as it was, every rename
-// since the last sync must have left exactly one of its two names, and a file grown
-// after the crash must read as zeros past its old end.
+// truncates, renames (within a directory and into another, files and whole
+// directories), removes, and now and then syncs. The power fails after a chosen write;
+// the disk keeps a random subset of what was not yet behind a barrier. After recovery
+// XN's fsck and C-FFS's must find nothing wrong, C-FFS must mount, every file synced and
+// not touched since must read back as it was, every rename and directory move since the
+// last sync must have left exactly one of its two names, and a file grown after the
+// crash must read as zeros past its old end.
 
 import CFFS
 import ExOS
@@ -92,6 +93,10 @@ final class CFFSWorld {
     /// synced and untouched.
     var touched: Set<String> = []
     var renames: [(from: String, to: String, contents: [UInt8])] = []
+    /// Directories as of the last sync, and directory moves since then between
+    /// directories that were synced: after a crash exactly one of the two names is there.
+    var durableDirectories: Set<String> = ["/"]
+    var directoryMoves: [(from: String, to: String)] = []
     var names = 0
     var cutAt = 0
     /// A failure that is not the power's: the workload's own model disagreeing.
@@ -135,11 +140,12 @@ final class CFFSWorld {
     func touch(_ path: String) {
         touched.insert(path)
         renames.removeAll { $0.to == path }
+        directoryMoves.removeAll { $0.to == path }
     }
 
     func randomStep(_ rng: inout SeededRandom) {
         let dirs = directories.sorted(), paths = files.keys.sorted()
-        switch rng.next() % 12 {
+        switch rng.next() % 14 {
         case 0, 1:
             guard let parent = pick(dirs, &rng), directories.count < 24 else { return }
             names += 1
@@ -203,6 +209,41 @@ final class CFFSWorld {
             touch(from)
             touch(to)
             if checked { renames.append((from, to, contents)) }
+        case 11:
+            // A file renamed into another directory.
+            guard let from = pick(paths, &rng), let contents = files[from] else { return }
+            let parent = String(from[..<from.lastIndex(of: "/")!])
+            guard let into = pick(dirs.filter { $0 != (parent.isEmpty ? "/" : parent) }, &rng) else { return }
+            names += 1
+            let to = (into == "/" ? "" : into) + "/r\(names)"
+            attempt("rename \(from) \(to)") { () throws(Errno) in try os.rename(from, to) }
+            let checked = !touched.contains(from) && durable[from] == contents && durableDirectories.contains(into) && !touched.contains(into)
+            files[from] = nil
+            files[to] = contents
+            touch(from)
+            touch(to)
+            if checked { renames.append((from, to, contents)) }
+        case 12:
+            // A directory, with all under it, moved into another (never under itself).
+            guard let from = pick(dirs.filter { $0 != "/" }, &rng) else { return }
+            let parent = String(from[..<from.lastIndex(of: "/")!])
+            let targets = dirs.filter { $0 != (parent.isEmpty ? "/" : parent) && $0 != from && !$0.hasPrefix(from + "/") }
+            guard let into = pick(targets, &rng) else { return }
+            names += 1
+            let to = (into == "/" ? "" : into) + "/m\(names)"
+            attempt("rename \(from) \(to)") { () throws(Errno) in try os.rename(from, to) }
+            let checked = durableDirectories.contains(from) && durableDirectories.contains(into) && !touched.contains(from) && !touched.contains(into)
+            let moved = { (path: String) -> String? in path == from ? to : path.hasPrefix(from + "/") ? to + path.dropFirst(from.count) : nil }
+            for path in directories.sorted() { if let new = moved(path) { directories.remove(path); directories.insert(new); touch(path); touch(new) } }
+            for path in files.keys.sorted() {
+                if let new = moved(path) {
+                    files[new] = files.removeValue(forKey: path)
+                    touch(path)
+                    touch(new)
+                }
+            }
+            directoryMoves.removeAll { $0.to == from || $0.from == from || $0.to.hasPrefix(from + "/") || $0.from.hasPrefix(from + "/") }
+            if checked { directoryMoves.append((from, to)) }
         default:
             sync()
         }
@@ -212,8 +253,10 @@ final class CFFSWorld {
         attempt("sync") { () throws(Errno) in try os.sync() }
         if powerFailed { return }
         durable = files
+        durableDirectories = directories
         touched = []
         renames = []
+        directoryMoves = []
     }
 
     /// XN's and C-FFS's checks of a disk.
@@ -263,6 +306,10 @@ final class CFFSWorld {
         for rename in renames {
             let old = (try? get(rename.from)) == rename.contents, new = (try? get(rename.to)) == rename.contents
             if old == new { violations.append("rename \(rename.from) → \(rename.to): " + (old ? "both names survived" : "neither name survived")) }
+        }
+        for move in directoryMoves {
+            let old = (try? os.stat(move.from))?.isDirectory == true, new = (try? os.stat(move.to))?.isDirectory == true
+            if old == new { violations.append("directory move \(move.from) → \(move.to): " + (old ? "both names survived" : "neither name survived")) }
         }
         return violations
     }

@@ -138,13 +138,7 @@ extension Shell {
 
     func mv(_ args: [String]) throws {
         let (_, operands) = try options("mv", args, allowed: "f")
-        try transfer("mv", operands) { source, target in
-            do { try os.rename(source, target) } catch let e as Errno where e == .EXDEV {
-                // Between directories: copy everything as it is, then remove the source.
-                try copy(source, to: target, preserve: true, dereference: false)
-                try removeTree(source)
-            }
-        }
+        try transfer("mv", operands) { source, target in try os.rename(source, target) }
     }
 
     /// cp's and mv's operands: SOURCE TARGET, or SOURCE... DIRECTORY.

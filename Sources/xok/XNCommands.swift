@@ -70,15 +70,18 @@ struct Fsck: ParsableCommand {
         if let why = report.notXN { fail("fsck: \(image): not an XN disk (\(why))", code: 8) }
         for violation in report.violations { print("\(image): \(violation)") }
         let state = report.clean ? "cleanly shut down" : "not cleanly shut down (the next mount rebuilds its free map)"
+        if report.movePending > 0 { print("fsck: \(image): the move log holds a move of \(report.movePending) blocks (checked as the next mount will finish it)") }
         print("fsck: \(image): \(report.reachable) blocks reachable, \(state), \(report.violations.count) violations")
         var failed = !report.violations.isEmpty
         // C-FFS's own checks, on every root that holds a C-FFS superblock.
         let terminal = isatty(2) == 1
+        // C-FFS reads the disk as the next mount will leave it, like XN's checks.
+        guard var view = try? ReplayedView(device) else { throw ExitCode(4) }
         for root in report.roots {
-            guard let first = try? device.read([root.block]).first, BlockHeader(first).magic == CFFSLayout.superMagic else { continue }
+            guard let first = try? view.read([root.block]).first, BlockHeader(first).magic == CFFSLayout.superMagic else { continue }
             let cffs = CFFSCheck.check(superblock: root.block, progress: { directories in
                 if terminal { FileHandle.standardError.write(Data("\r\u{1b}[Kfsck: C-FFS '\(root.name)': \(directories) directories".utf8)) }
-            }, read: { block in try? device.read([block]).first })
+            }, read: { block in try? view.read([block]).first })
             if terminal { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
             for violation in cffs.violations { print("\(image): C-FFS '\(root.name)': \(violation)") }
             for note in cffs.notes { print("\(image): C-FFS '\(root.name)': note: \(note)") }

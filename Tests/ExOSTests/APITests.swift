@@ -161,12 +161,72 @@ import XokABI
         #expect(try os.list("/d") == ["b"])
         #expect(try os.get("/d/b") == [1])
         #expect(throws: Errno.ENOENT) { try os.rename("/d/zz", "/d/y") }
-        #expect(throws: Errno.EXDEV) { try os.rename("/d/b", "/e/b") }
         try os.mkdir("/d/sub")
         #expect(throws: Errno.EISDIR) { try os.rename("/d/b", "/d/sub") }
         #expect(throws: Errno.ENOTDIR) { try os.rename("/d/sub", "/d/b") }
         try os.rename("/d/b", "/d/b")
         #expect(try os.get("/d/b") == [1])
+
+        // Across directories: the file, then a directory with everything under it.
+        try os.rename("/d/b", "/e/moved")
+        #expect(throws: Errno.ENOENT) { _ = try os.get("/d/b") }
+        #expect(try os.get("/e/moved") == [1])
+        try os.put("/d/sub/deep", Array(repeating: 7, count: 50_000))
+        try os.rename("/d/sub", "/e/sub2")
+        #expect(try os.list("/d") == [])
+        #expect(try os.list("/e").sorted() == ["moved", "sub2"])
+        #expect(try os.get("/e/sub2/deep") == Array(repeating: 7, count: 50_000))
+        #expect(try os.stat("/e").nlink == 3)
+        #expect(try os.stat("/d").nlink == 2)
+        // Over an existing file; an empty directory over an empty directory; not over
+        // a non-empty one.
+        try os.put("/d/x", [9])
+        try os.rename("/e/moved", "/d/x")
+        #expect(try os.get("/d/x") == [1])
+        try os.mkdir("/d/empty")
+        try os.mkdir("/e/empty2")
+        try os.rename("/e/empty2", "/d/empty")
+        #expect(try os.list("/e") == ["sub2"])
+        try os.mkdir("/d/full")
+        try os.put("/d/full/f", [1])
+        #expect(throws: Errno.ENOTEMPTY) { try os.rename("/e/sub2", "/d/full") }
+        #expect(throws: Errno.EISDIR) { try os.rename("/d/x", "/d/full") }
+        #expect(throws: Errno.ENOTDIR) { try os.rename("/e/sub2", "/d/x") }
+        // Never under itself.
+        try os.mkdir("/e/sub2/inner")
+        #expect(throws: Errno.EINVAL) { try os.rename("/e/sub2", "/e/sub2/inner/loop") }
+        #expect(throws: Errno.EINVAL) { try os.rename("/e", "/e/sub2/inner/loop") }
+        #expect(try os.get("/e/sub2/deep") == Array(repeating: 7, count: 50_000))
+        // Stat reports the new place as the inode number, distinct from a file made
+        // where the old one was.
+        let ino = try os.stat("/d/x").ino
+        try os.put("/e/new", [3])
+        #expect(try os.stat("/e/new").ino != ino)
+        try os.sync()
+        #expect(m.check.violations == [])
+        #expect(m.cffsCheck.violations == [])
+    }
+
+    @Test func descriptorsAndTheCurrentDirectoryFollowARename() throws {
+        let m = try Machine()
+        let os = m.root
+        try os.mkdir("/a")
+        try os.mkdir("/a/work")
+        try os.mkdir("/b")
+        try os.put("/a/work/log", Array("one".utf8))
+        let fd = try os.open("/a/work/log", [.readWrite, .append])
+        try os.chdir("/a/work")
+        try os.rename("/a/work/log", "/b/log")
+        _ = try os.write(fd, Array(" two".utf8))
+        #expect(try os.fstat(fd).size == 7)
+        try os.close(fd)
+        #expect(try os.get("/b/log") == Array("one two".utf8))
+        try os.rename("/a/work", "/b/work")
+        #expect(os.getcwd() == "/b/work")
+        try os.put("here", [1])
+        #expect(try os.get("/b/work/here") == [1])
+        try os.sync()
+        #expect(m.check.violations == [])
     }
 
     @Test func linksSymlinksAndPaths() throws {

@@ -98,6 +98,77 @@ import XokSimulation
         }
     }
 
+    @Test func aRenameAcrossDirectoriesNeedsWriteOnBothAndChangesNoOwnership() throws {
+        let m = try Machine()
+        try m.shared("/tmp")
+        let alice = try m.process(uid: 1000, gid: 1000)
+        let bob = try m.process(uid: 1001, gid: 1001)
+        try m.root.mkdir("/alice", mode: 0o755)
+        try m.root.chown("/alice", uid: 1000, gid: 1000)
+        try alice.put("/alice/kept", [1], mode: 0o600)
+        try alice.put("/tmp/secret", Array("alice's".utf8), mode: 0o600)
+        try bob.mkdir("/tmp/bob", mode: 0o755)
+        try bob.mkdir("/tmp/bob/empty", mode: 0o755)
+        try alice.sync()
+        try bob.sync()
+
+        // Out of a directory bob may not write, or into one: refused.
+        #expect(throws: Errno.EACCES) { try bob.rename("/alice/kept", "/tmp/bob/kept") }
+        try bob.put("/tmp/mine", [2])
+        #expect(throws: Errno.EACCES) { try bob.rename("/tmp/mine", "/alice/mine") }
+        // Between two he may write, as in UNIX, even another's file; it stays hers, 0600.
+        try bob.rename("/tmp/secret", "/tmp/bob/secret")
+        #expect(try bob.stat("/tmp/bob/secret").uid == 1000)
+        #expect(throws: Errno.EACCES) { _ = try bob.get("/tmp/bob/secret") }
+
+        // Straight to the kernel: the move's own rules.
+        let port = bob.fs.port
+        let tmp = try #require(try bob.fs.lookup(Array("tmp".utf8), in: .root))
+        let tmpBlock = try bob.fs.inode(tmp).pointers[0]
+        let bobDir = try #require(try bob.fs.lookup(Array("bob".utf8), in: tmp))
+        let bobBlock = try bob.fs.inode(bobDir).pointers[0]
+        let secret = try #require(try bob.fs.lookup(Array("secret".utf8), in: bobDir))
+        #expect(secret.block == bobBlock)
+        let from = CFFSLayout.slotOffset(secret.slot)
+        let into = CFFSLayout.slotOffset(try #require((0..<CFFSLayout.slots).first { (try? bob.fs.inode(FileRef(block: tmpBlock, slot: $0))) == nil }))
+        let move = { (offset: Int, count: Int, at: Int, edits: [(offset: Int, bytes: [UInt8])]) throws(KernelError) in
+            try port.move(from: bobBlock, offset: offset, count: count, to: tmpBlock, at: at, edits: .inline(edits), credential: ExOSSlot.user)
+        }
+        // Making it his on the way, or readable: refused by the UDF.
+        #expect(throws: KernelError.permissionDenied) { try move(from, CFFSLayout.slotBytes, into, [(into + CFFSLayout.eUID, [0xe9, 0x03, 0, 0])]) }
+        #expect(throws: KernelError.permissionDenied) { try move(from, CFFSLayout.slotBytes, into, [(into + CFFSLayout.eMode, [0xb6, 0x81, 0, 0])]) }
+        // Part of an entry, or an entry landing across two slots: refused.
+        #expect(throws: KernelError.permissionDenied) { try move(from + 56, 8, into + 56, []) }
+        let empty = try bob.fs.inode(try #require(try bob.fs.lookup(Array("empty".utf8), in: bobDir))).pointers[0]
+        #expect(throws: KernelError.permissionDenied) {
+            try port.move(from: bobBlock, offset: from, count: CFFSLayout.slotBytes, to: empty, at: CFFSLayout.slotOffset(0) + 8,
+                          edits: .none, credential: ExOSSlot.user)
+        }
+        // Onto bytes in use, an edit outside the landing range, a range past the block.
+        let used = CFFSLayout.slotOffset(try #require(try bob.fs.lookup(Array("mine".utf8), in: tmp)).slot)
+        #expect(throws: KernelError.invalidArgument) { try move(from, CFFSLayout.slotBytes, used, []) }
+        #expect(throws: KernelError.invalidArgument) { try move(from, CFFSLayout.slotBytes, into, [(0, [0])]) }
+        #expect(throws: KernelError.invalidArgument) { try move(CFFSLayout.blockBytes - 8, 16, into, []) }
+        // Into a file's indirect block, whose UDF takes part in no move: refused.
+        try bob.put("/tmp/bob/big", Array(repeating: 1, count: 40_000))
+        let big = try bob.fs.inode(try #require(try bob.fs.lookup(Array("big".utf8), in: bobDir)))
+        let indirect = big.pointers[CFFSLayout.directCount]
+        #expect(throws: KernelError.permissionDenied) {
+            try port.move(from: bobBlock, offset: from, count: CFFSLayout.slotBytes, to: indirect, at: CFFSLayout.blockBytes - 512,
+                          edits: .none, credential: ExOSSlot.user)
+        }
+        // A directory's entry into its own block: the tree would not be a tree.
+        #expect(throws: KernelError.invalidArgument) {
+            try m.root.fs.port.move(from: tmpBlock, offset: CFFSLayout.slotOffset(bobDir.slot), count: CFFSLayout.slotBytes, to: bobBlock,
+                                    at: CFFSLayout.slotOffset(14), edits: .none, credential: ExOSSlot.user)
+        }
+        #expect(try alice.get("/tmp/bob/secret") == Array("alice's".utf8))
+        try bob.sync()
+        try alice.sync()
+        #expect(m.check.violations == [])
+        #expect(m.cffsCheck.violations == [])
+    }
+
     @Test func aDirectoryJustMadeTakesAnotherUsersFileBeforeItReachesTheDisk() throws {
         let m = try Machine()
         try m.shared("/tmp")

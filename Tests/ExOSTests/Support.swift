@@ -50,6 +50,12 @@ final class Machine {
 
     /// XN's fsck of the disk as it is now.
     var check: CheckReport { XNImage.check(xn.device) }
+
+    /// C-FFS's fsck of the disk as it is now.
+    var cffsCheck: CFFSCheckReport {
+        var disk = xn.device
+        return CFFSCheck.check(superblock: root.fs.superblock) { block in try? disk.read([block]).first }
+    }
 }
 
 final class Clock: @unchecked Sendable {

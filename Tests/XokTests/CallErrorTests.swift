@@ -191,7 +191,7 @@ let errorCases: [ErrorCase] = [
 + credentialRows("sliceAllocate") { w, s in .sliceAllocate(credential: s, SliceIndex(rawValue: 0)) }
 
 @Suite struct CallErrors {
-    static let table = errorCases + xnErrorCases
+    static let table = errorCases + xnErrorCases + xnMoveErrorCases
 
     @Test(arguments: table)
     func callFailsWithItsDocumentedErrorAndChangesNothing(_ c: ErrorCase) throws {

@@ -84,6 +84,8 @@ import XokSimulation
         .xnFindFree(from: 300),
         .xnMapMany(credential: CapabilitySlot(5), blocks: [77, 1 << 40], frames: [FrameNumber(rawValue: 4), FrameNumber(rawValue: 9)]),
         .frameAllocateMany(credential: CapabilitySlot(0), acl: acl(.root), count: 3),
+        .xnMove(credential: CapabilitySlot(5), source: 77, range: XNChanges.Range(offset: 64, length: 256), destination: 1 << 40, at: 320,
+                edits: .inline([(334, [1, 2])])),
     ]
 
     @Test func theListHasEveryCall() {

@@ -41,7 +41,7 @@ import XokSimulation
             let aclValue = (try? AccessControlList([try Capability(name: [number(200)], rights: Rights(rawValue: UInt8(rng.next() % 8)))])) ?? acl()
             let name = rng.next() % 3 == 0 ? bytes(31) : Array(pick(["tree", "list", "a", "b", "x"]).utf8)
             let span = FrameSpan(frame: pick(frames), length: UInt32(truncatingIfNeeded: number(5000)))
-            switch rng.next() % 26 {
+            switch rng.next() % 27 {
             case 0: return .capabilityDerive(source: slot(), appending: (0..<Int(rng.next() % 10)).map { _ in number(300) }, rights: Rights(rawValue: UInt8(rng.next() % 8)))
             case 1: return .environmentCreate(credential: slot(), acl: aclValue, grants: [slot()],
                                               quota: Quota(environments: UInt32(truncatingIfNeeded: number(4)), frames: UInt32(truncatingIfNeeded: number(8)), blocks: number(8)))
@@ -80,6 +80,14 @@ import XokSimulation
                 let count = Int(rng.next() % UInt64(KernelLimits.xnBatchMax + 2))
                 return .xnMapMany(credential: slot(), blocks: (0..<count).map { _ in pick(blocks) },
                                   frames: (0..<(rng.next() % 8 == 0 ? count + 1 : count)).map { _ in pick(frames) })
+            case 25:
+                // Moves between any two blocks, with ranges and landings at the edges.
+                func edge() -> UInt16 {
+                    UInt16(truncatingIfNeeded: pick([0, 16, 32, 4080, 4095, 4096, 4097, 65_535, entry(Int(rng.next() % 255))]))
+                }
+                let offset = edge(), length = rng.next() % 2 == 0 ? UInt16(16) : edge(), at = edge()
+                return .xnMove(credential: slot(), source: pick(blocks), range: XNChanges.Range(offset: offset, length: length),
+                               destination: pick(blocks), at: at, edits: changes())
             default: return .xnLookupRoot(name: name)
             }
         }

@@ -5,6 +5,7 @@ import BPF
 import Testing
 import TreeFS
 import TreeFSUDFs
+import XN
 import Xok
 import XokABI
 import XokSimulation
@@ -62,6 +63,95 @@ func batchAllocation(_ w: World, _ t: (a: Tree, rootA: BlockNumber, dir: BlockNu
     let given = try frames ?? blocks.map { _ in try w.frame(of: w.a) }
     return .xnModify(credential: Slot.own, t.dir, .allocateMany(blocks, .data, frames: given), XNChanges.inline(changes))
 }
+
+typealias Trees = (a: Tree, rootA: BlockNumber, dir: BlockNumber, file: BlockNumber, b: Tree, rootB: BlockNumber)
+
+extension World {
+    /// `trees()` with a second directory beside `dir`: empty, scanned from entry 0 on,
+    /// written back with its parent. Moving `dir`'s entry 0 (the file) to its entry 0 is a
+    /// valid move.
+    func moveTrees() throws -> (t: Trees, dir2: BlockNumber) {
+        let t = try trees()
+        let dir2 = try t.a.add(under: t.rootA, type: t.a.type)
+        try a.modify(dir2, .write, .inline([t.a.format.highWater(1)]), credential: Slot.own)
+        try a.writeback([dir2])
+        try a.writeback([t.rootA])
+        return (t, dir2)
+    }
+}
+
+/// A move request of a's.
+func moveRequest(_ source: BlockNumber, _ offset: Int, _ count: Int, _ destination: BlockNumber, _ at: Int,
+                 _ edits: XNChanges = .none) -> KernelRequest {
+    .xnMove(credential: Slot.own, source: source, range: XNChanges.Range(offset: UInt16(offset), length: UInt16(count)),
+            destination: destination, at: UInt16(at), edits: edits)
+}
+
+let xnMoveErrorCases: [ErrorCase] = [
+    ErrorCase(call: "xnMove", error: .invalidArgument, why: "one block for both") { w in
+        let (t, _) = try w.moveTrees()
+        return (w.a, moveRequest(t.dir, entry(0), 16, t.dir, entry(3))) },
+    ErrorCase(call: "xnMove", error: .invalidArgument, why: "an empty range") { w in
+        let (t, dir2) = try w.moveTrees()
+        return (w.a, moveRequest(t.dir, entry(0), 0, dir2, entry(0))) },
+    ErrorCase(call: "xnMove", error: .invalidArgument, why: "a range past the block") { w in
+        let (t, dir2) = try w.moveTrees()
+        return (w.a, moveRequest(t.dir, 4090, 16, dir2, entry(0))) },
+    ErrorCase(call: "xnMove", error: .invalidArgument, why: "a landing past the block") { w in
+        let (t, dir2) = try w.moveTrees()
+        return (w.a, moveRequest(t.dir, entry(0), 16, dir2, 4081)) },
+    ErrorCase(call: "xnMove", error: .invalidArgument, why: "a landing on bytes in use") { w in
+        let (t, _) = try w.moveTrees()
+        return (w.a, moveRequest(t.dir, entry(0), 16, t.rootA, entry(0))) },
+    ErrorCase(call: "xnMove", error: .invalidArgument, why: "an edit outside the landing range") { w in
+        let (t, dir2) = try w.moveTrees()
+        return (w.a, moveRequest(t.dir, entry(0), 16, dir2, entry(0), .inline([(entry(1), [1])]))) },
+    ErrorCase(call: "xnMove", error: .invalidArgument, why: "a directory moved under itself") { w in
+        let (t, _) = try w.moveTrees()
+        return (w.a, moveRequest(t.rootA, entry(0), 16, t.dir, entry(1))) },
+    ErrorCase(call: "xnMove", error: .pointerInvented, why: "an edit changes the pointer that arrives") { w in
+        let (t, dir2) = try w.moveTrees()
+        return (w.a, moveRequest(t.dir, entry(0), 16, dir2, entry(0), .inline([(entry(0), Tree.entry(400, .data))]))) },
+    ErrorCase(call: "xnMove", error: .pointerLost, why: "the pointer lands where owns does not look") { w in
+        let (t, dir2) = try w.moveTrees()
+        return (w.a, moveRequest(t.dir, entry(0), 16, dir2, entry(9))) },
+    ErrorCase(call: "xnMove", error: .permissionDenied, why: "another's blocks, refused by the acl UDF") { w in
+        let (t, dir2) = try w.moveTrees()
+        return (w.b, moveRequest(t.dir, entry(0), 16, dir2, entry(0))) },
+    ErrorCase(call: "xnMove", error: .permissionDenied, why: "into another's root, which its capability protects") { w in
+        let (t, _) = try w.moveTrees()
+        return (w.a, moveRequest(t.dir, entry(0), 16, t.rootB, entry(0))) },
+    ErrorCase(call: "xnMove", error: .notCached, why: "the destination evicted") { w in
+        let (t, dir2) = try w.moveTrees()
+        try w.a.evict(dir2, credential: Slot.own)
+        return (w.a, moveRequest(t.dir, entry(0), 16, dir2, entry(0))) },
+    ErrorCase(call: "xnMove", error: .noSuchBlock, why: "a free block as the source") { w in
+        let (_, dir2) = try w.moveTrees()
+        return (w.a, moveRequest(500, entry(0), 16, dir2, entry(0))) },
+    ErrorCase(call: "xnMove", error: .noSuchBlock, why: "a data block as the destination") { w in
+        let (t, _) = try w.moveTrees()
+        return (w.a, moveRequest(t.dir, entry(0), 16, t.file, 0)) },
+    ErrorCase(call: "xnMove", error: .invalidArgument, why: "edits whose inline bytes do not match their ranges") { w in
+        let (t, dir2) = try w.moveTrees()
+        return (w.a, moveRequest(t.dir, entry(0), 16, dir2, entry(0), XNChanges(ranges: [.init(offset: UInt16(entry(0)), length: 4)], bytes: [1], source: nil))) },
+    ErrorCase(call: "xnMove", error: .busy, why: "a move that would tie more than 16 blocks together") { w in
+        let (t, _) = try w.moveTrees()
+        // A chain of directories, the file passed along it without a writeback.
+        var chain = [t.dir]
+        for _ in 0..<XNLayout.moveGroupMax {
+            let d = try t.a.add(under: t.rootA, type: t.a.type)
+            try w.a.modify(d, .write, .inline([t.a.format.highWater(1)]), credential: Slot.own)
+            try w.a.writeback([d])
+            chain.append(d)
+        }
+        try w.a.writeback([t.rootA])
+        for i in 0..<XNLayout.moveGroupMax - 1 { _ = try w.a.perform(moveRequest(chain[i], entry(0), 16, chain[i + 1], entry(0))) }
+        return (w.a, moveRequest(chain[XNLayout.moveGroupMax - 1], entry(0), 16, chain[XNLayout.moveGroupMax], entry(0))) },
+    ErrorCase(call: "xnModify", error: .busy, why: "freeing a block whose move is not yet on disk") { w in
+        let (t, dir2) = try w.moveTrees()
+        _ = try w.a.perform(moveRequest(t.dir, entry(0), 16, dir2, entry(0)))
+        return (w.a, .xnModify(credential: Slot.own, t.rootA, .free(t.dir), .inline([(entry(0), [UInt8](repeating: 0, count: 16))]))) },
+]
 
 let xnErrorCases: [ErrorCase] = [
     // Types
