@@ -273,7 +273,7 @@ extension XN {
                 guard let gone = expected.firstIndex(where: { $0.block == child }) else { throw .notAChild }
                 // Until its move is on disk, the block's old place may still be what the
                 // disk holds: freeing it then could lose the moved pointers.
-                guard moveGroups[child] == nil else { throw .moving }
+                guard moveGroups.isEmpty || moveGroups[child] == nil else { throw .moving }
                 let type = expected.remove(at: gone).type
                 try requireEmpty(child, type)
             }

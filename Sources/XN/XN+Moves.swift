@@ -152,7 +152,7 @@ extension XN {
     /// Whether a writeback of `block` would be refused for a taint: its own, or its
     /// move group's (`atomicUnit`).
     func isHeldBack(_ block: BlockNumber) -> Bool {
-        moveGroups[block] == nil ? isTainted(block) : atomicUnit(block) == nil
+        moveGroups.isEmpty || moveGroups[block] == nil ? isTainted(block) : atomicUnit(block) == nil
     }
 
     /// The blocks that must reach the disk as one with `block`, which is in a move group:

@@ -34,7 +34,7 @@ extension XN {
         // the others: writing them only makes durable what XN already let through.
         var groups: [[BlockNumber]] = []
         var grouped = Set<BlockNumber>()
-        for block in asked.sorted() where !grouped.contains(block) && moveGroups[block] != nil {
+        for block in moveGroups.isEmpty ? [] : asked.sorted() where !grouped.contains(block) && moveGroups[block] != nil {
             guard let unit = atomicUnit(block) else { throw .tainted }
             groups.append(unit)
             grouped.formUnion(unit)

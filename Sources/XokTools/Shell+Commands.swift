@@ -152,7 +152,10 @@ extension Shell {
         if sources.count > 1 && !intoDirectory { throw ShellError("\(command): target '\(destination)' is not a directory") }
         try forEach(command, sources) { source in
             let target = intoDirectory ? Self.join(destination, Self.baseName(source)) : destination
-            if try isInside(target, source) { throw ShellError("\(command): cannot copy a directory, '\(source)', into itself, '\(target)'") }
+            if try isInside(target, source) {
+                throw ShellError(command == "mv" ? "mv: cannot move '\(source)' to a subdirectory of itself, '\(target)'"
+                                                 : "\(command): cannot copy a directory, '\(source)', into itself, '\(target)'")
+            }
             try body(source, target)
         }
     }

@@ -58,7 +58,10 @@ struct Transcript {
         #expect(sh.run("cd /a/b; pwd; cd ..; pwd").output == "/a/b\n/a\n")
         #expect(sh.run("cp -r /a /z; diff -r /a /z").ok)
         #expect(sh.run("mv /z/b/f /z/b/g; ls /z/b").output == "c\ng\n")
-        #expect(sh.run("mv /z/b/g /z/g; ls /z").output == "b\ng\n")   // across directories: copied, then removed
+        #expect(sh.run("mv /z/b/g /z/g; ls /z").output == "b\ng\n")   // across directories: the entry moves
+        #expect(sh.run("mkdir /y; mv /z/g /z/b /y; ls /z /y").output == "/z:\n\n/y:\nb\ng\n")
+        #expect(sh.run("mv /y /y/b/c/d").errors == ["mv: cannot move '/y' to a subdirectory of itself, '/y/b/c/d'"])
+        #expect(sh.run("mv /y/b /y/g /z; rmdir /y; ls /z").output == "b\ng\n")
         // printf "hello  world\nmore\n" | cksum (GNU coreutils) prints 2652706486 18.
         #expect(sh.run("cksum /a/b/f").output == "2652706486 18 /a/b/f\n")
         #expect(sh.run("chmod 640 /a/b/f; stat /a/b/f").output.contains("Access: (0640/-rw-r-----)"))
