@@ -334,9 +334,15 @@ extension Shell {
                 try reader.skip(member.headerPadded)
                 return nil
             }
-            if let s = try? os.lstat(target), !s.isDirectory { try os.unlink(target) }
+            // As GNU tar: create it; only when the name is taken, remove what is there
+            // (not a directory) and create it again.
             let creation = creationMode(for: header.mode)
-            let output = try os.open(target, [.writeOnly, .create, .truncate], mode: creation.mode)
+            var output: Int32
+            do { output = try os.open(target, [.writeOnly, .create, .exclusive], mode: creation.mode) } catch {
+                guard error == .EEXIST else { throw error }
+                if try !os.lstat(target).isDirectory { try os.unlink(target) }
+                output = try os.open(target, [.writeOnly, .create, .truncate], mode: creation.mode)
+            }
             defer { os.closeQuietly(output) }
             var left = member.size
             while left > 0 {

@@ -116,6 +116,9 @@ struct Transcript {
         #expect(result.ok, "\(result.errors)")
         #expect(sh.run("cat /out/src/\(deep)/file; ls -l -d /out/src/empty").output.hasPrefix("deep\ndrwxr-x--- "))
         #expect(sh.run("tar -t -f /t.tar").output.split(separator: "\n").count == 12)
+        // Extracting again over the tree replaces each file (and a file put where a link was).
+        #expect(sh.run("echo changed > /out/src/small; rm /out/src/link; echo x > /out/src/link").ok)
+        #expect(sh.run("tar -x -f /t.tar -C /out; diff -r /src /out/src").ok)
         try m.root.sync()
         #expect(m.check.violations == [])
     }
