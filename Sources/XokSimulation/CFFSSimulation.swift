@@ -197,27 +197,17 @@ final class CFFSWorld {
             attempt("rmdir \(path)") { () throws(Errno) in try os.rmdir(path) }
             directories.remove(path)
             touch(path)
-        case 9, 10:
-            // A rename within one directory.
+        case 9, 10, 11:
+            // A file renamed: within its directory, or (one time in three) into another.
             guard let from = pick(paths, &rng), let contents = files[from] else { return }
-            names += 1
-            let to = String(from[..<from.lastIndex(of: "/")!]) + "/r\(names)"
-            attempt("rename \(from) \(to)") { () throws(Errno) in try os.rename(from, to) }
-            let checked = !touched.contains(from) && durable[from] == contents
-            files[from] = nil
-            files[to] = contents
-            touch(from)
-            touch(to)
-            if checked { renames.append((from, to, contents)) }
-        case 11:
-            // A file renamed into another directory.
-            guard let from = pick(paths, &rng), let contents = files[from] else { return }
-            let parent = String(from[..<from.lastIndex(of: "/")!])
-            guard let into = pick(dirs.filter { $0 != (parent.isEmpty ? "/" : parent) }, &rng) else { return }
+            let parent = Self.parent(of: from)
+            var into = parent
+            if rng.next() % 3 == 0, let other = pick(dirs.filter { $0 != parent }, &rng) { into = other }
             names += 1
             let to = (into == "/" ? "" : into) + "/r\(names)"
             attempt("rename \(from) \(to)") { () throws(Errno) in try os.rename(from, to) }
-            let checked = !touched.contains(from) && durable[from] == contents && durableDirectories.contains(into) && !touched.contains(into)
+            // Checked after a crash when both names' directories were on disk at the last sync.
+            let checked = !touched.contains(from) && durable[from] == contents && durableDirectories.contains(into)
             files[from] = nil
             files[to] = contents
             touch(from)
@@ -226,13 +216,12 @@ final class CFFSWorld {
         case 12:
             // A directory, with all under it, moved into another (never under itself).
             guard let from = pick(dirs.filter { $0 != "/" }, &rng) else { return }
-            let parent = String(from[..<from.lastIndex(of: "/")!])
-            let targets = dirs.filter { $0 != (parent.isEmpty ? "/" : parent) && $0 != from && !$0.hasPrefix(from + "/") }
-            guard let into = pick(targets, &rng) else { return }
+            let parent = Self.parent(of: from)
+            guard let into = pick(dirs.filter { $0 != parent && $0 != from && !$0.hasPrefix(from + "/") }, &rng) else { return }
             names += 1
             let to = (into == "/" ? "" : into) + "/m\(names)"
             attempt("rename \(from) \(to)") { () throws(Errno) in try os.rename(from, to) }
-            let checked = durableDirectories.contains(from) && durableDirectories.contains(into) && !touched.contains(from) && !touched.contains(into)
+            let checked = durableDirectories.contains(from) && durableDirectories.contains(into)
             let moved = { (path: String) -> String? in path == from ? to : path.hasPrefix(from + "/") ? to + path.dropFirst(from.count) : nil }
             for path in directories.sorted() { if let new = moved(path) { directories.remove(path); directories.insert(new); touch(path); touch(new) } }
             for path in files.keys.sorted() {
@@ -247,6 +236,12 @@ final class CFFSWorld {
         default:
             sync()
         }
+    }
+
+    /// The directory a path is in.
+    static func parent(of path: String) -> String {
+        let parent = String(path[..<path.lastIndex(of: "/")!])
+        return parent.isEmpty ? "/" : parent
     }
 
     func sync() {

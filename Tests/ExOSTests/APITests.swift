@@ -197,11 +197,14 @@ import XokABI
         #expect(throws: Errno.EINVAL) { try os.rename("/e/sub2", "/e/sub2/inner/loop") }
         #expect(throws: Errno.EINVAL) { try os.rename("/e", "/e/sub2/inner/loop") }
         #expect(try os.get("/e/sub2/deep") == Array(repeating: 7, count: 50_000))
-        // Stat reports the new place as the inode number, distinct from a file made
-        // where the old one was.
-        let ino = try os.stat("/d/x").ino
-        try os.put("/e/new", [3])
-        #expect(try os.stat("/e/new").ino != ino)
+        // The inode number is the entry's place: a file moved away has a new one, and a
+        // file made in the slot it left takes the old one.
+        try os.put("/d/p", [5])
+        let left = try os.stat("/d/p").ino
+        try os.rename("/d/p", "/e/p")
+        try os.put("/d/q", [6])
+        #expect(try os.stat("/d/q").ino == left)
+        #expect(try os.stat("/e/p").ino != left)
         try os.sync()
         #expect(m.check.violations == [])
         #expect(m.cffsCheck.violations == [])
