@@ -226,6 +226,22 @@ public final class TreeClient<P: KernelPort> {
         throw .notAChild
     }
 
+    /// Moves the entry for `child` from `parent` to a free entry of `node` in one call
+    /// (`xnMove`), raising `node`'s high-water mark first when the entry lies past it.
+    public func move(_ child: BlockNumber, from parent: BlockNumber, to node: BlockNumber) throws(KernelError) {
+        let source = try contents(parent)
+        guard let slot = format.scanned(source).first(where: { source.u64le(TreeFormat.entriesStart + $0 * TreeFormat.entryBytes) == child }) else {
+            throw .notAChild
+        }
+        let destination = try contents(node)
+        guard let free = freeSlot(in: destination) else { throw .exhausted }
+        if free >= format.mark(of: destination) {
+            try port.modify(node, .write, .inline([format.highWater(free + 1)]), credential: slots.own)
+        }
+        try port.move(from: parent, offset: TreeFormat.entriesStart + slot * TreeFormat.entryBytes, count: TreeFormat.entryBytes,
+                      to: node, at: TreeFormat.entriesStart + free * TreeFormat.entryBytes, edits: .none, credential: slots.own)
+    }
+
     /// Writes `bytes` at `offset` of data block `block` (cached: it was just allocated, or
     /// read in first).
     public func write(_ bytes: [UInt8], at offset: Int, of block: BlockNumber) throws(KernelError) {

@@ -126,6 +126,8 @@ public enum XNSimulation {
         var kernel: Kernel<SimulatedHost>
         var clients: [Client] = []
         var attacker: Client
+        /// The attacker's own root, once made (where it tries to move others' entries).
+        var attackerRoot: BlockNumber?
         /// Each client's known nodes and data blocks.
         var nodes: [[BlockNumber]] = []
         var data: [[BlockNumber]] = []
@@ -191,7 +193,7 @@ public enum XNSimulation {
                 try attempt { () throws(KernelError) in try clients[flusher].port.writeback(orphans()) }
                 return
             }
-            switch rng.next() % 13 {
+            switch rng.next() % 14 {
             case 0, 1, 2:
                 guard let parent = pick(nodes[c], &rng) else { return }
                 try attempt { () throws(KernelError) in
@@ -236,6 +238,12 @@ public enum XNSimulation {
                 }
             case 11:
                 try attackFromOutside(&rng, &report)
+            case 12:
+                // Move a block, with what hangs under it, to another node (XN refuses a
+                // node under itself: counted as refused).
+                guard let moved = pick(data[c] + nodes[c].dropFirst(), &rng), let parent = parentOf(moved, c),
+                      let node = pick(nodes[c].filter { $0 != parent }, &rng) else { return }
+                try attempt { () throws(KernelError) in try client.move(moved, from: parent, to: node) }
             default:
                 if rng.next() % 8 == 0 && dead.count < clients.count - 1 {
                     dead.insert(c)
@@ -263,7 +271,23 @@ public enum XNSimulation {
             let port = attacker.port
             let slot = attacker.slots.own
             let frame = FrameNumber(rawValue: UInt32(rng.next() % 2048))
-            switch rng.next() % 8 {
+            switch rng.next() % 9 {
+            case 7:
+                // An entry of another's node moved into the attacker's own (the attacker
+                // cannot read the node: it guesses where the entry is).
+                guard let parent = parentOf(target, victim) else { return }
+                if attackerRoot == nil {
+                    attackerRoot = try? attacker.createRoot(name: "loot")
+                    if let mine = attackerRoot {
+                        try? port.modify(mine, .write, .inline([attacker.format.highWater(TreeFormat.entries)]), credential: slot)
+                    }
+                }
+                guard let mine = attackerRoot else { return }
+                let at = TreeFormat.entriesStart + Int(rng.next() % 8) * TreeFormat.entryBytes
+                try attack(&report, "attacker moved an entry of env \(victim)'s block \(parent) into its own root") { () throws(KernelError) in
+                    try port.move(from: parent, offset: at, count: TreeFormat.entryBytes, to: mine,
+                                  at: TreeFormat.entriesStart + Int(rng.next() % 8) * TreeFormat.entryBytes, edits: .none, credential: slot)
+                }
             case 0:
                 try attack(&report, "attacker read env \(victim)'s block \(target)") { () throws(KernelError) in
                     _ = try attacker.contents(target)
@@ -322,6 +346,7 @@ public enum XNSimulation {
             if let violation = check.violations.first { return "seed \(seed): after recovery: \(violation)" }
             do {
                 attacker = try LibraryEnvironment.treeClient(kernel, ownerID: 66, format: formats[0])
+                attackerRoot = try? attacker.port.root(named: "loot").block
                 try makeClients(creatingRoots: false)
             } catch { return "seed \(seed): after recovery, a file system cannot start: \(error)" }
             for (i, client) in clients.enumerated() {
