@@ -8,7 +8,7 @@ import Foundation
 import Testing
 import TreeFS
 import TreeFSUDFs
-import XN
+@testable import XN
 import Xok
 import XokABI
 import XokHostLinux
@@ -82,6 +82,12 @@ typealias LinuxClient = TreeClient<LocalPort<LinuxHost>>
                 try edit(p, i.geometry.rootCatalogue) { $0.replaceSubrange((8 + 112)..<(8 + 112 + 32), with: Array("a".utf8) + [UInt8](repeating: 0, count: 31)); XNLayout.reseal(&$0) } }),
             ("a name with a NUL inside", "root 1 has a malformed name", { p, i in
                 try edit(p, i.geometry.rootCatalogue) { $0.replaceSubrange((8 + 112)..<(8 + 112 + 4), with: [0x62, 0, 0x78, 0]); XNLayout.reseal(&$0) } }),
+            ("a move log image that does not match its record", "does not match its record", { p, i in
+                try edit(p, i.geometry.moveLogStart) { $0 = moveRecord([(i.dir, 0x1234_5678)]) } }),
+            ("a move log record naming too many blocks", "names 65 blocks", { p, i in
+                try edit(p, i.geometry.moveLogStart) { $0 = moveRecord((0..<65).map { (i.dir + UInt64($0), 0) }) } }),
+            ("a move log record naming XN's own blocks", "outside the data area", { p, i in
+                try edit(p, i.geometry.moveLogStart) { $0 = moveRecord([(1, 0)]) } }),
         ]
         for (name, expected, corrupt) in corruptions {
             let (path, info) = try cleanImage(name.replacingOccurrences(of: " ", with: "-") + ".img")
@@ -92,6 +98,33 @@ typealias LinuxClient = TreeClient<LocalPort<LinuxHost>>
             #expect(run.status == 4, "\(name): \(run.output)")
             #expect(run.output.contains("\(path): ") && run.output.contains(expected), "\(name): \(run.output)")
         }
+    }
+
+    @Test func aMoveTheLogHoldsIsCheckedAsDoneAndFinishedByTheNextMount() throws {
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (path, info) = try cleanImage("logged.img")
+        // The record and image of a move that reached the log: the directory as it is,
+        // with its first entry cleared (as if it had moved out).
+        var image = try FileBlockDevice.open(path: path).read([info.dir])[0]
+        image.replaceSubrange((16..<32), with: [UInt8](repeating: 0, count: 16))
+        try edit(path, info.geometry.moveLogStart + 1) { $0 = image }
+        try edit(path, info.geometry.moveLogStart) { $0 = moveRecord([(info.dir, CRC32C.checksum(image[...]))]) }
+        // A record is left only by a crash: the image was not shut down cleanly.
+        try edit(path, 0) { $0 = XNLayout.superblock(for: info.geometry, clean: false) }
+        // The disk in place still has the entry; fsck sees the disk as the replay will
+        // leave it, and finds nothing wrong.
+        let report = XNImage.check(try FileBlockDevice.open(path: path, readOnly: true))
+        #expect(report.movePending == 1)
+        #expect(report.violations == [])
+        let run = try runXok(["fsck", path])
+        #expect(run.status == 0 && run.output.contains("the move log holds a move of 1 blocks"), "\(run.output)")
+        // Mount finishes it and erases the record.
+        let kernel = Kernel(host: try LinuxHost(frameCount: 64))
+        try kernel.mountDisk(try FileBlockDevice.open(path: path), format: false)
+        let device = kernel.xn!.device
+        #expect(try device.read([info.dir])[0] == image)
+        _ = try kernel.shutdown()
+        #expect(XNImage.check(try FileBlockDevice.open(path: path, readOnly: true)).movePending == 0)
     }
 
     @Test func fsckSaysWhatIsWrongWithWhatIsNotAnImage() throws {
@@ -186,4 +219,20 @@ typealias LinuxClient = TreeClient<LocalPort<LinuxHost>>
             #expect(error.message.contains("cannot open /nonexistent/xok.img"))
         }
     }
+}
+
+/// A sealed move log record naming `blocks`, each with its image's checksum.
+func moveRecord(_ blocks: [(BlockNumber, UInt32)]) -> [UInt8] {
+    var record = [UInt8](repeating: 0, count: XNLayout.blockBytes)
+    func put(_ value: UInt64, _ bytes: Int, at offset: Int) {
+        for k in 0..<bytes { record[offset + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(k))) }
+    }
+    put(XNLayout.moveLogMagic, 8, at: 0)
+    put(UInt64(blocks.count), 4, at: 8)
+    for (i, (block, checksum)) in blocks.enumerated() {
+        put(block, 8, at: 16 + 12 * i)
+        put(UInt64(checksum), 4, at: 24 + 12 * i)
+    }
+    XNLayout.reseal(&record)
+    return record
 }
