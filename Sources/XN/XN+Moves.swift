@@ -1,15 +1,16 @@
 // Moves (docs/xn.md, "Moves"): bytes, and the pointers in them, leaving one metadata block
 // for another in one change — a file's entry going to another directory. XN checks both
 // blocks' UDFs, that the pointers go with the bytes, and that the tree stays a tree; it
-// then ties the two blocks into a group that reaches the disk as one: the group's images
-// go to the move log, a record naming them follows, and only then are the blocks written
-// in place. A crash before the record leaves the old blocks; after it, mount replays the
-// log. So a pointer is never on disk in both blocks, or in neither.
+// then ties the two blocks into a group that reaches the disk as one unit, with whatever
+// else must go with it (`atomicUnit`): the unit's images go to the move log, a record
+// naming them follows, and only then are the blocks written in place. A crash before the
+// record leaves the old blocks; after it, mount replays the log. So a pointer is never on
+// disk in both blocks, or in neither.
 
 import BPF
 import XokABI
 
-/// A move log record: the blocks a group writes, each with the checksum of its image.
+/// A move log record: the blocks a unit writes, each with the checksum of its image.
 struct MoveRecord: Equatable {
     var blocks: [(block: BlockNumber, checksum: UInt32)]
 
@@ -219,7 +220,7 @@ extension XN {
         return leads.contains(start) ? leads.subtracting(unit) : []
     }
 
-    /// Writes a move group so that the disk holds all of it or none: the images to the
+    /// Writes a move unit so that the disk holds all of it or none: the images to the
     /// log, a barrier, the record, a barrier, the blocks in place, a barrier, the record
     /// erased, a barrier (a later write of these blocks must not be undone by a replay).
     func writeGroup(_ writes: [(BlockNumber, [UInt8])]) throws(DeviceError) {
