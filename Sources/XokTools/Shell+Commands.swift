@@ -237,14 +237,23 @@ extension Shell {
     }
 
     /// Removes a tree, deepest first.
-    func removeTree(_ path: String) throws {
-        let status = try os.lstat(path)
-        if status.isDirectory {
-            for name in try os.list(path) { try removeTree(Self.join(path, name)) }
-            try os.rmdir(path)
-        } else {
-            try os.unlink(path)
-        }
+    /// rm -r of `path`; `isDirectory` is what the listing that found it said (rm, like
+    /// GNU's, takes the type from the directory entry instead of a stat of each file).
+    func removeTree(_ path: String, isDirectory known: Bool? = nil) throws {
+        let isDirectory: Bool
+        if let known { isDirectory = known } else { isDirectory = try os.lstat(path).isDirectory }
+        guard isDirectory else { return try os.unlink(path) }
+        for child in try children(of: path) { try removeTree(Self.join(path, child.name), isDirectory: child.isDirectory) }
+        try os.rmdir(path)
+    }
+
+    /// A directory's entries, by name, with whether each is a directory (readdir's d_type).
+    func children(of path: String) throws -> [(name: String, isDirectory: Bool)] {
+        let stream = try os.opendir(path)
+        defer { try? os.closedir(stream) }
+        var found: [(name: String, isDirectory: Bool)] = []
+        while let entry = try os.readdir(stream) { found.append((String(decoding: entry.name, as: UTF8.self), entry.inode.isDirectory)) }
+        return found.sorted { $0.name < $1.name }
     }
 
     func mkdir(_ args: [String]) throws {
