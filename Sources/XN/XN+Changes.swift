@@ -319,7 +319,7 @@ extension XN {
                 }
                 types[child] = nil
                 parents[child] = nil
-                unlinked.remove(child)
+                if !unlinked.isEmpty { unlinked.remove(child) }
                 pendingFree[child] = block
             }
         }
