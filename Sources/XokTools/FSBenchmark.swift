@@ -41,9 +41,11 @@ public enum FSBenchmark {
         ("8 rm -r everything", "rm -r /x /tree.tar /again.tar; sync", "rm -r x tree.tar again.tar && sync -f ."),
     ]
 
-    /// Runs the benchmark on `tree` in a new directory under `work`, which it removes
-    /// afterwards. `say` gets progress lines.
-    public static func run(tree: String, work: String, say: (String) -> Void) throws -> [Step] {
+    /// Runs the benchmark `rounds` times on `tree` in a new directory under `work`, which
+    /// it removes afterwards, each round on a fresh image and host directory. Each step's
+    /// figures are the medians of the rounds', side by side: this machine's disk makes one
+    /// round's figures swing by several times, on both sides. `say` gets progress lines.
+    public static func run(tree: String, work: String, rounds: Int = 1, say: (String) -> Void) throws -> [Step] {
         guard let resolved = realpath(work, nil) else { throw SessionError("bench fs: \(work): \(String(cString: strerror(errno)))") }
         let absolute = String(cString: resolved)
         free(resolved)
@@ -60,6 +62,17 @@ public enum FSBenchmark {
         say("bench fs: making a tar of \(url.path)")
         try shell("tar -c -f \(quoted(tarPath)) -C \(quoted(url.deletingLastPathComponent().path)) \(quoted(url.lastPathComponent))", in: dir)
 
+        var all: [[Step]] = []
+        for round in 1...max(1, rounds) {
+            all.append(try runRound(tarPath: tarPath, dir: dir, host: host) { say(rounds > 1 ? "\($0) (round \(round) of \(rounds))" : $0) })
+        }
+        return median(all)
+    }
+
+    /// The eight steps once, on a fresh image and an empty host directory.
+    static func runRound(tarPath: String, dir: String, host: String, say: (String) -> Void) throws -> [Step] {
+        for name in try FileManager.default.contentsOfDirectory(atPath: host) { try FileManager.default.removeItem(atPath: host + "/" + name) }
+        try? FileManager.default.removeItem(atPath: dir + "/bench.img")
         let session = try ExOSSession(image: dir + "/bench.img", uid: 0, gid: 0, say: { _ in })
         let failures = Lines()
         let shellOnImage = Shell(os: session.os, standardOutput: { _ in }, standardError: { failures.lines.append($0) })
@@ -82,6 +95,21 @@ public enum FSBenchmark {
         }
         try session.close()
         return results
+    }
+
+    /// Each step's median over the rounds, figure by figure (the median of an even count
+    /// is the mean of the middle two).
+    static func median(_ rounds: [[Step]]) -> [Step] {
+        func middle(_ values: [Double]) -> Double {
+            let sorted = values.sorted(), n = sorted.count
+            return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+        }
+        guard let first = rounds.first else { return [] }
+        return first.indices.map { i in
+            let taken = rounds.map { $0[i] }
+            return Step(name: first[i].name, exos: middle(taken.map(\.exos)), linux: middle(taken.map(\.linux)),
+                        exosCPU: middle(taken.map(\.exosCPU)), linuxCPU: middle(taken.map(\.linuxCPU)))
+        }
     }
 
     final class Lines {

@@ -29,16 +29,23 @@ struct Bench: ParsableCommand {
         @Option(help: "Also draw the table as a bar chart in this SVG file.")
         var svg: String?
 
+        @Option(help: "Rounds of the eight steps, each on a fresh image and directory; each figure is the median of the rounds'.")
+        var rounds = 1
+
+        func validate() throws {
+            guard (1...99).contains(rounds) else { throw ValidationError("--rounds takes 1 to 99") }
+        }
+
         func run() throws {
             #if DEBUG
             FileHandle.standardError.write(Data("warning: a debug build; measure with `swift run -c release xok bench fs`\n".utf8))
             #endif
             let terminal = isatty(2) == 1
-            let steps = try FSBenchmark.run(tree: tree, work: work) { line in
+            let steps = try FSBenchmark.run(tree: tree, work: work, rounds: rounds) { line in
                 if terminal { FileHandle.standardError.write(Data(("\r\u{1b}[K" + line).utf8)) }
             }
             if terminal { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
-            print("xok bench fs: \(tree)")
+            print("xok bench fs: \(tree)" + (rounds > 1 ? ", medians of \(rounds) rounds" : ""))
             print(FSBenchmark.table(steps))
             if let svg {
                 try FSBenchmark.svg(steps).write(toFile: svg, atomically: true, encoding: .utf8)

@@ -174,3 +174,21 @@ extension String {
         #expect(S.timespecOf(.min).tv_nsec >= 0)
     }
 }
+
+@Suite struct BenchFigures {
+    func step(_ exos: Double, _ linux: Double) -> FSBenchmark.Step {
+        FSBenchmark.Step(name: "2 extract it", exos: exos, linux: linux, exosCPU: exos / 2, linuxCPU: linux / 2)
+    }
+
+    @Test func roundsCombineIntoEachFiguresMedian() {
+        // Three rounds: the middle of each figure, taken apart (the middle ExOS time and the
+        // middle Linux time may come from different rounds).
+        let three = FSBenchmark.median([[step(1.0, 5.0)], [step(3.0, 0.5)], [step(2.0, 0.7)]])
+        #expect(three.count == 1)
+        #expect((three[0].exos, three[0].linux, three[0].exosCPU, three[0].linuxCPU) == (2.0, 0.7, 1.0, 0.35))
+        // Two rounds: the mean of the two.
+        let two = FSBenchmark.median([[step(1.0, 4.0)], [step(2.0, 1.0)]])
+        #expect((two[0].exos, two[0].linux) == (1.5, 2.5))
+        #expect(FSBenchmark.median([]).isEmpty)
+    }
+}
