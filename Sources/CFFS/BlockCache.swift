@@ -534,13 +534,21 @@ public final class BlockCache<P: KernelPort> {
     func makeRoomToMap() {
         guard mapped.count + spareBound.count >= Self.mappedMax else { return }
         var left = mapped.count / 2
+        var frames: [FrameNumber] = []
         for block in dataOrder[dataOrderStart...] where left > 0 {
             guard dataBlocks.contains(block), let frame = mapped[block] else { continue }
-            // A block already gone from under us is no longer bound: either way it is not now.
-            try? port.unmap(frame)
+            frames.append(frame)
             mapped[block] = nil
             marked.remove(block)
             left -= 1
+        }
+        // A batch at a time. A block already gone from under us is no longer bound, which
+        // fails its batch: that batch goes one by one (either way none is bound after).
+        var i = 0
+        while i < frames.count {
+            let batch = Array(frames[i..<min(frames.count, i + KernelLimits.xnBatchMax)])
+            i += batch.count
+            if (try? port.unmap(batch)) == nil { for frame in batch { try? port.unmap(frame) } }
         }
     }
 }

@@ -118,6 +118,16 @@ extension Kernel {
         completeRevocations()
     }
 
+    /// `frameUnmap` for each of `frames`, or for none.
+    /// - Throws: `invalidArgument` (none, or one named twice), `notMapped`.
+    func unmapFrames(_ caller: EnvironmentID, _ frames: [FrameNumber]) throws(KernelError) {
+        guard !frames.isEmpty, frames.count <= KernelLimits.xnBatchMax, Set(frames.map(\.rawValue)).count == frames.count else {
+            throw .invalidArgument
+        }
+        for frame in frames { guard self[caller].bindings[frame] != nil else { throw .notMapped } }
+        for frame in frames { try unmapFrame(caller, frame) }
+    }
+
     func revokeFrame(_ caller: EnvironmentID, _ credential: CapabilitySlot, _ frame: FrameNumber, graceTicks: UInt64) throws(KernelError) {
         let record = try frameRecord(frame, caller, credential, needs: .write)
         guard graceTicks <= KernelLimits.revocationGraceMax else { throw .invalidArgument }

@@ -122,6 +122,9 @@ public final class Kernel<H: Host> {
         case .frameUnmap(let frame):
             try unmapFrame(caller, frame)
             return .done
+        case .frameUnmapMany(let frames):
+            try unmapFrames(caller, frames)
+            return .done
         case .frameRevoke(let credential, let frame, let grace):
             try revokeFrame(caller, credential, frame, graceTicks: grace)
             return .done

@@ -116,6 +116,7 @@ extension KernelRequest {
         case .xnMapMany: .xnMapMany
         case .frameAllocateMany: .frameAllocateMany
         case .xnMove: .xnMove
+        case .frameUnmapMany: .frameUnmapMany
         }
     }
 
@@ -169,6 +170,7 @@ extension KernelRequest {
         case .frameAllocateMany(let credential, let acl, let count): p.u16(credential.rawValue); p.acl(acl); p.u16(count)
         case .xnMove(let credential, let source, let range, let destination, let at, let edits):
             p.u16(credential.rawValue); p.u64(source); p.u16(range.offset); p.u16(range.length); p.u64(destination); p.u16(at); p.changes(edits)
+        case .frameUnmapMany(let frames): p.count16(frames.count); for f in frames { p.u32(f.rawValue) }
         }
         var w = WireWriter()
         w.u16(kernelCallVersion); w.u16(call.rawValue); w.u32(UInt32(truncatingIfNeeded: p.bytes.count))
@@ -241,6 +243,7 @@ extension KernelRequest {
         case .xnMove:
             let credential = try r.slot(), source = try r.u64(), range = XNChanges.Range(offset: try r.u16(), length: try r.u16())
             self = .xnMove(credential: credential, source: source, range: range, destination: try r.u64(), at: try r.u16(), edits: try r.changes())
+        case .frameUnmapMany: self = .frameUnmapMany(try r.batch { (r: inout WireReader) throws(KernelError) in FrameNumber(rawValue: try r.u32()) })
         }
         guard r.atEnd else { throw .badRequest }
     }

@@ -122,6 +122,9 @@ public enum KernelRequest: Hashable, Sendable {
     /// reach the disk as one (docs/xn.md, "Moves"). Each block's acl UDF is asked
     /// (`moveOut`, `moveIn`); no moved block may end up under itself.
     case xnMove(credential: CapabilitySlot, source: BlockNumber, range: XNChanges.Range, destination: BlockNumber, at: UInt16, edits: XNChanges)
+    /// Removes the caller's bindings of `frames` (1 to `KernelLimits.xnBatchMax`, none
+    /// named twice), as `frameUnmap` does for each. All or nothing.
+    case frameUnmapMany([FrameNumber])
 }
 
 /// Every call, by its code on the wire: the list coverage tests are built from.
@@ -131,7 +134,7 @@ public enum KernelCall: UInt16, CaseIterable, Sendable {
     case regionCreate, regionRead, regionWrite, regionDestroy
     case ipcSend, upcallNext, predicateInstall, predicateRemove, sliceAllocate, sliceFree, yield
     case xnInstallType, xnLookupType, xnCreateRoot, xnLookupRoot, xnReadIn, xnRead, xnMap, xnModify, xnWriteData
-    case xnWriteback, xnEvict, xnFindFree, xnMapMany, frameAllocateMany, xnMove
+    case xnWriteback, xnEvict, xnFindFree, xnMapMany, frameAllocateMany, xnMove, frameUnmapMany
 }
 
 /// What a metadata change does to the block's pointers.

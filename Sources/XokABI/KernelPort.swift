@@ -146,6 +146,8 @@ extension KernelPort {
         try done(.xnMove(credential: credential, source: source, range: range, destination: destination,
                          at: UInt16(clamping: at < 0 ? Int.max : at), edits: edits))
     }
+    /// Unbinds each of `frames` here (`frameUnmapMany`).
+    public func unmap(_ frames: [FrameNumber]) throws(KernelError) { try done(.frameUnmapMany(frames)) }
     public func writeData(_ block: BlockNumber, _ changes: XNChanges, credential: CapabilitySlot) throws(KernelError) {
         try done(.xnWriteData(credential: credential, block, changes))
     }

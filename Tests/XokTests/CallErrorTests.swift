@@ -118,6 +118,15 @@ let errorCases: [ErrorCase] = [
         let f = try w.root.allocateFrame(credential: CapabilitySlot(0), acl: shared)
         return (w.a, .frameMap(credential: Slot.own, f, writable: false)) },
     ErrorCase(call: "frameUnmap", error: .notMapped, why: "caller holds no binding") { w in (w.a, .frameUnmap(try w.frame(of: w.b))) },
+    ErrorCase(call: "frameUnmapMany", error: .invalidArgument, why: "no frames") { w in (w.a, .frameUnmapMany([])) },
+    ErrorCase(call: "frameUnmapMany", error: .invalidArgument, why: "a frame named twice") { w in
+        let f = try w.frame(of: w.a)
+        try w.a.map(f, writable: false, credential: Slot.own)
+        return (w.a, .frameUnmapMany([f, f])) },
+    ErrorCase(call: "frameUnmapMany", error: .notMapped, why: "the last frame not bound (the others stay bound)") { w in
+        let bound = try (0..<3).map { _ in try w.frame(of: w.a) }
+        for f in bound { try w.a.map(f, writable: false, credential: Slot.own) }
+        return (w.a, .frameUnmapMany(bound + [try w.frame(of: w.b)])) },
     ErrorCase(call: "frameRevoke", error: .noSuchFrame, why: "frame is free") { w in (w.a, .frameRevoke(credential: Slot.own, FrameNumber(rawValue: 9), graceTicks: 1)) },
     ErrorCase(call: "frameRevoke", error: .invalidArgument, why: "grace past the limit") { w in
         (w.a, .frameRevoke(credential: Slot.own, try w.frame(of: w.a), graceTicks: KernelLimits.revocationGraceMax + 1)) },

@@ -86,6 +86,7 @@ import XokSimulation
         .frameAllocateMany(credential: CapabilitySlot(0), acl: acl(.root), count: 3),
         .xnMove(credential: CapabilitySlot(5), source: 77, range: XNChanges.Range(offset: 64, length: 256), destination: 1 << 40, at: 320,
                 edits: .inline([(334, [1, 2])])),
+        .frameUnmapMany([FrameNumber(rawValue: 4), FrameNumber(rawValue: .max)]),
     ]
 
     @Test func theListHasEveryCall() {

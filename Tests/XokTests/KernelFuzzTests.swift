@@ -41,7 +41,7 @@ import XokSimulation
             let aclValue = (try? AccessControlList([try Capability(name: [number(200)], rights: Rights(rawValue: UInt8(rng.next() % 8)))])) ?? acl()
             let name = rng.next() % 3 == 0 ? bytes(31) : Array(pick(["tree", "list", "a", "b", "x"]).utf8)
             let span = FrameSpan(frame: pick(frames), length: UInt32(truncatingIfNeeded: number(5000)))
-            switch rng.next() % 27 {
+            switch rng.next() % 28 {
             case 0: return .capabilityDerive(source: slot(), appending: (0..<Int(rng.next() % 10)).map { _ in number(300) }, rights: Rights(rawValue: UInt8(rng.next() % 8)))
             case 1: return .environmentCreate(credential: slot(), acl: aclValue, grants: [slot()],
                                               quota: Quota(environments: UInt32(truncatingIfNeeded: number(4)), frames: UInt32(truncatingIfNeeded: number(8)), blocks: number(8)))
@@ -88,6 +88,10 @@ import XokSimulation
                 let offset = edge(), length = rng.next() % 2 == 0 ? UInt16(16) : edge(), at = edge()
                 return .xnMove(credential: slot(), source: pick(blocks), range: XNChanges.Range(offset: offset, length: length),
                                destination: pick(blocks), at: at, edits: changes())
+            case 26:
+                // Batches up to one past the limit, with repeats now and then.
+                let count = Int(rng.next() % UInt64(KernelLimits.xnBatchMax + 2))
+                return .frameUnmapMany((0..<count).map { _ in pick(frames) })
             default: return .xnLookupRoot(name: name)
             }
         }

@@ -150,3 +150,20 @@ import XokSimulation
         w.expectConsistent()
     }
 }
+
+@Suite struct FrameBatches {
+    @Test func unmappingManyUnbindsEachAndChargesNothing() throws {
+        let w = World()
+        let frames = try w.a.allocateFrames(5, credential: Slot.frames, acl: w.ownACL(w.a))
+        try w.a.store([7], into: frames[0], offset: 0)
+        let quota = w.kernel.quota(of: w.a.environment)!.used
+        try w.a.unmap(Array(frames[0..<4]))
+        for f in frames[0..<4] { #expect(throws: KernelError.notMapped) { _ = try w.a.load(f, offset: 0, count: 1) } }
+        #expect(try w.a.load(frames[4], offset: 0, count: 1) == [0])
+        // Still the caller's: mapped again, the bytes are there.
+        try w.a.map(frames[0], writable: false, credential: Slot.own)
+        #expect(try w.a.load(frames[0], offset: 0, count: 1) == [7])
+        #expect(w.kernel.quota(of: w.a.environment)!.used == quota)
+        w.expectConsistent()
+    }
+}
