@@ -101,13 +101,18 @@ extension XN {
         if destinationPointers != expected {
             throw destinationPointers.contains(where: { !expected.contains($0) }) ? .pointerInvented : .pointerLost
         }
-        // The tree stays a tree: no moved block may be the destination or above it.
+        // The tree stays a tree: no moved block may be the destination or above it. And it
+        // stays one on disk: a block above the destination that a move not yet on disk
+        // brought there may still be, on disk, under a moved block (a directory moved into
+        // one just moved out of it). Such a move joins this one's group, so the two reach
+        // the disk together.
+        var group = Set((moveGroups[source] ?? [source]) + (moveGroups[destination] ?? [destination]))
         var ancestor: BlockNumber? = destination
         while let block = ancestor {
             if moved.contains(where: { $0.block == block }) { throw .cycle }
+            if let pending = moveGroups[block] { group.formUnion(pending) }
             ancestor = parents[block]
         }
-        let group = Set((moveGroups[source] ?? [source]) + (moveGroups[destination] ?? [destination]))
         guard closed(group).count <= XNLayout.moveGroupMax else { throw .moving }
 
         // Commit.

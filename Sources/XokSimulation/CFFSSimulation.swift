@@ -231,7 +231,11 @@ final class CFFSWorld {
                     touch(new)
                 }
             }
-            directoryMoves.removeAll { $0.to == from || $0.from == from || $0.to.hasPrefix(from + "/") || $0.from.hasPrefix(from + "/") }
+            // A rename or move recorded under the moved directory names paths that now
+            // depend on this move too: each commits on its own, so neither is checked.
+            let under = { (path: String) in path == from || path.hasPrefix(from + "/") }
+            directoryMoves.removeAll { under($0.to) || under($0.from) }
+            renames.removeAll { under($0.to) || under($0.from) }
             if checked { directoryMoves.append((from, to)) }
         default:
             sync()

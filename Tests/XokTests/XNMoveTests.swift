@@ -64,6 +64,39 @@ import XokSimulation
         #expect(logged > 0, "some cut falls where the log holds the move")
     }
 
+    /// Under the root a directory, under it b, under b c. c moves up to the root, then b
+    /// moves into c: two moves with no block in common. Written apart, the second could
+    /// reach the disk without the first: c, still under b there, would hold b, and both
+    /// would be lost in a loop no root reaches.
+    @Test func aNodeMovedIntoOneJustMovedOutOfItReachesTheDiskWithIt() throws {
+        var cut = 1
+        while true {
+            let w = World()
+            let t = try w.trees()
+            let b = try t.a.add(under: t.dir, type: t.a.type)
+            let c = try t.a.add(under: b, type: t.a.type)
+            for block in [c, b, t.dir, t.rootA] { try w.a.writeback([block]) }
+            let reachable = XNImage.check(w.kernel.xn!.device).reachable
+            try t.a.move(c, from: b, to: t.rootA)
+            try t.a.move(b, from: t.dir, to: c)
+            #expect(w.kernel.xn!.registryEntry(b)?.parent == c)
+            w.kernel.xn!.device.failAfterWrites = w.kernel.xn!.device.writesIssued + cut
+            var finished = true
+            // The second move's blocks first: alone, they would close the loop on disk.
+            for block in [c, t.dir, b, t.rootA] where (try? w.a.writeback([block])) == nil { finished = false }
+            var disk = w.kernel.xn!.device
+            _ = disk.powerLoss()
+            let kernel = Kernel(host: SimulatedHost(frameCount: 64))
+            try kernel.mountDisk(disk, format: false)
+            let report = XNImage.check(kernel.xn!.device)
+            #expect(report.violations == [], "cut at write \(cut)")
+            // Every block is still reachable, in one place or the other.
+            #expect(report.reachable == reachable, "cut at write \(cut): \(report.reachable) blocks reachable")
+            if finished { break }
+            cut += 1
+        }
+    }
+
     @Test func anotherEnvironmentGainsNothingByMoving() throws {
         let w = World()
         let (t, dir2) = try w.moveTrees()
