@@ -593,7 +593,8 @@ public final class CFFS<P: KernelPort> {
         let moved = moving.isDirectory ? [moving.pointers[0]] : moving.pointers.filter { $0 != 0 }
         // One credential must pass both directories' UDFs: the class of the one, else the
         // class of the other.
-        let classes = [credential(sourceParent.uid, sourceParent.gid), credential(targetParent.uid, targetParent.gid)]
+        let first = credential(sourceParent.uid, sourceParent.gid), second = credential(targetParent.uid, targetParent.gid)
+        let classes = first == second ? [first] : [first, second]
         var refusal = KernelError.permissionDenied
         var done = false
         for credential in classes where !done {

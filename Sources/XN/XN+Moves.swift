@@ -11,12 +11,8 @@ import BPF
 import XokABI
 
 /// A move log record: the blocks a unit writes, each with the checksum of its image.
-struct MoveRecord: Equatable {
+struct MoveRecord {
     var blocks: [(block: BlockNumber, checksum: UInt32)]
-
-    static func == (a: MoveRecord, b: MoveRecord) -> Bool {
-        a.blocks.count == b.blocks.count && zip(a.blocks, b.blocks).allSatisfy { $0.block == $1.block && $0.checksum == $1.checksum }
-    }
 
     /// The record block: magic u64, count u32, then (block u64, checksum u32) each; sealed.
     var encoded: [UInt8] {
@@ -31,8 +27,8 @@ struct MoveRecord: Equatable {
     }
 
     /// The record in `block`, or nil when it holds none (erased, torn, or never written).
-    /// - Throws: `corruptImage` for a sealed record that names too many blocks or a block
-    ///   outside the data area.
+    /// - Throws: `corruptImage` for a sealed record that names too many blocks, a block
+    ///   outside the data area, or one block twice.
     init?(_ block: [UInt8], _ g: XNLayout.Geometry) throws(XNError) {
         guard Seal.isSealed(block), block.u64(at: 0) == XNLayout.moveLogMagic else { return nil }
         let count = Int(block.u32(at: 8))
@@ -41,6 +37,7 @@ struct MoveRecord: Equatable {
         for entry in blocks where entry.block < g.dataStart || entry.block >= g.blockCount {
             throw .corruptImage("the move log record names block \(entry.block), outside the data area")
         }
+        guard Batch.distinct(blocks.map { $0.block }) else { throw .corruptImage("the move log record names a block twice") }
     }
 
     init(blocks: [(block: BlockNumber, checksum: UInt32)]) { self.blocks = blocks }

@@ -70,8 +70,9 @@ public final class XN<D: BlockDevice, M: FrameMemory> {
     }
 
     /// Mounts an XN disk: finishes a move its log holds, checks every structure's
-    /// checksum, reloads and re-verifies the templates, walks the tree from the roots with the `owns` UDFs, and — after an
-    /// unclean shutdown — rebuilds the free map from that walk.
+    /// checksum, reloads and re-verifies the templates, walks the tree from the roots with
+    /// the `owns` UDFs, and — after an unclean shutdown — rebuilds the free map from that
+    /// walk.
     /// - Throws: `notXN` for a foreign image; `corruptImage` for a checksum, geometry,
     ///   name, template or tree that does not hold; `device`.
     public static func mount(_ device: D, memory: M, checks: Bool = true) throws(XNError) -> XN {
@@ -235,8 +236,6 @@ enum XNStructures<D: BlockDevice> {
         do { return try device.read(block) } catch { throw .device(error.message) }
     }
 
-    static func sealed(_ payload: ArraySlice<UInt8>) -> [UInt8] { Seal.sealed(payload) }
-    static func isSealed(_ b: [UInt8]) -> Bool { Seal.isSealed(b) }
 
     /// Writes the free map, a few hundred blocks at a time.
     static func writeFreeMap(_ bits: FreeMap, _ g: XNLayout.Geometry, to device: inout D) throws(DeviceError) {
@@ -252,7 +251,7 @@ enum XNStructures<D: BlockDevice> {
                 payload[bit / 8] |= 1 << UInt8(bit % 8)
                 b = next + 1
             }
-            batch.append((g.freeMapStart + i, sealed(payload[...])))
+            batch.append((g.freeMapStart + i, Seal.sealed(payload[...])))
             if batch.count == 256 {
                 try device.write(batch)
                 batch = []
@@ -265,7 +264,7 @@ enum XNStructures<D: BlockDevice> {
         var bits = FreeMap(blockCount: g.blockCount)
         for i in 0..<g.freeMapBlocks {
             let block = try XNStructures<D>.readBlock(&device, g.freeMapStart + i)
-            guard isSealed(block) else { throw .corruptImage("free map block \(i) checksum mismatch") }
+            guard Seal.isSealed(block) else { throw .corruptImage("free map block \(i) checksum mismatch") }
             for byte in 0..<XNLayout.freeMapBitsPerBlock / 8 where block[byte] != 0 {
                 for bit in 0..<8 where block[byte] & (1 << UInt8(bit)) != 0 {
                     let b = i * UInt64(XNLayout.freeMapBitsPerBlock) + UInt64(byte * 8 + bit)
@@ -314,7 +313,7 @@ enum XNStructures<D: BlockDevice> {
         var offset = 0
         repeat {
             let end = min(offset + XNLayout.payloadBytes, stream.count)
-            blocks.append((g.typeCatalogueStart + BlockNumber(blocks.count), sealed(stream[offset..<end])))
+            blocks.append((g.typeCatalogueStart + BlockNumber(blocks.count), Seal.sealed(stream[offset..<end])))
             offset = end
         } while offset < stream.count
         return blocks
@@ -327,7 +326,7 @@ enum XNStructures<D: BlockDevice> {
         while stream.count < length {
             guard i < g.typeCatalogueBlocks else { throw .corruptImage("type catalogue runs past its blocks") }
             let block = try XNStructures<D>.readBlock(&device, g.typeCatalogueStart + i)
-            guard isSealed(block) else { throw .corruptImage("type catalogue block \(i) checksum mismatch") }
+            guard Seal.isSealed(block) else { throw .corruptImage("type catalogue block \(i) checksum mismatch") }
             stream += block[0..<XNLayout.payloadBytes]
             if i == 0 { length = Int(stream.u32(at: 0)) }
             i += 1
@@ -377,7 +376,7 @@ enum XNStructures<D: BlockDevice> {
                 payload[at + 45] = UInt8(root.capability.name.count)
                 for (j, c) in root.capability.name.enumerated() { payload.put64(c, at: at + 48 + 8 * j) }
             }
-            return (g.rootCatalogue + UInt64(n), sealed(payload[...]))
+            return (g.rootCatalogue + UInt64(n), Seal.sealed(payload[...]))
         }
     }
 
@@ -385,7 +384,7 @@ enum XNStructures<D: BlockDevice> {
         var roots: [RootEntry] = []
         for n in 0..<g.rootCatalogueBlocks {
             let block = try XNStructures<D>.readBlock(&device, g.rootCatalogue + n)
-            guard isSealed(block) else { throw .corruptImage("root catalogue block \(n) checksum mismatch") }
+            guard Seal.isSealed(block) else { throw .corruptImage("root catalogue block \(n) checksum mismatch") }
             let count = Int(block.u32(at: 0))
             guard count <= XNLayout.rootsPerBlock else { throw .corruptImage("root catalogue block \(n) claims \(count) roots") }
             guard count == 0 || roots.count == Int(n) * XNLayout.rootsPerBlock else { throw .corruptImage("root catalogue has a gap before block \(n)") }

@@ -88,6 +88,8 @@ typealias LinuxClient = TreeClient<LocalPort<LinuxHost>>
                 try edit(p, i.geometry.moveLogStart) { $0 = moveRecord((0..<65).map { (i.dir + UInt64($0), 0) }) } }),
             ("a move log record naming XN's own blocks", "outside the data area", { p, i in
                 try edit(p, i.geometry.moveLogStart) { $0 = moveRecord([(1, 0)]) } }),
+            ("a move log record naming a block twice", "names a block twice", { p, i in
+                try edit(p, i.geometry.moveLogStart) { $0 = moveRecord([(i.dir, 0), (i.dir, 0)]) } }),
         ]
         for (name, expected, corrupt) in corruptions {
             let (path, info) = try cleanImage(name.replacingOccurrences(of: " ", with: "-") + ".img")
