@@ -185,7 +185,7 @@ public struct ProgramKind: Hashable, Sendable {
 ///     offset 8296   +--------------------------------+
 ///
 /// All integers little-endian. The operation is one of `AclContext.Operation`; the target
-/// is the block allocated or freed, or the data block written.
+/// is the block allocated, freed or linked, or the data block written.
 public enum AclContext {
     public static let blockBeforeOffset = 0
     public static let blockAfterOffset = Limits.metadataBlockBytes
@@ -221,5 +221,8 @@ public enum AclContext {
         /// zero. The before block shows them already there, exactly as they left the
         /// other block; the after block adds the mover's edits within the range.
         case moveIn = 7
+        /// A pointer to the target, an existing block of a shareable type, appears: one
+        /// more name for it (a hard link). The target keeps its other parents.
+        case link = 8
     }
 }

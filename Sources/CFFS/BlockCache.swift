@@ -360,6 +360,19 @@ public final class BlockCache<P: KernelPort> {
         forget(child)
     }
 
+    /// Removes a link entry's pointer to inode block `child` from `parent` with
+    /// `changes`. The block stays while other names point to it; the caller finds out
+    /// whether it went (`forget(below:)`).
+    func unlink(_ child: BlockNumber, from parent: BlockNumber, _ changes: [(offset: Int, bytes: [UInt8])],
+                credential: CapabilitySlot) throws(Errno) {
+        do { try kernelModify(parent, .free(child), changes, credential: credential) } catch .busy {
+            try writeBack()
+            do { try kernelModify(parent, .free(child), changes, credential: credential) } catch { throw Errno(error) }
+        } catch {
+            throw Errno(error)
+        }
+    }
+
     /// Removes `children` from `parent` with `changes`, in batches of the kernel's limit
     /// (`changesFor` gives each batch's changes).
     func free(_ children: [BlockNumber], from parent: BlockNumber, credential: CapabilitySlot,
@@ -390,6 +403,21 @@ public final class BlockCache<P: KernelPort> {
         dirty.insert(source)
         dirty.insert(destination)
         for block in moved where parentOf[block] != nil { parentOf[block] = destination }
+    }
+
+    /// Drops what is known of `top` and every block noted below it: XN freed them all
+    /// (a hard-linked file's last name went).
+    func forget(below top: BlockNumber) {
+        var gone: Set<BlockNumber> = [top]
+        var grew = true
+        while grew {
+            grew = false
+            for (block, parent) in parentOf where !gone.contains(block) && gone.contains(parent) {
+                gone.insert(block)
+                grew = true
+            }
+        }
+        for block in gone.sorted() { forget(block) }
     }
 
     /// Drops what is known of a block that left the cache.

@@ -30,6 +30,8 @@ public struct CFFSCheck {
     let progress: (Int) -> Void
     /// Every directory block walked: a damaged image could make directories loop.
     var visited: Set<BlockNumber> = []
+    /// Inode blocks already checked, with the names found for each so far.
+    var inodeBlocks: [BlockNumber: Int] = [:]
 
     struct Stamp: Equatable {
         var uid: UInt32, gid: UInt32, mode: UInt32
@@ -125,11 +127,36 @@ public struct CFFSCheck {
             } else {
                 report.files += 1
             }
-            if inode.nlink != 1 { violation("\(path): link count \(inode.nlink), but C-FFS files have one name") }
+            if inode.nlink != 1 { violation("\(path): link count field \(inode.nlink) (a file's names are counted, not stored; 1 expected)") }
             fileBlocks(inode, path, stamp)
+        case FileMode.link:
+            linked(inode, path)
         default:
             violation("\(path): slot \(slot) of block \(block) has unknown file type \(octal(inode.type))")
         }
+    }
+
+    /// Checks a link entry and, the first time it is reached, the inode block it names:
+    /// a C-FFS inode block holding one file (never a directory) in slot 0 and nothing
+    /// else. XN counts the names (its parents) and has checked each is reached only from
+    /// link entries of one type.
+    mutating func linked(_ link: Inode, _ path: String) {
+        let block = link.pointers[0]
+        if block == 0 || link.pointers.dropFirst().contains(where: { $0 != 0 }) || link.size != 0 {
+            violation("\(path): a link entry must name one inode block and nothing else")
+        }
+        guard block != 0 else { return }
+        inodeBlocks[block, default: 0] += 1
+        guard inodeBlocks[block] == 1 else { return }
+        guard let bytes = read(block) else { return violation("\(path): inode block \(block) cannot be read") }
+        if BlockHeader(bytes).magic != CFFSLayout.inoMagic { return violation("\(path): block \(block) is not an inode block") }
+        if bytes[CFFSLayout.slotsStart + CFFSLayout.slotBytes..<CFFSLayout.blockBytes].contains(where: { $0 != 0 }) {
+            violation("\(path): inode block \(block) holds more than its file")
+        }
+        guard let inode = Inode(bytes, at: CFFSLayout.slotsStart), inode.isRegular || inode.isSymlink else {
+            return violation("\(path): inode block \(block) holds no file")
+        }
+        entry(inode, path, block: block, slot: 0)
     }
 
     /// Checks a file's blocks: none past its size, indirect blocks of the right level and

@@ -55,7 +55,7 @@ extension CFFS {
                 }
                 cursor[ref.block] = pointer + 1
                 if container == ref.block { inode.pointers[path.field] = pointer }
-                var header = BlockHeader(magic: CFFSLayout.indMagic, dirType: dirType, indType: indType)
+                var header = BlockHeader(magic: CFFSLayout.indMagic, dirType: dirType, indType: indType, inoType: inoType)
                 header.level = UInt32(level)
                 header.uid = inode.uid
                 header.gid = inode.gid

@@ -53,7 +53,7 @@ public final class CFFS<P: KernelPort> {
     /// The XN root (the superblock) and the root directory's first block.
     public let superblock: BlockNumber
     public let rootDirectory: BlockNumber
-    public let superType: TypeID, dirType: TypeID, indType: TypeID
+    public let superType: TypeID, dirType: TypeID, indType: TypeID, inoType: TypeID
     /// The clock for times, in nanoseconds since the epoch.
     public var now: () -> Int64
     /// Where each directory's next file block goes (grouping).
@@ -83,6 +83,7 @@ public final class CFFS<P: KernelPort> {
         self.superType = superType
         self.dirType = header.dirType
         self.indType = header.indType
+        self.inoType = header.inoType
         self.now = now
     }
 
@@ -99,6 +100,7 @@ public final class CFFS<P: KernelPort> {
         let superType = try install(CFFSUDFs.superName, CFFSUDFs.superblock, cache, types)
         let dirType = try install(CFFSUDFs.dirName, CFFSUDFs.directory, cache, types)
         let indType = try install(CFFSUDFs.indName, CFFSUDFs.indirect, cache, types)
+        let inoType = try install(CFFSUDFs.inodeName, CFFSUDFs.inode, cache, types, shareable: true)
         let frame = try cache.spareFrame()
         let block: BlockNumber
         do { block = try port.createRoot(named: name, type: superType, protection: mountCapability, frame: frame, credential: roots) } catch {
@@ -108,7 +110,7 @@ public final class CFFS<P: KernelPort> {
         cache.ownFrame[block] = frame
         cache.note(block, parent: nil, credential: identity.mountSlot)
         let time = now()
-        var header = BlockHeader(magic: CFFSLayout.superMagic, dirType: dirType, indType: indType)
+        var header = BlockHeader(magic: CFFSLayout.superMagic, dirType: dirType, indType: indType, inoType: inoType)
         header.level = CFFSLayout.version
         // The root directory is allocated in the change that initializes the superblock:
         // once initialized, only the superuser may change it.
@@ -117,7 +119,7 @@ public final class CFFS<P: KernelPort> {
             h.next = child
             return [(0, h.encoded)]
         }
-        var rootHeader = BlockHeader(magic: CFFSLayout.dirMagic, dirType: dirType, indType: indType)
+        var rootHeader = BlockHeader(magic: CFFSLayout.dirMagic, dirType: dirType, indType: indType, inoType: inoType)
         rootHeader.uid = identity.uid
         rootHeader.gid = identity.gid
         rootHeader.mode = FileMode.directory | (mode & FileMode.permissionMask)
@@ -139,13 +141,14 @@ public final class CFFS<P: KernelPort> {
         guard let superType = try? port.type(named: CFFSUDFs.superName), root.type == superType else { throw .EINVAL }
         let bytes = try cache.read(root.block, parent: nil, credential: identity.mountSlot)
         let header = BlockHeader(bytes)
-        guard header.magic == CFFSLayout.superMagic, header.next != 0 else { throw .EINVAL }
+        guard header.magic == CFFSLayout.superMagic, header.level == CFFSLayout.version, header.next != 0 else { throw .EINVAL }
         return CFFS(cache: cache, identity: identity, superblock: root.block, header: header, superType: superType, now: now)
     }
 
     /// Installs one type, or finds it installed. Its UDFs travel in frames of the
     /// client's, freed afterwards.
-    static func install(_ name: String, _ udfs: TypeUDFs, _ cache: BlockCache<P>, _ types: CapabilitySlot) throws(Errno) -> TypeID {
+    static func install(_ name: String, _ udfs: TypeUDFs, _ cache: BlockCache<P>, _ types: CapabilitySlot,
+                        shareable: Bool = false) throws(Errno) -> TypeID {
         let port = cache.port
         if let existing = try? port.type(named: name) { return existing }
         var spans: [FrameSpan] = []
@@ -162,7 +165,7 @@ public final class CFFS<P: KernelPort> {
                 try port.map(frame, writable: true, credential: cache.identity.userSlot)
                 try port.store(code, into: frame, offset: 0)
             }
-            return try port.installType(named: name, owns: spans[0], acl: spans[1], size: spans[2], credential: types)
+            return try port.installType(named: name, owns: spans[0], acl: spans[1], size: spans[2], shareable: shareable, credential: types)
         } catch {
             throw Errno(error)
         }
@@ -255,7 +258,8 @@ public final class CFFS<P: KernelPort> {
         try walkDirectory(inode, in: dir) { block, bytes throws(Errno) in
             for slot in 0..<CFFSLayout.slots {
                 if let entry = Inode(bytes, at: CFFSLayout.slotOffset(slot)) {
-                    result.append(DirectoryEntry(name: entry.name, ref: FileRef(block: block, slot: slot), inode: entry))
+                    let (ref, file) = try resolve(FileRef(block: block, slot: slot), entry, in: inode)
+                    result.append(DirectoryEntry(name: entry.name, ref: ref, inode: file))
                 }
             }
             return true
@@ -287,17 +291,24 @@ public final class CFFS<P: KernelPort> {
         return (found, free ? place : nil, last)
     }
 
-    /// The entry called `name` in directory `dir`, or nil. Needs search permission.
+    /// The file called `name` in directory `dir`, or nil. Needs search permission.
     public func lookup(_ name: [UInt8], in dir: FileRef) throws(Errno) -> FileRef? {
         try find(name, in: dir)?.ref
     }
 
-    /// The entry called `name` in directory `dir` and its inode, or nil. `directory` is
-    /// `dir`'s inode when the caller has just read it (a path walk does). Needs search
-    /// permission.
+    /// The file called `name` in directory `dir` and its inode, or nil: for a hard link,
+    /// the file in its inode block. `directory` is `dir`'s inode when the caller has just
+    /// read it (a path walk does). Needs search permission.
     public func find(_ name: [UInt8], in dir: FileRef, directory: Inode? = nil) throws(Errno) -> (ref: FileRef, inode: Inode)? {
         let inode: Inode
         if let directory { inode = directory } else { inode = try self.inode(dir) }
+        guard let (place, entry) = try entry(name, in: dir, directory: inode) else { return nil }
+        return try resolve(place, entry, in: inode)
+    }
+
+    /// The entry called `name` in directory `dir` (`directory` its inode) and where it is:
+    /// an embedded inode, or a link entry. Needs search permission.
+    func entry(_ name: [UInt8], in dir: FileRef, directory inode: Inode) throws(Errno) -> (place: FileRef, entry: Inode)? {
         guard inode.isDirectory else { throw .ENOTDIR }
         try require(1, on: inode)
         let key = NameKey(directory: inode.pointers[0], name: name)
@@ -314,6 +325,18 @@ public final class CFFS<P: KernelPort> {
         }
         remember(key, found)
         return (found, try self.inode(found))
+    }
+
+    /// The file an entry at `place` of a directory (`directory` its inode) names: itself,
+    /// or for a link entry, slot 0 of the inode block, read through that directory.
+    func resolve(_ place: FileRef, _ entry: Inode, in directory: Inode) throws(Errno) -> (ref: FileRef, inode: Inode) {
+        guard entry.isLink else { return (place, entry) }
+        let block = entry.pointers[0]
+        guard block != 0 else { throw .EIO }
+        let bytes = try cache.read(block, parent: place.block, credential: credential(directory.uid, directory.gid))
+        // A link another client is still making has no entry yet.
+        guard bytes.le32(CFFSLayout.magic) == CFFSLayout.inoMagic, let file = Inode(bytes, at: CFFSLayout.slotsStart) else { throw .ENOENT }
+        return (FileRef(block: block, slot: 0), file)
     }
 
     /// The last name `find` looked for and did not find, with the directory's first free
@@ -378,6 +401,11 @@ public final class CFFS<P: KernelPort> {
             }
         } else {
             blocks = try allocatedBlocks(ref, inode)
+            if ref.slot == 0, try cache.read(ref.block, parent: nil, credential: cache.credentialOf[ref.block] ?? identity.userSlot,
+                                             count: 4).le32(0) == CFFSLayout.inoMagic {
+                // A hard-linked file: its names are the pointers XN counts to its block.
+                nlink = UInt32(port.exposedState().registry(block: ref.block)?.references ?? 1)
+            }
         }
         let size = inode.isDirectory ? blocks * UInt64(CFFSLayout.blockBytes) : inode.size
         // The inode number is the entry's place (the stored field keeps the place it was
@@ -430,7 +458,7 @@ public final class CFFS<P: KernelPort> {
                 i.pointers[0] = child
                 return [(at, i.encoded)]
             }
-            var header = BlockHeader(magic: CFFSLayout.dirMagic, dirType: dirType, indType: indType)
+            var header = BlockHeader(magic: CFFSLayout.dirMagic, dirType: dirType, indType: indType, inoType: inoType)
             header.uid = inode.uid
             header.gid = inode.gid
             header.mode = inode.mode
@@ -450,7 +478,7 @@ public final class CFFS<P: KernelPort> {
         let block = try cache.allocate(under: last, type: dirType, near: last, credential: credential) { child in
             [(CFFSLayout.next, bytes64(child))]
         }
-        var header = BlockHeader(magic: CFFSLayout.dirMagic, dirType: dirType, indType: indType)
+        var header = BlockHeader(magic: CFFSLayout.dirMagic, dirType: dirType, indType: indType, inoType: inoType)
         header.uid = directory.uid
         header.gid = directory.gid
         header.mode = directory.mode
@@ -504,9 +532,8 @@ public final class CFFS<P: KernelPort> {
     public func remove(_ name: [UInt8], in dir: FileRef, directory: Bool) throws(Errno) {
         guard name != [0x2e], name != [0x2e, 0x2e] else { throw directory ? .EINVAL : .EISDIR }
         let parent = try inode(dir)
-        guard let ref = try lookup(name, in: dir) else { throw .ENOENT }
+        guard let (ref, inode) = try entry(name, in: dir, directory: parent) else { throw .ENOENT }
         try require(3, on: parent)
-        let inode = try self.inode(ref)
         let credential = credential(parent.uid, parent.gid)
         let at = CFFSLayout.slotOffset(ref.slot)
         let empty = [UInt8](repeating: 0, count: CFFSLayout.slotBytes)
@@ -519,6 +546,16 @@ public final class CFFS<P: KernelPort> {
             }
             try cache.free(blocks[0], from: ref.block, [(at, empty)], credential: credential)
             pendingTimes[ref] = nil
+        } else if inode.isLink {
+            guard !directory else { throw .ENOTDIR }
+            // One name goes; with the last, XN frees the inode block and the file's blocks.
+            let file = FileRef(block: inode.pointers[0], slot: 0)
+            try cache.unlink(file.block, from: ref.block, [(at, empty)], credential: credential)
+            if port.exposedState().registry(block: file.block) == nil {
+                cache.forget(below: file.block)
+                readEnd[file] = nil
+                cursor[file.block] = nil
+            }
         } else {
             guard !directory else { throw .ENOTDIR }
             try prune(ref, inode, keep: 0, credential: credential, entryChanges: [(at, empty)])
@@ -528,18 +565,83 @@ public final class CFFS<P: KernelPort> {
         try touch(dir, parent)
     }
 
+    /// link(2): `newName` in directory `target` becomes another name for the file called
+    /// `name` in directory `dir` (not a directory). Returns where the file is now.
+    ///
+    /// A file's first link moves its inode out of its directory into an inode block of its
+    /// own (`cffs.inode`, which XN lets have several parents), leaving a link entry in its
+    /// place, and the new name is another link entry. The new name is made first, with
+    /// the inode block; the move and the old name's link entry follow, and XN writes the
+    /// three blocks as one. That rewrites the file's directory, so it needs write
+    /// permission there as well as in `target`.
+    public func link(_ name: [UInt8], in dir: FileRef, to newName: [UInt8], in target: FileRef) throws(Errno) -> FileRef {
+        try Self.validate(newName)
+        let sourceParent = try inode(dir), targetParent = try inode(target)
+        guard targetParent.isDirectory else { throw .ENOTDIR }
+        guard let (place, entry) = try self.entry(name, in: dir, directory: sourceParent) else { throw .ENOENT }
+        guard !entry.isDirectory else { throw .EPERM }
+        try require(3, on: targetParent)
+        let (existing, free, last) = try scan(targetParent, in: target, for: newName, free: true)
+        guard existing == nil else { throw .EEXIST }
+        let targetCredential = credential(targetParent.uid, targetParent.gid)
+        let landing: FileRef
+        if let free { landing = free } else { landing = FileRef(block: try appendBlock(to: targetParent, last: last), slot: 0) }
+        var link = Inode()
+        link.mode = FileMode.link
+        link.uid = identity.uid
+        link.gid = identity.gid
+        link.name = newName
+        let at = CFFSLayout.slotOffset(landing.slot)
+        if entry.isLink {
+            link.pointers[0] = entry.pointers[0]
+            try cache.modify(landing.block, .link(entry.pointers[0]), [(at, link.encoded)], credential: targetCredential)
+            remember(NameKey(directory: targetParent.pointers[0], name: newName), landing)
+            try touch(target, targetParent)
+            return FileRef(block: entry.pointers[0], slot: 0)
+        }
+        try require(3, on: sourceParent)
+        let block = try cache.allocate(under: landing.block, type: inoType, near: place.block, credential: targetCredential) { child in
+            var l = link
+            l.pointers[0] = child
+            return [(at, l.encoded)]
+        }
+        try cache.modify(block, .write, [(0, BlockHeader(magic: CFFSLayout.inoMagic, dirType: dirType, indType: indType, inoType: inoType).encoded)],
+                         credential: targetCredential)
+        let file = FileRef(block: block, slot: 0)
+        let sourceCredential = credential(sourceParent.uid, sourceParent.gid)
+        let from = CFFSLayout.slotOffset(place.slot)
+        do {
+            try cache.move(from: place.block, offset: from, count: CFFSLayout.slotBytes, to: block, at: CFFSLayout.slotsStart,
+                           edits: [], moved: entry.pointers.filter { $0 != 0 }, credential: sourceCredential)
+        } catch {
+            // Nothing moved: the new name goes again.
+            try? cache.unlink(block, from: landing.block, [(at, [UInt8](repeating: 0, count: CFFSLayout.slotBytes))], credential: targetCredential)
+            cache.forget(below: block)
+            throw error == .permissionDenied ? .EACCES : Errno(error)
+        }
+        var old = link
+        old.name = name
+        old.pointers[0] = block
+        try cache.modify(place.block, .link(block), [(from, old.encoded)], credential: sourceCredential)
+        if let times = pendingTimes.removeValue(forKey: place) { pendingTimes[file] = times }
+        readEnd[place] = nil
+        remember(NameKey(directory: targetParent.pointers[0], name: newName), landing)
+        try touch(target, targetParent)
+        return file
+    }
+
     /// Renames `from` to `to` within directory `dir`, replacing `to` if it exists (a
     /// file by a file, an empty directory by a directory). The name changes in place, in
     /// one change of one block, so a crash leaves the old name or the new, never both.
     public func rename(_ from: [UInt8], to: [UInt8], in dir: FileRef) throws(Errno) {
         try Self.validate(to)
         let parent = try inode(dir)
-        guard let source = try lookup(from, in: dir) else { throw .ENOENT }
+        guard let (source, moving) = try entry(from, in: dir, directory: parent) else { throw .ENOENT }
         try require(3, on: parent)
-        let moving = try inode(source)
-        if let existing = try lookup(to, in: dir) {
+        if let (existing, target) = try entry(to, in: dir, directory: parent) {
             if existing == source { return }
-            let target = try inode(existing)
+            // Two names of one file: rename(2) does nothing.
+            if moving.isLink, target.isLink, moving.pointers[0] == target.pointers[0] { return }
             if target.isDirectory != moving.isDirectory { throw target.isDirectory ? .EISDIR : .ENOTDIR }
             try remove(to, in: dir, directory: target.isDirectory)
         }
@@ -574,12 +676,11 @@ public final class CFFS<P: KernelPort> {
         try Self.validate(to)
         let sourceParent = try inode(dir), targetParent = try inode(target)
         guard targetParent.isDirectory else { throw .ENOTDIR }
-        guard let source = try lookup(from, in: dir) else { throw .ENOENT }
+        guard let (source, moving) = try entry(from, in: dir, directory: sourceParent) else { throw .ENOENT }
         try require(3, on: sourceParent)
         try require(3, on: targetParent)
-        let moving = try inode(source)
-        if let existing = try lookup(to, in: target) {
-            let replaced = try inode(existing)
+        if let (_, replaced) = try entry(to, in: target, directory: targetParent) {
+            if moving.isLink, replaced.isLink, moving.pointers[0] == replaced.pointers[0] { return FileRef(block: moving.pointers[0], slot: 0) }
             if replaced.isDirectory != moving.isDirectory { throw replaced.isDirectory ? .EISDIR : .ENOTDIR }
             try remove(to, in: target, directory: replaced.isDirectory)
         }
@@ -613,10 +714,12 @@ public final class CFFS<P: KernelPort> {
         names[NameKey(directory: sourceParent.pointers[0], name: from)] = nil
         remember(NameKey(directory: targetParent.pointers[0], name: to), landing)
         lastMiss = nil
-        readEnd[source] = nil
-        if let times = pendingTimes.removeValue(forKey: source) { pendingTimes[landing] = times }
         try touch(dir, sourceParent)
         try touch(target, targetParent)
+        // A link entry moved; its file stays in its inode block.
+        if moving.isLink { return FileRef(block: moving.pointers[0], slot: 0) }
+        readEnd[source] = nil
+        if let times = pendingTimes.removeValue(forKey: source) { pendingTimes[landing] = times }
         return landing
     }
 

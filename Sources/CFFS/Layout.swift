@@ -6,7 +6,7 @@
 //  Every metadata block starts with the same 64-byte header:
 //
 //     0   magic u32        4  dirType u32     8  indType u32    12  level u32 (ind)
-//     16  uid u32          20 gid u32         24 mode u32       28  reserved
+//     16  uid u32          20 gid u32         24 mode u32       28  inoType u32
 //     32  next u64 (super: the root directory; dir: the directory's next block)
 //     40  mtime i64 (the root directory's, which has no entry)      48..63 reserved
 //
@@ -25,6 +25,10 @@
 //                 56 direct[7] u64: a file's first 7 data blocks; a directory's first block
 //                 112 indirect u64, 120 double indirect u64, 128 triple indirect u64
 //                 136 name, up to 120 bytes
+//              A hard link is a link entry: mode 0o170000, the creator's uid and gid,
+//              the name, and in direct[0] the file's inode block.
+//  cffs.inode  a hard-linked file's inode block (XN lets it have several parents): its
+//              entry, as it was in its directory, in slot 0; the rest zero.
 //  cffs.ind    an indirect block: `level` 1 points to data blocks, 2 and 3 to indirect
 //              blocks of the level below; 504 pointers from byte 64.
 
@@ -36,12 +40,13 @@ public enum CFFSLayout {
     public static let superMagic: UInt32 = 0x5346_4643   // "CFFS"
     public static let dirMagic: UInt32 = 0x5249_4443     // "CDIR"
     public static let indMagic: UInt32 = 0x444e_4943     // "CIND"
-    public static let version: UInt32 = 1
+    public static let inoMagic: UInt32 = 0x4f4e_4943     // "CINO"
+    public static let version: UInt32 = 2
 
     // Header.
     public static let headerBytes = 64
     public static let magic = 0, dirType = 4, indType = 8, level = 12
-    public static let uid = 16, gid = 20, mode = 24
+    public static let uid = 16, gid = 20, mode = 24, inoType = 28
     public static let next = 32
     public static let headerMtime = 40
 
@@ -80,6 +85,8 @@ public enum FileMode {
     public static let directory: UInt32 = 0o040000
     public static let regular: UInt32 = 0o100000
     public static let symlink: UInt32 = 0o120000
+    /// A link entry's type: a name whose inode is in a block of its own (no file has it).
+    public static let link: UInt32 = 0o170000
     public static let permissionMask: UInt32 = 0o7777
 }
 
@@ -123,6 +130,8 @@ public struct Inode: Equatable, Sendable {
     public var isDirectory: Bool { type == FileMode.directory }
     public var isRegular: Bool { type == FileMode.regular }
     public var isSymlink: Bool { type == FileMode.symlink }
+    /// A link entry: the file is in inode block `pointers[0]`.
+    public var isLink: Bool { type == FileMode.link }
 
     /// Decodes the slot at `offset` of a directory block; nil for an empty slot.
     public init?(_ block: [UInt8], at offset: Int) {
@@ -169,6 +178,7 @@ public struct BlockHeader: Equatable, Sendable {
     public var magic: UInt32
     public var dirType: TypeID
     public var indType: TypeID
+    public var inoType = TypeID(rawValue: 0)
     public var level: UInt32 = 0
     public var uid: UInt32 = 0
     public var gid: UInt32 = 0
@@ -176,10 +186,11 @@ public struct BlockHeader: Equatable, Sendable {
     public var next: BlockNumber = 0
     public var mtime: Int64 = 0
 
-    public init(magic: UInt32, dirType: TypeID, indType: TypeID) {
+    public init(magic: UInt32, dirType: TypeID, indType: TypeID, inoType: TypeID) {
         self.magic = magic
         self.dirType = dirType
         self.indType = indType
+        self.inoType = inoType
     }
 
     public init(_ block: [UInt8]) {
@@ -190,6 +201,7 @@ public struct BlockHeader: Equatable, Sendable {
         uid = block.le32(CFFSLayout.uid)
         gid = block.le32(CFFSLayout.gid)
         mode = block.le32(CFFSLayout.mode)
+        inoType = TypeID(rawValue: block.le32(CFFSLayout.inoType))
         next = block.le64(CFFSLayout.next)
         mtime = Int64(bitPattern: block.le64(CFFSLayout.headerMtime))
     }
@@ -204,6 +216,7 @@ public struct BlockHeader: Equatable, Sendable {
         b.put32(uid, at: CFFSLayout.uid)
         b.put32(gid, at: CFFSLayout.gid)
         b.put32(mode, at: CFFSLayout.mode)
+        b.put32(inoType.rawValue, at: CFFSLayout.inoType)
         b.put64(next, at: CFFSLayout.next)
         b.put64(UInt64(bitPattern: mtime), at: CFFSLayout.headerMtime)
         return b

@@ -39,10 +39,12 @@ public enum CFFSUDFs {
     public static let superName = "cffs.super"
     public static let dirName = "cffs.dir"
     public static let indName = "cffs.ind"
+    public static let inodeName = "cffs.inode"
 
     public static var superblock: TypeUDFs { TypeUDFs(owns: ownsSuper, acl: aclSuper, size: oneBlock) }
     public static var directory: TypeUDFs { TypeUDFs(owns: ownsDirectory, acl: aclDirectory, size: oneBlock) }
     public static var indirect: TypeUDFs { TypeUDFs(owns: ownsIndirect, acl: aclIndirect, size: oneBlock) }
+    public static var inode: TypeUDFs { TypeUDFs(owns: ownsInode, acl: aclInode, size: oneBlock) }
 
     static let after = Int16(AclContext.blockAfterOffset)
     static let credential = Int16(AclContext.credentialOffset)
@@ -78,8 +80,8 @@ public enum CFFSUDFs {
         }
     }
 
-    /// A directory block points to its next block, each subdirectory's first block, and
-    /// each file's direct (data) and indirect blocks.
+    /// A directory block points to its next block, each subdirectory's first block, each
+    /// file's direct (data) and indirect blocks, and each link entry's inode block.
     static var ownsDirectory: [UInt8] {
         build { u in
             let loop = u.b.makeLabel(), next = u.b.makeLabel(), done = u.b.makeLabel(), file = u.b.makeLabel()
@@ -87,6 +89,7 @@ public enum CFFSUDFs {
             u.b.mov(.r9, .r3)
             u.b.load(.word, .r4, from: .r1, offset: Int16(CFFSLayout.dirType))
             u.b.load(.word, .r5, from: .r1, offset: Int16(CFFSLayout.indType))
+            u.b.load(.word, .r3, from: .r1, offset: Int16(CFFSLayout.inoType))
             u.emitIfNonzero(at: .r1, offset: Int16(CFFSLayout.next), type: .register(.r4))
             u.b.mov(.r6, .r1)
             u.b.add(.r6, .immediate(Int32(CFFSLayout.slotsStart)))
@@ -97,6 +100,11 @@ public enum CFFSUDFs {
             u.b.alu(.and, .r2, .immediate(Int32(FileMode.typeMask)))
             u.b.branch(.eq, .r2, .immediate(Int32(FileMode.regular)), to: file)
             u.b.branch(.eq, .r2, .immediate(Int32(FileMode.symlink)), to: file)
+            let notLink = u.b.makeLabel()
+            u.b.branch(.ne, .r2, .immediate(Int32(FileMode.link)), to: notLink)
+            u.emitIfNonzero(at: .r6, offset: Int16(CFFSLayout.eDirect), type: .register(.r3))
+            u.b.jump(to: next)
+            u.b.bind(notLink)
             u.b.branch(.ne, .r2, .immediate(Int32(FileMode.directory)), to: next)
             u.emitIfNonzero(at: .r6, offset: Int16(CFFSLayout.eDirect), type: .register(.r4))
             u.b.jump(to: next)
@@ -111,6 +119,29 @@ public enum CFFSUDFs {
             u.b.add(.r6, .immediate(Int32(CFFSLayout.slotBytes)))
             u.b.add(.r7, 1)
             u.b.jump(to: loop)
+            u.b.bind(done)
+            u.b.exit()
+        }
+    }
+
+    /// An inode block points to its file's direct (data) and indirect blocks.
+    static var ownsInode: [UInt8] {
+        build { u in
+            let file = u.b.makeLabel(), done = u.b.makeLabel()
+            u.b.mov(.r0, 0)
+            u.b.mov(.r9, .r3)
+            u.b.load(.word, .r5, from: .r1, offset: Int16(CFFSLayout.indType))
+            u.b.load(.word, .r2, from: .r1, offset: Int16(CFFSLayout.slotsStart + CFFSLayout.eMode))
+            u.b.alu(.and, .r2, .immediate(Int32(FileMode.typeMask)))
+            u.b.branch(.eq, .r2, .immediate(Int32(FileMode.regular)), to: file)
+            u.b.branch(.ne, .r2, .immediate(Int32(FileMode.symlink)), to: done)
+            u.b.bind(file)
+            for k in 0..<CFFSLayout.directCount {
+                u.emitIfNonzero(at: .r1, offset: Int16(CFFSLayout.slotsStart + CFFSLayout.eDirect + 8 * k), type: .immediate(0))
+            }
+            for k in 0..<CFFSLayout.indirectLevels {
+                u.emitIfNonzero(at: .r1, offset: Int16(CFFSLayout.slotsStart + CFFSLayout.eIndirect + 8 * k), type: .register(.r5))
+            }
             u.b.bind(done)
             u.b.exit()
         }
@@ -193,6 +224,12 @@ public enum CFFSUDFs {
             u.b.alu(.and, .r2, .immediate(Int32(FileMode.typeMask)))
             u.b.branch(.eq, .r2, .immediate(Int32(FileMode.regular)), to: file)
             u.b.branch(.eq, .r2, .immediate(Int32(FileMode.symlink)), to: file)
+            let matchLink = u.b.makeLabel(), notLinkEntry = u.b.makeLabel()
+            u.b.branch(.ne, .r2, .immediate(Int32(FileMode.link)), to: notLinkEntry)
+            u.b.load(.double, .r3, from: .r6, offset: Int16(CFFSLayout.eDirect))
+            u.b.branch(.eq, .r3, .r8, to: matchLink)
+            u.b.jump(to: nextSlot)
+            u.b.bind(notLinkEntry)
             u.b.branch(.ne, .r2, .immediate(Int32(FileMode.directory)), to: nextSlot)
             u.b.load(.double, .r3, from: .r6, offset: Int16(CFFSLayout.eDirect))
             u.b.branch(.eq, .r3, .r8, to: matchDirectory)
@@ -206,6 +243,14 @@ public enum CFFSUDFs {
             u.b.add(.r6, .immediate(Int32(CFFSLayout.slotBytes)))
             u.b.add(.r7, 1)
             u.b.jump(to: loop)
+
+            // A link entry's inode block: read with read or search on this directory, as
+            // an inode embedded here is.
+            u.b.bind(matchLink)
+            u.b.branch(.ne, .r9, .immediate(Int32(AclContext.Operation.read.rawValue)), to: u.deny)
+            u.permission(of: .r1, header: true)
+            u.b.emit(.branch(.set, .bits64, .r0, .immediate(5), offset: 0), to: u.allow)
+            u.b.jump(to: u.deny)
 
             u.b.bind(matchDirectory)
             u.b.branch(.ne, .r9, .immediate(Int32(AclContext.Operation.read.rawValue)), to: u.deny)
@@ -240,6 +285,71 @@ public enum CFFSUDFs {
             u.loadChangedRange()
             u.checkHeader(otherFieldsNeedDirectoryWrite: true)
             u.checkSlots()
+            u.finish()
+        }
+    }
+
+    /// An inode block: its entry arrives whole by a move, from the directory that held it,
+    /// and is then changed as an entry in a directory is, with no renames (the names are
+    /// link entries). Nothing else in the block ever changes.
+    static var aclInode: [UInt8] {
+        build { u in
+            let changes = u.b.makeLabel(), writing = u.b.makeLabel(), notMove = u.b.makeLabel(), done = u.b.makeLabel()
+            u.loadOperation()
+            u.routeAccess(to: changes)
+            // Every child belongs to the file in slot 0: its stamp decides.
+            u.b.branch(.eq, .r8, 0, to: u.deny)
+            u.b.mov(.r6, .r1)
+            u.b.add(.r6, .immediate(Int32(CFFSLayout.slotsStart)))
+            u.b.branch(.ne, .r9, .immediate(Int32(AclContext.Operation.read.rawValue)), to: writing)
+            u.b.load(.word, .r2, from: .r6, offset: Int16(CFFSLayout.eMode))
+            u.b.alu(.and, .r2, .immediate(Int32(FileMode.typeMask)))
+            u.b.branch(.eq, .r2, .immediate(Int32(FileMode.symlink)), to: u.allow)
+            u.permission(of: .r6, header: false)
+            u.b.emit(.branch(.set, .bits64, .r0, .immediate(4), offset: 0), to: u.allow)
+            u.b.jump(to: u.deny)
+            u.b.bind(writing)
+            u.permission(of: .r6, header: false)
+            u.b.emit(.branch(.set, .bits64, .r0, .immediate(2), offset: 0), to: u.allow)
+            u.b.jump(to: u.deny)
+
+            u.b.bind(changes)
+            u.b.store(.double, to: .r10, offset: -8, .register(.r9))
+            u.b.branch(.eq, .r9, .immediate(Int32(AclContext.Operation.moveOut.rawValue)), to: u.deny)
+            u.b.branch(.eq, .r9, .immediate(Int32(AclContext.Operation.link.rawValue)), to: u.deny)
+            u.requireRights(.write)
+            u.b.load(.word, .r2, from: .r1, offset: Int16(CFFSLayout.magic))
+            u.b.branch(.eq, .r2, 0, to: u.allow)
+            u.b.load(.word, .r2, from: .r1, offset: after + Int16(CFFSLayout.magic))
+            u.b.branch(.ne, .r2, .immediate(Int32(bitPattern: CFFSLayout.inoMagic)), to: u.deny)
+            // Only slot 0 changes.
+            u.loadChangedRange()
+            u.b.branch(.lt, .r6, .immediate(Int32(CFFSLayout.slotsStart)), to: u.deny)
+            u.b.branch(.gt, .r7, .immediate(Int32(CFFSLayout.slotsStart + CFFSLayout.slotBytes)), to: u.deny)
+            u.b.mov(.r8, .r1)
+            u.b.add(.r8, .immediate(Int32(CFFSLayout.slotsStart)))
+            // A move brings a whole file's entry (never a directory's), unedited.
+            u.b.branch(.ne, .r9, .immediate(Int32(AclContext.Operation.moveIn.rawValue)), to: notMove)
+            u.b.branch(.ne, .r6, .immediate(Int32(CFFSLayout.slotsStart)), to: u.deny)
+            u.b.branch(.ne, .r7, .immediate(Int32(CFFSLayout.slotsStart + CFFSLayout.slotBytes)), to: u.deny)
+            u.b.load(.word, .r2, from: .r8, offset: Int16(CFFSLayout.eMode))
+            u.b.alu(.and, .r2, .immediate(Int32(FileMode.typeMask)))
+            let fileType = u.b.makeLabel()
+            u.b.branch(.eq, .r2, .immediate(Int32(FileMode.regular)), to: fileType)
+            u.b.branch(.ne, .r2, .immediate(Int32(FileMode.symlink)), to: u.deny)
+            u.b.bind(fileType)
+            u.ifWordsChanged(.r8, from: 0, to: CFFSLayout.slotBytes, u.deny)
+            u.b.jump(to: u.allow)
+            // Otherwise the entry stays: no entry appears or goes but by the moves above.
+            u.b.bind(notMove)
+            u.b.load(.word, .r2, from: .r8, offset: Int16(CFFSLayout.eMode))
+            u.b.branch(.eq, .r2, 0, to: u.deny)
+            u.b.load(.word, .r2, from: .r8, offset: after + Int16(CFFSLayout.eMode))
+            u.b.branch(.eq, .r2, 0, to: u.deny)
+            u.b.mov(.r6, 0)
+            u.checkExistingEntry(renames: false, next: done)
+            u.b.bind(done)
+            u.b.jump(to: u.allow)
             u.finish()
         }
     }
@@ -625,6 +735,21 @@ struct UDFBuilder {
         b.jump(to: next)
 
         b.bind(existing)
+        checkExistingEntry(renames: true, next: next)
+
+        b.bind(next)
+        b.add(.r6, 1)
+        b.jump(to: loop)
+    }
+
+    /// The rules for a change to the entry at r8 (before block) that is there before and
+    /// after: its type stays; its stamp by `checkStamp`; a new name (when `renames`, else
+    /// denied) needs write on the directory; size, times and blocks need write on the file
+    /// or its ownership, or for freeing blocks, as unlink does, write on the directory; a
+    /// link entry changes nothing but its name. Jumps to `next` when allowed.
+    mutating func checkExistingEntry(renames: Bool, next: Label) {
+        b.load(.word, .r4, from: .r8, offset: Int16(CFFSLayout.eMode))
+        b.load(.word, .r5, from: .r8, offset: CFFSUDFs.after + Int16(CFFSLayout.eMode))
         // The file's type never changes.
         b.alu(.xor, .r4, .r5)
         b.alu(.and, .r4, .immediate(Int32(FileMode.typeMask)))
@@ -636,8 +761,12 @@ struct UDFBuilder {
         ifWordsChanged(.r8, from: CFFSLayout.eName, to: CFFSLayout.slotBytes, renamed)
         b.jump(to: nameOK)
         b.bind(renamed)
-        requireDirectoryWrite()
-        checkName()
+        if renames {
+            requireDirectoryWrite()
+            checkName()
+        } else {
+            b.jump(to: deny)
+        }
         b.bind(nameOK)
         // Size, times, blocks, link count: write on the file, or its owner (utimes).
         let contents = b.makeLabel()
@@ -646,6 +775,10 @@ struct UDFBuilder {
         ifWordsChanged(.r8, from: CFFSLayout.eSize, to: CFFSLayout.eName, contents)
         b.jump(to: next)
         b.bind(contents)
+        // A link entry keeps its inode block for good.
+        b.load(.word, .r2, from: .r8, offset: Int16(CFFSLayout.eMode))
+        b.alu(.and, .r2, .immediate(Int32(FileMode.typeMask)))
+        b.branch(.eq, .r2, .immediate(Int32(FileMode.link)), to: deny)
         ifOwner(uidAt: .r8, offset: Int16(CFFSLayout.eUID), next)
         // Freeing a file's blocks, as unlink does: write on the directory is enough.
         let notFreeing = b.makeLabel()
@@ -658,10 +791,6 @@ struct UDFBuilder {
         permission(of: .r8, header: false)
         b.emit(.branch(.set, .bits64, .r0, .immediate(2), offset: 0), to: next)
         b.jump(to: deny)
-
-        b.bind(next)
-        b.add(.r6, 1)
-        b.jump(to: loop)
     }
 
     /// Denies unless the after slot at r8 (index r6) has a valid name no other slot of the

@@ -344,13 +344,17 @@ public final class ExOS<P: KernelPort> {
         }
     }
 
-    /// link(2): a second name for a file needs its inode outside any one directory
-    /// entry, which embedded inodes do not have (docs/cffs.md).
+    /// link(2), not following a symbolic link at `existingPath`, as Linux does. The
+    /// file's first link moves its inode out of its directory (docs/cffs.md): this
+    /// process's descriptors follow it.
     public func link(_ existingPath: String, _ newPath: String) throws(Errno) {
-        let source = try existing(existingPath, follow: false)
-        let (_, _) = try creating(newPath)
-        if try fs.inode(source).isDirectory { throw .EPERM }
-        throw .EMLINK
+        let source = try resolve(existingPath, followLast: false)
+        guard let old = source.ref else { throw .ENOENT }
+        guard !source.name.isEmpty else { throw .EPERM }
+        let (dir, name) = try creating(newPath)
+        let place = try fs.link(source.name, in: source.parent, to: name, in: dir)
+        guard place != old else { return }
+        for f in descriptors { if let f, f.ref == old { f.ref = place } }
     }
 
     /// symlink(2).

@@ -25,7 +25,7 @@ public enum XNLayout {
     /// One page: a cached block is a frame.
     public static let blockBytes = KernelLimits.pageBytes
     public static let magic: UInt64 = 0x3130_4b53_4944_4e58   // "XNDISK01"
-    public static let version: UInt32 = 3
+    public static let version: UInt32 = 4
     /// Bytes of payload in a checksummed block.
     public static let payloadBytes = blockBytes - 4
     /// Bits of free map per block.

@@ -49,6 +49,9 @@ extension XN {
         for b in allocated.allocatedBlocks { d.add(b) }
         for (block, type) in types.sorted(by: { $0.key < $1.key }) { d.add(block); d.add(type.rawValue) }
         for (block, parent) in parents.sorted(by: { $0.key < $1.key }) { d.add(block); d.add(parent) }
+        for (block, others) in sharers.sorted(by: { $0.key < $1.key }) { d.add(block); for parent in others { d.add(parent) } }
+        for (block, waits) in drops.sorted(by: { $0.key < $1.key }) { d.add(block); for parent in waits.sorted() { d.add(parent) } }
+        for (block, waits) in freeWaits.sorted(by: { $0.key < $1.key }) { d.add(block); for parent in waits.sorted() { d.add(parent) } }
         for (block, parent) in pendingFree.sorted(by: { $0.key < $1.key }) { d.add(block); d.add(parent) }
         for (block, group) in moveGroups.sorted(by: { $0.key < $1.key }) { d.add(block); for member in group { d.add(member) } }
         for block in unlinked.sorted() { d.add(block) }

@@ -17,10 +17,16 @@ public struct Pointer: Hashable, Comparable, Sendable {
     public static func < (a: Self, b: Self) -> Bool { (a.block, a.type.rawValue) < (b.block, b.type.rawValue) }
 }
 
-/// An installed type: its name and its three verified UDFs.
+/// An installed type: its name, its three verified UDFs, and whether its blocks may have
+/// several parents.
 public final class Template {
     public let id: TypeID
     public let name: [UInt8]
+    /// Whether a block of this type may be pointed to from several places (a file system's
+    /// hard-linked inode). Fixed at install. Every other block has exactly one parent, and
+    /// fsck calls a block reachable twice a violation: that is what catches a freed block
+    /// reused too early, so the exception is kept to the types that ask for it.
+    public let shareable: Bool
     public let ownsCode: [UInt8], aclCode: [UInt8], sizeCode: [UInt8]
     private let owns: Interpreter, acl: Interpreter, size: Interpreter
     private var output: [UInt8]
@@ -28,7 +34,8 @@ public final class Template {
     /// Verifies the three programs and runs the sanity checks: `owns` of an all-zero block
     /// names nothing, and `size` of it is at most a block.
     /// - Throws: `templateRejected` naming the UDF and the reason.
-    init(id: TypeID, name: [UInt8], owns ownsCode: [UInt8], acl aclCode: [UInt8], size sizeCode: [UInt8]) throws(XNError) {
+    init(id: TypeID, name: [UInt8], owns ownsCode: [UInt8], acl aclCode: [UInt8], size sizeCode: [UInt8],
+         shareable: Bool) throws(XNError) {
         guard Name.isValid(name) else { throw .badName }
         func verify(_ code: [UInt8], _ kind: ProgramKind, _ what: String) throws(XNError) -> Interpreter {
             guard code.count <= XNLayout.udfBytesMax else { throw .templateRejected("\(what) is over \(XNLayout.udfBytesMax) bytes") }
@@ -38,6 +45,7 @@ public final class Template {
         }
         self.id = id
         self.name = name
+        self.shareable = shareable
         self.ownsCode = ownsCode
         self.aclCode = aclCode
         self.sizeCode = sizeCode

@@ -90,9 +90,9 @@ extension XN {
     }
 
     /// Checks that `credential` may read `block` (`.read`) or write it as data
-    /// (`.writeData`): a root by its capability, any other block by its parent's `acl` UDF
-    /// (the parent must be cached).
-    /// - Throws: `notMetadata` (not allocated), `notCached` (the parent), `aclDenied`, `udfFailed`.
+    /// (`.writeData`): a root by its capability, any other block by a parent's `acl` UDF
+    /// (a shared block's: any cached parent's that allows it).
+    /// - Throws: `notMetadata` (not allocated), `notCached` (no parent cached), `aclDenied`, `udfFailed`.
     public func authorizeAccess(_ block: BlockNumber, credential: Capability, _ operation: AclContext.Operation) throws(XNError) {
         guard types[block] != nil, pendingFree[block] == nil else { throw .notMetadata }
         if let root = roots.first(where: { $0.block == block }) {
@@ -100,10 +100,58 @@ extension XN {
             return
         }
         guard let parent = parents[block] else { throw .notMetadata }
-        guard let parentEntry = cache[parent] else { throw .notCached }
-        if let template = template(parentEntry.type) {
+        var refusal = XNError.notCached
+        for parent in [parent] + (sharers[block] ?? []) {
+            guard let parentEntry = cache[parent] else { continue }
+            guard let template = template(parentEntry.type) else { return }
             let bytes = contents(parentEntry)
-            try authorize(template, before: bytes, after: bytes, first: 0, count: 0, operation: operation, target: block, credential: credential)
+            do {
+                try authorize(template, before: bytes, after: bytes, first: 0, count: 0, operation: operation, target: block, credential: credential)
+                return
+            } catch {
+                refusal = error
+            }
+        }
+        throw refusal
+    }
+
+    /// How many pointers reach `block`: its link count, for a shareable block (a root
+    /// has none).
+    public func references(_ block: BlockNumber) -> Int {
+        (parents[block] == nil ? 0 : 1) + (sharers[block]?.count ?? 0)
+    }
+
+    /// Whether `type`'s blocks may have several parents.
+    func isShareable(_ type: TypeID) -> Bool { template(type)?.shareable ?? false }
+
+    /// Every block above `block` (itself included), through all parents.
+    func ancestors(of block: BlockNumber) -> Set<BlockNumber> {
+        var seen: Set<BlockNumber> = [block]
+        var queue = [block]
+        while let b = queue.popLast() {
+            guard let first = parents[b] else { continue }
+            for parent in [first] + (sharers[b] ?? []) where seen.insert(parent).inserted { queue.append(parent) }
+        }
+        return seen
+    }
+
+    /// Records one more pointer from `parent` to `child`.
+    func addParent(_ child: BlockNumber, _ parent: BlockNumber) {
+        if parents[child] == nil { parents[child] = parent } else { sharers[child, default: []].append(parent) }
+    }
+
+    /// Forgets one pointer from `parent` to `child`, which has others.
+    func removeParent(_ child: BlockNumber, _ parent: BlockNumber) {
+        guard var others = sharers[child], !others.isEmpty else { return }
+        if parents[child] == parent {
+            parents[child] = others.removeLast()
+        } else if let i = others.firstIndex(of: parent) {
+            others.remove(at: i)
+        }
+        sharers[child] = others.isEmpty ? nil : others
+        if cache[child] != nil {
+            cache[child]!.parent = parents[child]
+            changed.insert(child)
         }
     }
 
@@ -189,15 +237,15 @@ extension XN {
     }
 
     /// Checks a pointer list `owns` produced: inside the data area, of a known type, each
-    /// block once.
+    /// block once (a block of a shareable type may be named again, with the same type).
     func validate(_ pointers: [Pointer]) throws(XNError) {
-        var previous: BlockNumber?
+        var previous: Pointer?
         for p in pointers {
             guard p.block >= geometry.dataStart, p.block < geometry.blockCount, p.type == .data || template(p.type) != nil else {
                 throw .invalidPointer
             }
-            guard p.block != previous else { throw .invalidPointer }
-            previous = p.block
+            if let previous, p.block == previous.block, p != previous || !isShareable(p.type) { throw .invalidPointer }
+            previous = p
         }
     }
 
@@ -238,10 +286,15 @@ extension XN {
     ///   acl UDF); `notOwner` (a fresh block changed by another than its allocator);
     ///   `badModification` (also a batch too long, or naming a block or frame twice);
     ///   `udfFailed`; `invalidPointer`; `pointerInvented`; `pointerLost`; `notFree` and
-    ///   `unknownType` (allocate); `notAChild`, `notEmpty` and `moving` (free); `device`.
-    ///   Nothing changes when it throws.
+    ///   `unknownType` (allocate); `notShareable` and `cycle` (link); `notAChild`,
+    ///   `notEmpty` and `moving` (free); `device`. Nothing changes when it throws.
+    ///
+    /// Freeing the last pointer to a shareable block frees it and everything below it
+    /// (the last name of a file goes, and the file with it).
+    /// Returns how many blocks it freed.
+    @discardableResult
     public func modify(_ block: BlockNumber, _ modifications: [Modification], operation: XNOperation,
-                       credential: Capability, by environment: EnvironmentID) throws(XNError) {
+                       credential: Capability, by environment: EnvironmentID) throws(XNError) -> Int {
         guard let entry = cache[block] else { throw types[block] == nil ? .notMetadata : .notCached }
         guard let template = template(entry.type) else { throw .notMetadata }
         if let root = roots.first(where: { $0.block == block }), !rootPermits(root, credential, .write) { throw .aclDenied }
@@ -261,7 +314,18 @@ extension XN {
         // The pointers the operation says the block will hold afterwards.
         let old = entry.pointers
         var expected = old
-        if let type = change.allocatedType {
+        // Blocks the change frees outright, each with the parent whose write frees it, and
+        // pointers that go with the blocks below a freed shareable one.
+        var freed = Subtree()
+        if change.aclOperation == .link {
+            for child in change.targets {
+                guard let type = types[child], parents[child] != nil, pendingFree[child] == nil, isShareable(type) else { throw .notShareable }
+                try authorizeAccess(child, credential: credential, .read)
+                if ancestors(of: block).contains(child) { throw .cycle }
+                let pointer = Pointer(block: child, type: type)
+                expected.insert(pointer, at: expected.firstIndex { pointer < $0 } ?? expected.count)
+            }
+        } else if let type = change.allocatedType {
             guard type == .data || self.template(type) != nil else { throw .unknownType }
             for child in change.targets {
                 guard isFree(child) else { throw .notFree }
@@ -275,7 +339,15 @@ extension XN {
                 // disk holds: freeing it then could lose the moved pointers.
                 guard moveGroups.isEmpty || moveGroups[child] == nil else { throw .moving }
                 let type = expected.remove(at: gone).type
-                try requireEmpty(child, type)
+                if references(child) > 1 { continue }   // only a name goes
+                if isShareable(type) {
+                    let below = try subtree(child, under: block)
+                    freed.freed += below.freed
+                    freed.dropped += below.dropped
+                } else {
+                    try requireEmpty(child, type)
+                    freed.freed.append((child, block))
+                }
             }
         }
         // What `owns` says it holds: exactly the expected pointers, or the change is refused.
@@ -309,8 +381,21 @@ extension XN {
                 dirtySet.insert(child)
                 changed.insert(child)
             }
-        } else if change.aclOperation == .free {
+        } else if change.aclOperation == .link {
             for child in change.targets {
+                addParent(child, block)
+                if cache[child] != nil { changed.insert(child) }
+            }
+        } else if change.aclOperation == .free {
+            for child in change.targets where references(child) > 1 {
+                removeParent(child, block)
+                drops[child, default: []].insert(block)
+            }
+            for (child, from) in freed.dropped {
+                removeParent(child, from)
+                drops[child, default: []].insert(block)
+            }
+            for (child, parent) in freed.freed {
                 if let childEntry = cache[child] {
                     released.append(ReleasedFrame(frame: childEntry.frame, owner: childEntry.owner))
                     cache[child] = nil
@@ -319,10 +404,55 @@ extension XN {
                 }
                 types[child] = nil
                 parents[child] = nil
+                sharers[child] = nil
                 if !unlinked.isEmpty { unlinked.remove(child) }
-                pendingFree[child] = block
+                pendingFree[child] = parent
+                // Parents that dropped it earlier may still point to it on disk.
+                if let waits = drops.removeValue(forKey: child) {
+                    let others = waits.subtracting([parent])
+                    if !others.isEmpty { freeWaits[child] = others }
+                }
             }
         }
+        return freed.freed.count
+    }
+
+    /// What freeing the last pointer from `parent` to shareable block `top` takes with it:
+    /// the blocks freed, each with the block whose write frees it, and the pointers to
+    /// shared blocks below that only go away (their blocks keep other parents).
+    /// - Throws: `moving` (a block of it in a move not yet on disk), `udfFailed`, `device`.
+    private func subtree(_ top: BlockNumber, under parent: BlockNumber) throws(XNError) -> Subtree {
+        var result = Subtree(freed: [(top, parent)])
+        var inside: [BlockNumber: Int] = [:]
+        var next = 0
+        while next < result.freed.count {
+            let block = result.freed[next].block
+            next += 1
+            guard moveGroups.isEmpty || moveGroups[block] == nil else { throw .moving }
+            guard let type = types[block], let template = template(type) else { continue }
+            let pointers: [Pointer]
+            if let entry = cache[block] {
+                pointers = entry.pointers
+            } else {
+                let bytes: [UInt8]
+                do { bytes = try device.read(block) } catch { throw .device(error.message) }
+                pointers = try template.pointers(in: bytes)
+            }
+            for p in pointers {
+                let count = references(p.block)
+                guard count > 1 else {
+                    result.freed.append((p.block, block))
+                    continue
+                }
+                // A shared block goes too once every pointer to it is inside.
+                inside[p.block, default: 0] += 1
+                result.dropped.append((p.block, block))
+                if inside[p.block] == count { result.freed.append((p.block, block)) }
+            }
+        }
+        let freed = Set(result.freed.map { $0.block })
+        result.dropped.removeAll { freed.contains($0.child) }
+        return result
     }
 
     /// Refuses to free `child` (of `type`) while it holds pointers of its own.
@@ -372,6 +502,14 @@ extension XN {
     }
 }
 
+/// What a free takes with it (`XN.modify`).
+struct Subtree {
+    /// Blocks freed, each with the block whose write frees it.
+    var freed: [(block: BlockNumber, parent: BlockNumber)] = []
+    /// Pointers from freed blocks to shared blocks that keep other parents.
+    var dropped: [(child: BlockNumber, from: BlockNumber)] = []
+}
+
 /// An operation as lists: the blocks that appear or disappear, and the frames of those
 /// that appear.
 struct Batch {
@@ -392,6 +530,7 @@ struct Batch {
         case .allocate(let child, let type, let frame):
             (aclOperation, targets, frames, allocatedType) = (.allocate, [child], [frame], type)
         case .free(let child): (aclOperation, targets) = (.free, [child])
+        case .link(let child): (aclOperation, targets) = (.link, [child])
         case .allocateMany(let children, let type, let given):
             guard given.count == children.count, Self.distinct(given.map { UInt64($0.rawValue) }) else { throw .badModification }
             (aclOperation, targets, frames, allocatedType, keepsContents) = (.allocate, children, given, type, true)

@@ -1,6 +1,7 @@
 // The walk from the roots, shared by mount (recovery) and fsck: every block reachable
-// exactly once, inside the data area, of a known type, and `owns` working on every
-// metadata block.
+// exactly once (a block of a shareable type: from any number of places, with one type,
+// and never below itself), inside the data area, of a known type, and `owns` working on
+// every metadata block.
 
 import BPF
 import XokABI
@@ -25,6 +26,8 @@ public struct CheckReport: Sendable {
 struct Walk {
     var types: [BlockNumber: TypeID] = [:]
     var parents: [BlockNumber: BlockNumber] = [:]
+    /// Shareable blocks' parents past the first, one per pointer.
+    var sharers: [BlockNumber: [BlockNumber]] = [:]
     var violations: [String] = []
 }
 
@@ -69,6 +72,8 @@ public enum XNImage {
                     walk.violations.append("block \(block) points to block \(p.block), outside the data area")
                 } else if p.type != .data && templateOf(p.type) == nil {
                     walk.violations.append("block \(block) points to block \(p.block) of unknown type \(p.type.rawValue)")
+                } else if let seen = walk.types[p.block], seen == p.type, walk.parents[p.block] != nil, templateOf(p.type)?.shareable == true {
+                    walk.sharers[p.block, default: []].append(block)
                 } else if let seen = walk.types[p.block] {
                     let other = walk.parents[p.block].map { "block \($0)" } ?? "a root"
                     walk.violations.append("block \(p.block) is reachable twice: from \(other) and from block \(block)"
@@ -78,6 +83,20 @@ public enum XNImage {
                     walk.parents[p.block] = block
                     queue.append((p.block, p.type))
                 }
+            }
+        }
+        // A block with several parents may be its own ancestor: a loop that a walk from
+        // the roots enters once and never closes.
+        for block in walk.sharers.keys.sorted() {
+            var seen: Set<BlockNumber> = []
+            var queue = [walk.parents[block]!] + walk.sharers[block]!
+            while let b = queue.popLast() {
+                if b == block {
+                    walk.violations.append("block \(block) is its own ancestor")
+                    break
+                }
+                guard seen.insert(b).inserted, let first = walk.parents[b] else { continue }
+                queue += [first] + (walk.sharers[b] ?? [])
             }
         }
         return walk

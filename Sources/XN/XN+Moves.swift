@@ -90,8 +90,7 @@ extension XN {
         // which blocks move.
         let sourcePointers = try sourceTemplate.pointers(in: sourceAfter)
         try validate(sourcePointers)
-        guard sourcePointers.allSatisfy({ sourceEntry.pointers.contains($0) }) else { throw .pointerInvented }
-        let moved = sourceEntry.pointers.filter { !sourcePointers.contains($0) }
+        guard let moved = Self.removing(sourcePointers, from: sourceEntry.pointers) else { throw .pointerInvented }
         let destinationPointers = try destinationTemplate.pointers(in: destinationAfter)
         try validate(destinationPointers)
         let expected = (destinationEntry.pointers + moved).sorted()
@@ -104,11 +103,9 @@ extension XN {
         // one just moved out of it). Such a move joins this one's group, so the two reach
         // the disk together.
         var group = Set((moveGroups[source] ?? [source]) + (moveGroups[destination] ?? [destination]))
-        var ancestor: BlockNumber? = destination
-        while let block = ancestor {
+        for block in ancestors(of: destination) {
             if moved.contains(where: { $0.block == block }) { throw .cycle }
             if let pending = moveGroups[block] { group.formUnion(pending) }
-            ancestor = parents[block]
         }
         guard closed(group).count <= XNLayout.moveGroupMax else { throw .moving }
 
@@ -120,14 +117,29 @@ extension XN {
         markWritten(source, by: environment)
         markWritten(destination, by: environment)
         for pointer in moved {
-            parents[pointer.block] = destination
+            if parents[pointer.block] == source {
+                parents[pointer.block] = destination
+            } else if let i = sharers[pointer.block]?.firstIndex(of: source) {
+                sharers[pointer.block]![i] = destination
+            }
             if cache[pointer.block] != nil {
-                cache[pointer.block]!.parent = destination
+                cache[pointer.block]!.parent = parents[pointer.block]
                 changed.insert(pointer.block)
             }
         }
         let members = group.sorted()
         for block in members { moveGroups[block] = members }
+    }
+
+    /// `all` without the pointers of `kept` (both sorted), or nil when `kept` holds one
+    /// that `all` does not (as often as it does: a shared block may be named twice).
+    static func removing(_ kept: [Pointer], from all: [Pointer]) -> [Pointer]? {
+        var rest: [Pointer] = []
+        var k = 0
+        for p in all {
+            if k < kept.count && kept[k] == p { k += 1 } else { rest.append(p) }
+        }
+        return k == kept.count ? rest : nil
     }
 
     /// The registry entry and template of a block a move may change.

@@ -54,6 +54,15 @@ extension XN {
             throw .device(error.message)
         }
         for block in grouped { moveGroups[block] = nil }
+        // Dropped pointers to shared blocks are on disk now.
+        for child in drops.isEmpty ? [] : Array(drops.keys) {
+            drops[child]!.subtract(dirty)
+            if drops[child]!.isEmpty { drops[child] = nil }
+        }
+        for child in freeWaits.isEmpty ? [] : Array(freeWaits.keys) {
+            freeWaits[child]!.subtract(dirty)
+            if freeWaits[child]!.isEmpty { freeWaits[child] = nil }
+        }
         if !unlinked.isEmpty {
             for block in dirty { for pointer in cache[block]!.pointers { unlinked.remove(pointer.block) } }
         }
@@ -76,15 +85,28 @@ extension XN {
     }
 
     /// Frees the blocks whose old parent is now durable without them — and, in a cascade,
-    /// blocks whose old parent was itself just freed (nothing on disk reaches them).
+    /// blocks whose old parent was itself just freed (nothing on disk reaches them). A
+    /// shared block that others dropped before waits for each of them in turn.
     func releaseFreedBlocks(afterWriting written: Set<BlockNumber>) {
         var released = Set<BlockNumber>()
+        func done(_ parent: BlockNumber) -> Bool {
+            written.contains(parent) || released.contains(parent) || (types[parent] == nil && pendingFree[parent] == nil)
+        }
         var changed = true
         while changed {
             changed = false
             for (child, parent) in pendingFree.sorted(by: { $0.key < $1.key }) {
-                let parentGone = released.contains(parent) || (types[parent] == nil && pendingFree[parent] == nil)
-                if written.contains(parent) || parentGone {
+                if done(parent), var waits = freeWaits[child] {
+                    waits = waits.filter { !done($0) }
+                    if let other = waits.min() {
+                        pendingFree[child] = other
+                        waits.remove(other)
+                        freeWaits[child] = waits.isEmpty ? nil : waits
+                        continue
+                    }
+                    freeWaits[child] = nil
+                }
+                if done(parent) {
                     pendingFree[child] = nil
                     allocated[child] = false
                     released.insert(child)

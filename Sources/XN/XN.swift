@@ -25,8 +25,17 @@ public final class XN<D: BlockDevice, M: FrameMemory> {
     /// Type and parent of every allocated block outside XN's own structures.
     var types: [BlockNumber: TypeID] = [:]
     var parents: [BlockNumber: BlockNumber] = [:]
+    /// A shareable block's parents past the first, one per pointer (a block may name it
+    /// more than once). `parents` holds the first; the count of both is the block's
+    /// references (a file's link count).
+    var sharers: [BlockNumber: [BlockNumber]] = [:]
+    /// Parents whose dropped pointer to a still-shared block is not on disk yet. Once
+    /// the block's last pointer goes, it is not reused before these are written.
+    var drops: [BlockNumber: Set<BlockNumber>] = [:]
     /// Freed blocks waiting for their old parent to be written without the pointer.
     var pendingFree: [BlockNumber: BlockNumber] = [:]
+    /// Other parents a freed shareable block waits for, besides its `pendingFree` one.
+    var freeWaits: [BlockNumber: Set<BlockNumber>] = [:]
     /// Blocks tied together by moves not yet on disk, each to its whole group (sorted):
     /// a group is written as one, through the move log.
     var moveGroups: [BlockNumber: [BlockNumber]] = [:]
@@ -94,6 +103,7 @@ public final class XN<D: BlockDevice, M: FrameMemory> {
         for b in walk.types.keys { xn.allocated[b] = true }
         xn.types = walk.types
         xn.parents = walk.parents
+        xn.sharers = walk.sharers
         xn.recovered = !superblock.clean
         // From now on the disk is in use: a crash must be recovered from.
         try xn.writeSuperblock(clean: false)
@@ -123,14 +133,17 @@ public final class XN<D: BlockDevice, M: FrameMemory> {
 
     // MARK: Templates and roots
 
-    /// Installs a type. Types are immutable once installed and persist.
+    /// Installs a type; a `shareable` one's blocks may have several parents (hard links).
+    /// Types are immutable once installed and persist.
     /// - Throws: `badName`, `templateRejected` (verification or sanity check),
     ///   `nameTaken`, `catalogueFull`, `device`.
-    public func installTemplate(name: [UInt8], owns: [UInt8], acl: [UInt8], size: [UInt8]) throws(XNError) -> TypeID {
+    public func installTemplate(name: [UInt8], owns: [UInt8], acl: [UInt8], size: [UInt8],
+                                shareable: Bool = false) throws(XNError) -> TypeID {
         guard Name.isValid(name) else { throw .badName }
         guard !templates.contains(where: { $0.name == name }) else { throw .nameTaken }
         guard templates.count < XNLayout.typesMax - 1 else { throw .catalogueFull }
-        let template = try Template(id: TypeID(rawValue: UInt32(templates.count + 1)), name: name, owns: owns, acl: acl, size: size)
+        let template = try Template(id: TypeID(rawValue: UInt32(templates.count + 1)), name: name, owns: owns, acl: acl, size: size,
+                                    shareable: shareable)
         let blocks = XNStructures<D>.catalogueBlocks(templates + [template], geometry)
         guard blocks.count <= Int(geometry.typeCatalogueBlocks) else { throw .catalogueFull }
         do {
@@ -294,13 +307,14 @@ enum XNStructures<D: BlockDevice> {
     }
 
     /// The type catalogue as one stream (length u32, count u32, then per template: name,
-    /// then owns, acl and size as a u32 length and the bytes), cut into sealed blocks.
+    /// flags u32 (bit 0: shareable), then owns, acl and size as a u32 length and the
+    /// bytes), cut into sealed blocks.
     static func catalogueBlocks(_ templates: [Template], _ g: XNLayout.Geometry) -> [(BlockNumber, [UInt8])] {
         var stream = [UInt8](repeating: 0, count: 8)
         for t in templates {
             var name = [UInt8](repeating: 0, count: XNLayout.nameBytesMax + 1)
             Name.encode(t.name, into: &name, at: 0)
-            stream += name
+            stream += name + [t.shareable ? 1 : 0, 0, 0, 0]
             for code in [t.ownsCode, t.aclCode, t.sizeCode] {
                 var length = [UInt8](repeating: 0, count: 4)
                 length.put32(UInt32(code.count), at: 0)
@@ -342,6 +356,10 @@ enum XNStructures<D: BlockDevice> {
                 throw .corruptImage("two types are named '\(String(decoding: name, as: UTF8.self))'")
             }
             at += XNLayout.nameBytesMax + 1
+            guard at + 4 <= length else { throw .corruptImage("type catalogue is truncated") }
+            let flags = stream.u32(at: at)
+            guard flags <= 1 else { throw .corruptImage("type \(n + 1) has unknown flags \(flags)") }
+            at += 4
             var codes: [[UInt8]] = []
             for _ in 0..<3 {
                 guard at + 4 <= length else { throw .corruptImage("type catalogue is truncated") }
@@ -352,7 +370,8 @@ enum XNStructures<D: BlockDevice> {
                 at += size
             }
             do {
-                templates.append(try Template(id: TypeID(rawValue: UInt32(n + 1)), name: name, owns: codes[0], acl: codes[1], size: codes[2]))
+                templates.append(try Template(id: TypeID(rawValue: UInt32(n + 1)), name: name, owns: codes[0], acl: codes[1], size: codes[2],
+                                              shareable: flags == 1))
             } catch {
                 throw .corruptImage("stored template '\(String(decoding: name, as: UTF8.self))' no longer verifies: \(error)")
             }

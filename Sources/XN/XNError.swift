@@ -65,6 +65,9 @@ public enum XNError: Error, Equatable, Sendable, CustomStringConvertible {
     /// written), or a move would tie more blocks together than the move log holds: write
     /// the blocks back first.
     case moving
+    /// A link names a block that may not have several parents: its type is not
+    /// shareable, it is a root, or it is being freed.
+    case notShareable
 
     public var description: String {
         switch self {
@@ -97,6 +100,7 @@ public enum XNError: Error, Equatable, Sendable, CustomStringConvertible {
         case .cycle: "the move would make a block its own ancestor"
         case .destinationInUse: "the bytes a move lands on are in use"
         case .moving: "block in a move not yet on disk"
+        case .notShareable: "block's type does not allow several parents"
         }
     }
 }

@@ -82,6 +82,9 @@ extension Kernel {
             }
             exposed[at + 24] = state.rawValue
             exposed[at + 25] = (entry.dirty ? 1 : 0) | (xn.isTainted(block) ? 2 : 0)
+            let references = UInt16(min(xn.references(block), Int(UInt16.max)))
+            exposed[at + 26] = UInt8(truncatingIfNeeded: references)
+            exposed[at + 27] = UInt8(truncatingIfNeeded: references >> 8)
             if published[block] == nil {
                 let (slot, _) = indexFind(block)
                 put32(entry.frame.rawValue + 1, layout.index + 4 * slot)

@@ -156,13 +156,13 @@ extension Kernel {
         let xn = try mounted()
         do {
             switch request {
-            case .xnInstallType(let credential, let name, let owns, let acl, let size):
+            case .xnInstallType(let credential, let name, let owns, let acl, let size, let shareable):
                 try authorize(caller, credential, systemACLs.types, .write)
                 let codes = [try spanBytes(caller, owns, max: KernelLimits.udfBytesMax), try spanBytes(caller, acl, max: KernelLimits.udfBytesMax),
                              try spanBytes(caller, size, max: KernelLimits.udfBytesMax)]
                 try charge(caller, Quota(catalogueEntries: 1))
                 do {
-                    return .type(try xn.installTemplate(name: name, owns: codes[0], acl: codes[1], size: codes[2]))
+                    return .type(try xn.installTemplate(name: name, owns: codes[0], acl: codes[1], size: codes[2], shareable: shareable))
                 } catch {
                     refund(caller, Quota(catalogueEntries: 1))
                     throw error
@@ -213,13 +213,11 @@ extension Kernel {
                 let c = try capability(caller, credential)
                 let mods = try modifications(caller, changes)
                 switch operation {
-                case .write, .swap: try xn.modify(block, mods, operation: operation, credential: c, by: caller)
-                case .free(let child):
-                    try xn.modify(block, mods, operation: .free(child), credential: c, by: caller)
-                    refund(caller, Quota(blocks: 1))
-                case .freeMany(let children):
-                    try xn.modify(block, mods, operation: operation, credential: c, by: caller)
-                    refund(caller, Quota(blocks: UInt64(children.count)))
+                case .write, .swap, .link: try xn.modify(block, mods, operation: operation, credential: c, by: caller)
+                case .free, .freeMany:
+                    // A shared block's name going frees nothing; its last name, the whole file.
+                    let freed = try xn.modify(block, mods, operation: operation, credential: c, by: caller)
+                    refund(caller, Quota(blocks: UInt64(freed)))
                 case .allocate(_, _, let frame):
                     try allocate(block, mods, operation, frames: [frame], credential: c, caller, xn)
                 case .allocateMany(_, _, let frames):
@@ -291,7 +289,7 @@ extension XNError {
         case .tainted: .tainted
         case .notCached: .notCached
         case .dirty, .moving: .busy
-        case .cycle, .destinationInUse: .invalidArgument
+        case .cycle, .destinationInUse, .notShareable: .invalidArgument
         }
     }
 }

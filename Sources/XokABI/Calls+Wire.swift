@@ -23,6 +23,7 @@ extension WireWriter {
             u8(4); count16(blocks.count); for b in blocks { u64(b) }; u32(type.rawValue)
             count16(frames.count); for f in frames { u32(f.rawValue) }
         case .freeMany(let blocks): u8(5); count16(blocks.count); for b in blocks { u64(b) }
+        case .link(let block): u8(6); u64(block)
         }
     }
 }
@@ -54,6 +55,7 @@ extension WireReader {
             let type = TypeID(rawValue: try u32())
             return .allocateMany(blocks, type, frames: try batch { (r: inout WireReader) throws(KernelError) in FrameNumber(rawValue: try r.u32()) })
         case 5: return .freeMany(try batch { (r: inout WireReader) throws(KernelError) in try r.u64() })
+        case 6: return .link(try u64())
         default: throw .badRequest
         }
     }
@@ -150,8 +152,8 @@ extension KernelRequest {
         case .sliceAllocate(let credential, let slice): p.u16(credential.rawValue); p.u32(slice.rawValue)
         case .sliceFree(let slice): p.u32(slice.rawValue)
         case .yield(let target): p.bool(target != nil); p.u32(target?.rawValue ?? 0)
-        case .xnInstallType(let credential, let name, let owns, let acl, let size):
-            p.u16(credential.rawValue); p.data(name); p.span(owns); p.span(acl); p.span(size)
+        case .xnInstallType(let credential, let name, let owns, let acl, let size, let shareable):
+            p.u16(credential.rawValue); p.data(name); p.span(owns); p.span(acl); p.span(size); p.bool(shareable)
         case .xnLookupType(let name), .xnLookupRoot(let name): p.data(name)
         case .xnCreateRoot(let credential, let name, let type, let protection, let frame):
             p.u16(credential.rawValue); p.data(name); p.u32(type.rawValue); p.u16(protection.rawValue); p.u32(frame.rawValue)
@@ -220,7 +222,8 @@ extension KernelRequest {
             let hasTarget = try r.bool(), target = EnvironmentID(rawValue: try r.u32())
             self = .yield(to: hasTarget ? target : nil)
         case .xnInstallType:
-            self = .xnInstallType(credential: try r.slot(), name: try r.name(), owns: try r.span(), acl: try r.span(), size: try r.span())
+            self = .xnInstallType(credential: try r.slot(), name: try r.name(), owns: try r.span(), acl: try r.span(), size: try r.span(),
+                                  shareable: try r.bool())
         case .xnLookupType: self = .xnLookupType(name: try r.name())
         case .xnCreateRoot:
             self = .xnCreateRoot(credential: try r.slot(), name: try r.name(), type: TypeID(rawValue: try r.u32()), protection: try r.slot(),

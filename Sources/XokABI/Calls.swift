@@ -16,7 +16,7 @@
 // bytes are a u32 count then the bytes; an optional is a u8 flag then the value.
 
 /// The wire format's version; a request of another version is refused (`badRequest`).
-public let kernelCallVersion: UInt16 = 2
+public let kernelCallVersion: UInt16 = 3
 
 /// A kernel call. Every call that touches a protected object names its credential: a
 /// slot of the caller's capability list. The caller's identity is never in the request;
@@ -76,7 +76,7 @@ public enum KernelRequest: Hashable, Sendable {
     // XN (docs/kernel-interface.md, "XN"): the disk shared among library file systems.
     /// Installs a block type named `name` whose three UDFs lie in frames the caller has
     /// bound. Needs write on the kernel's type ACL; counts against the caller's quota.
-    case xnInstallType(credential: CapabilitySlot, name: [UInt8], owns: FrameSpan, acl: FrameSpan, size: FrameSpan)
+    case xnInstallType(credential: CapabilitySlot, name: [UInt8], owns: FrameSpan, acl: FrameSpan, size: FrameSpan, shareable: Bool = false)
     /// The installed type called `name`.
     case xnLookupType(name: [UInt8])
     /// A root named `name`: a fresh block of `type`, cached in `frame` (the caller's own),
@@ -157,6 +157,10 @@ public enum XNOperation: Hashable, Sendable {
     /// The pointers to every block of `blocks` disappear at once; each is freed once this
     /// block is on disk. At most `KernelLimits.xnBatchMax`, none named twice.
     case freeMany([BlockNumber])
+    /// One more pointer to `block`, an allocated block of a shareable type that the
+    /// caller may read through a parent it has now (a hard link). The block is freed,
+    /// with everything below it, when its last pointer is.
+    case link(BlockNumber)
 }
 
 /// Byte ranges to put into a block. Their bytes travel in the call (at most

@@ -28,7 +28,9 @@
 // holds — names and state, never contents:
 //     block u64, parent u64 (0: a root), type u32, owner u32 (the environment the frame is
 //     charged to; 0: the kernel), state u8 (0 none, 1 coming in, 2 valid, 3 going out),
-//     flags u8 (bit 0 dirty, bit 1 tainted), 6 bytes reserved
+//     flags u8 (bit 0 dirty, bit 1 tainted), references u16 (the pointers that reach the
+//     block: 0 for a root, 1 for most; a shared block's link count, saturating), 4 bytes
+//     reserved
 // Registry index: an open-addressed table from block to frame. Slot `hash(block)` and
 // the slots after it (wrapping) hold frame + 1 until an empty slot (0); the entry whose
 // block matches is the one. `ExposedState.indexSlot(of:slots:)` is the hash.
@@ -158,6 +160,8 @@ public struct ExposedState: Sendable {
         public var state: BlockState
         public var dirty: Bool
         public var tainted: Bool
+        /// How many pointers reach the block (a hard-linked file's link count).
+        public var references: Int = 1
     }
 
     /// The registry entry of `frame`, nil when it holds no block.
@@ -169,7 +173,7 @@ public struct ExposedState: Sendable {
         let parent = u64(at: at + 8), owner = u32(at: at + 20), flags = u8(at: at + 25)
         return RegistryEntry(frame: frame, block: u64(at: at), parent: parent == 0 ? nil : parent, type: TypeID(rawValue: u32(at: at + 16)),
                              owner: owner == 0 ? nil : EnvironmentID(rawValue: owner), state: state,
-                             dirty: flags & 1 != 0, tainted: flags & 2 != 0)
+                             dirty: flags & 1 != 0, tainted: flags & 2 != 0, references: Int(u8(at: at + 26)) | Int(u8(at: at + 27)) << 8)
     }
 
     /// The registry entry of cached `block`, found through the index; nil when not cached.

@@ -53,7 +53,7 @@ import XokSimulation
             case 8: return .regionWrite(credential: slot(), pick(regions), offset: UInt32(truncatingIfNeeded: number(100)), bytes: bytes(32))
             case 9: return .ipcSend(credential: slot(), target: pick(ports).environment, message: bytes(300))
             case 10: return .upcallNext
-            case 11: return .xnInstallType(credential: slot(), name: name, owns: span, acl: span, size: span)
+            case 11: return .xnInstallType(credential: slot(), name: name, owns: span, acl: span, size: span, shareable: rng.next() % 2 == 0)
             case 12: return .xnCreateRoot(credential: slot(), name: name, type: TypeID(rawValue: UInt32(rng.next() % 5)), protection: slot(), frame: pick(frames))
             case 13, 14: return .xnReadIn(credential: slot(), pick(blocks), frame: pick(frames))
             case 15: return .xnRead(credential: slot(), pick(blocks), into: pick(frames))
@@ -61,13 +61,14 @@ import XokSimulation
             case 17, 18:
                 // Batches up to one past the limit, with repeats now and then.
                 let batch = Int(rng.next() % UInt64(KernelLimits.xnBatchMax + 2))
-                let operation: XNOperation = switch rng.next() % 6 {
+                let operation: XNOperation = switch rng.next() % 7 {
                 case 0: .write
                 case 1: .allocate(rng.next() % 2 == 0 ? number(800) : pick(blocks), TypeID(rawValue: UInt32(rng.next() % 4)), frame: pick(frames))
                 case 2: .free(pick(blocks))
                 case 3: .allocateMany((0..<batch).map { _ in rng.next() % 2 == 0 ? number(800) : pick(blocks) }, TypeID(rawValue: UInt32(rng.next() % 4)),
                                       frames: (0..<(rng.next() % 8 == 0 ? batch + 1 : batch)).map { _ in pick(frames) })
                 case 4: .freeMany((0..<batch).map { _ in pick(blocks) })
+                case 5: .link(rng.next() % 8 == 0 ? number(800) : pick(blocks))
                 default: .swap
                 }
                 return .xnModify(credential: slot(), pick(blocks), operation, changes())

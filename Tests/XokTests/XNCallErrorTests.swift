@@ -162,7 +162,7 @@ let xnErrorCases: [ErrorCase] = [
     ErrorCase(call: "xnInstallType", error: .invalidArgument, why: "a name that is not UTF-8") { w in
         (w.a, try installRequest(w, w.a, name: [0xff, 0xfe], owns: TreeFormat(name: "t", ownerOffset: 0).owns)) },
     ErrorCase(call: "xnInstallType", error: .invalidArgument, why: "a UDF longer than a frame") { w in
-        guard case .xnInstallType(let c, let n, var owns, let acl, let size) = try installRequest(w, w.a, name: Array("t".utf8), owns: allowEverything) else { throw KernelError.badRequest }
+        guard case .xnInstallType(let c, let n, var owns, let acl, let size, _) = try installRequest(w, w.a, name: Array("t".utf8), owns: allowEverything) else { throw KernelError.badRequest }
         owns.length = UInt32(KernelLimits.pageBytes + 1)
         return (w.a, .xnInstallType(credential: c, name: n, owns: owns, acl: acl, size: size)) },
     ErrorCase(call: "xnInstallType", error: .notMapped, why: "UDFs in a frame the caller has not bound") { w in
