@@ -356,9 +356,9 @@ extension XN {
             new = try template.pointers(in: after)
             try validate(new)
             if new != expected {
-                // Both lists are sorted and free of duplicates: a pointer in one and not the
-                // other was invented or lost.
-                throw new.contains(where: { !expected.contains($0) }) ? .pointerInvented : .pointerLost
+                // Both lists are sorted (a shared block may be named more than once): a
+                // pointer in one and not the other, or once more, was invented or lost.
+                throw new.count > expected.count || new.contains(where: { !expected.contains($0) }) ? .pointerInvented : .pointerLost
             }
         }
 

@@ -64,7 +64,7 @@ import XokSimulation
         let indirect = try m.root.fs.inode(f).pointers[CFFSLayout.directCount]
         let at = { (slot: Int) in CFFSLayout.slotOffset(slot) }
         let cases: [(String, (inout SimulatedDisk) -> Void)] = [
-            ("/d/g: link count 2, but C-FFS files have one name", { $0.corrupt(g.block) { $0[at(g.slot) + CFFSLayout.eNlink] = 2 } }),
+            ("/d/g: link count field 2 (a file\'s names are counted, not stored; 1 expected)", { $0.corrupt(g.block) { $0[at(g.slot) + CFFSLayout.eNlink] = 2 } }),
             ("/d/f: the name appears twice in its directory", { disk in
                 disk.corrupt(g.block) { b in
                     b[at(g.slot) + CFFSLayout.eNameLength] = 1

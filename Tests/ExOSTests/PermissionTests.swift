@@ -4,6 +4,8 @@ import Testing
 import XokABI
 import XokSimulation
 
+private func bytes(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+
 /// Two users on one C-FFS: UNIX permissions hold even against a process that skips
 /// C-FFS and calls the kernel with its own code, because C-FFS's UDFs refuse it there.
 @Suite struct TwoUsers {
@@ -163,6 +165,83 @@ import XokSimulation
                                     at: CFFSLayout.slotOffset(14), edits: .none, credential: ExOSSlot.user)
         }
         #expect(try alice.get("/tmp/bob/secret") == Array("alice's".utf8))
+        try bob.sync()
+        try alice.sync()
+        #expect(m.check.violations == [])
+        #expect(m.cffsCheck.violations == [])
+    }
+
+    @Test func aHardLinkToAnotherUsersFileGivesNoAccessToIt() throws {
+        let m = try Machine()
+        try m.shared("/tmp")
+        let alice = try m.process(uid: 1000, gid: 1000)
+        let bob = try m.process(uid: 1001, gid: 1001)
+        try m.root.mkdir("/alice", mode: 0o755)
+        try m.root.chown("/alice", uid: 1000, gid: 1000)
+        try alice.put("/alice/kept", Array("kept".utf8), mode: 0o600)
+        try alice.put("/tmp/secret", Array("alice's".utf8), mode: 0o600)
+        try bob.mkdir("/tmp/bob", mode: 0o755)
+        try alice.sync()
+
+        // A first link rewrites the file's directory: not where bob may not write.
+        #expect(throws: Errno.EACCES) { try bob.link("/alice/kept", "/tmp/bob/kept") }
+        // Where he may, he can name her file, as in UNIX; reading it is still hers to allow.
+        try bob.link("/tmp/secret", "/tmp/bob/mine")
+        #expect(try bob.stat("/tmp/bob/mine").uid == 1000)
+        #expect(try bob.stat("/tmp/secret").nlink == 2)
+        #expect(throws: Errno.EACCES) { _ = try bob.get("/tmp/bob/mine") }
+        #expect(throws: Errno.EACCES) { _ = try bob.open("/tmp/bob/mine", .writeOnly) }
+        #expect(throws: Errno.EPERM) { try bob.chmod("/tmp/bob/mine", 0o666) }
+
+        // Straight to the kernel with bob's credential.
+        let port = bob.fs.port
+        let tmp = try #require(try bob.fs.lookup(Array("tmp".utf8), in: .root))
+        let bobDir = try #require(try bob.fs.lookup(Array("bob".utf8), in: tmp))
+        let bobBlock = try bob.fs.inode(bobDir).pointers[0]
+        let file = try #require(try bob.fs.lookup(Array("mine".utf8), in: bobDir))
+        let inode = try bob.fs.inode(file)
+        #expect(file.slot == 0 && inode.pointers[0] != 0)
+        let frame = try port.allocateFrame(credential: ExOSSlot.frames, acl: bob.fs.identity.frameACL)
+        #expect(throws: KernelError.permissionDenied) { _ = try port.readIn(inode.pointers[0], frame: frame, credential: ExOSSlot.user) }
+        // The inode block's own rules: no new owner or mode, no second entry, nothing moved out.
+        let at = CFFSLayout.slotOffset(0)
+        #expect(throws: KernelError.permissionDenied) {
+            try port.modify(file.block, .write, .inline([(at + CFFSLayout.eMode, [0xb6, 0x81, 0, 0])]), credential: ExOSSlot.user)
+        }
+        #expect(throws: KernelError.permissionDenied) {
+            try port.modify(file.block, .write, .inline([(CFFSLayout.slotOffset(1), [0xa4, 0x81, 0, 0])]), credential: ExOSSlot.user)
+        }
+        let free = try #require((0..<CFFSLayout.slots).first { (try? bob.fs.inode(FileRef(block: bobBlock, slot: $0))) == nil })
+        #expect(throws: KernelError.permissionDenied) {
+            try port.move(from: file.block, offset: at, count: CFFSLayout.slotBytes, to: bobBlock, at: CFFSLayout.slotOffset(free),
+                          edits: .none, credential: ExOSSlot.user)
+        }
+        // A link entry's inode block never changes; a link to a block of a type that is
+        // not shareable (her data, his own directory) is refused; so is a pointer to her
+        // inode block that claims to be a plain write.
+        let linkSlot = try #require((0..<CFFSLayout.slots).first { (try? bob.fs.inode(FileRef(block: bobBlock, slot: $0)))?.isLink == true })
+        let linkAt = CFFSLayout.slotOffset(linkSlot)
+        #expect(throws: KernelError.self) {
+            try port.modify(bobBlock, .free(file.block), .inline([(linkAt + CFFSLayout.eDirect, bytes(0))]), credential: ExOSSlot.user)
+        }
+        var forged = Inode()
+        forged.mode = FileMode.link
+        forged.uid = 1001
+        forged.gid = 1001
+        forged.name = Array("forged".utf8)
+        forged.pointers[0] = inode.pointers[0]
+        let freeAt = CFFSLayout.slotOffset(free)
+        #expect(throws: KernelError.invalidArgument) {
+            try port.modify(bobBlock, .link(inode.pointers[0]), .inline([(freeAt, forged.encoded)]), credential: ExOSSlot.user)
+        }
+        forged.pointers[0] = file.block
+        #expect(throws: KernelError.pointerInvented) {
+            try port.modify(bobBlock, .write, .inline([(freeAt, forged.encoded)]), credential: ExOSSlot.user)
+        }
+        // Removing his own name is his to do; her file stays, with its one name.
+        try bob.unlink("/tmp/bob/mine")
+        #expect(try alice.stat("/tmp/secret").nlink == 1)
+        #expect(try alice.get("/tmp/secret") == Array("alice's".utf8))
         try bob.sync()
         try alice.sync()
         #expect(m.check.violations == [])
