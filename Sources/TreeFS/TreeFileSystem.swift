@@ -30,14 +30,17 @@ public struct TreeUDFs: Sendable {
 public struct TreeFormat: Sendable {
     public let name: String
     public let ownerOffset: Int
+    /// Whether XN lets a node of this format have several parents (`link`).
+    public let shareable: Bool
     public static let entriesStart = 16
     public static let entryBytes = 16
     public static let entries = (KernelLimits.pageBytes - entriesStart) / entryBytes
 
-    public init(name: String, ownerOffset: Int) {
+    public init(name: String, ownerOffset: Int, shareable: Bool = false) {
         precondition(ownerOffset == 0 || ownerOffset == 8)
         self.name = name
         self.ownerOffset = ownerOffset
+        self.shareable = shareable
     }
 
     /// Where the high-water mark lives: the half of the header the owner does not use.
@@ -69,7 +72,7 @@ public struct TreeFormat: Sendable {
             try port.map(frame, writable: true, credential: slots.own)
             try port.store(code, into: frame, offset: 0)
         }
-        return try port.installType(named: name, owns: spans[0], acl: spans[1], size: spans[2], credential: types)
+        return try port.installType(named: name, owns: spans[0], acl: spans[1], size: spans[2], shareable: shareable, credential: types)
     }
 }
 
@@ -211,7 +214,19 @@ public final class TreeClient<P: KernelPort> {
         return child
     }
 
-    /// Removes `child` (which must hold nothing) from `parent`.
+    /// Adds another pointer to `child`, a node of shareable `childType` that this client
+    /// may read, in a free entry of `node` (a hard link).
+    public func link(_ child: BlockNumber, type childType: TypeID, into node: BlockNumber) throws(KernelError) {
+        let contents = try contents(node)
+        guard let slot = freeSlot(in: contents) else { throw .exhausted }
+        let at = TreeFormat.entriesStart + slot * TreeFormat.entryBytes
+        var changes = [(offset: at, bytes: Self.entry(child, childType))]
+        if slot >= format.mark(of: contents) { changes.append(format.highWater(slot + 1)) }
+        try port.modify(node, .link(child), .inline(changes), credential: slots.own)
+    }
+
+    /// Removes `child` from `parent`: a block that must hold nothing, or one pointer to a
+    /// shared node (with its last, the node and all below it go).
     public func remove(_ child: BlockNumber, from parent: BlockNumber) throws(KernelError) {
         let contents = try contents(parent)
         for slot in format.scanned(contents) {

@@ -200,7 +200,7 @@ let errorCases: [ErrorCase] = [
 + credentialRows("sliceAllocate") { w, s in .sliceAllocate(credential: s, SliceIndex(rawValue: 0)) }
 
 @Suite struct CallErrors {
-    static let table = errorCases + xnErrorCases + xnMoveErrorCases
+    static let table = errorCases + xnErrorCases + xnMoveErrorCases + xnLinkErrorCases
 
     @Test(arguments: table)
     func callFailsWithItsDocumentedErrorAndChangesNothing(_ c: ErrorCase) throws {
