@@ -390,13 +390,16 @@ public final class BlockCache<P: KernelPort> {
     /// Moves the `count` bytes at `offset` of `source` to `at` of `destination`, with
     /// `edits` there (`xnMove`); `moved` are the blocks the bytes point to, whose parent
     /// becomes `destination`. When the two blocks' move group is full, this client's
-    /// changes are written back first.
+    /// changes are written back first (unless `writingBackWhenBusy` is false: then the
+    /// move is refused with `busy`).
     func move(from source: BlockNumber, offset: Int, count: Int, to destination: BlockNumber, at landing: Int,
-              edits: [(offset: Int, bytes: [UInt8])], moved: [BlockNumber], credential: CapabilitySlot) throws(KernelError) {
+              edits: [(offset: Int, bytes: [UInt8])], moved: [BlockNumber], credential: CapabilitySlot,
+              writingBackWhenBusy: Bool = true) throws(KernelError) {
         changes &+= 1
         do {
             try port.move(from: source, offset: offset, count: count, to: destination, at: landing, edits: .inline(edits), credential: credential)
         } catch .busy {
+            guard writingBackWhenBusy else { throw .busy }
             do { try writeBack() } catch { throw .busy }
             try port.move(from: source, offset: offset, count: count, to: destination, at: landing, edits: .inline(edits), credential: credential)
         }

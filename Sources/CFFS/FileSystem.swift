@@ -575,6 +575,15 @@ public final class CFFS<P: KernelPort> {
     /// three blocks as one. That rewrites the file's directory, so it needs write
     /// permission there as well as in `target`.
     public func link(_ name: [UInt8], in dir: FileRef, to newName: [UInt8], in target: FileRef) throws(Errno) -> FileRef {
+        do { return try linkOnce(name, in: dir, to: newName, in: target) } catch .EBUSY {
+            // The move would tie too much together: write back, then once more (nothing of
+            // the first try reached the disk: it was undone before the writeback).
+            try cache.writeBack()
+            return try linkOnce(name, in: dir, to: newName, in: target)
+        }
+    }
+
+    private func linkOnce(_ name: [UInt8], in dir: FileRef, to newName: [UInt8], in target: FileRef) throws(Errno) -> FileRef {
         try Self.validate(newName)
         let sourceParent = try inode(dir), targetParent = try inode(target)
         guard targetParent.isDirectory else { throw .ENOTDIR }
@@ -611,13 +620,15 @@ public final class CFFS<P: KernelPort> {
         let sourceCredential = credential(sourceParent.uid, sourceParent.gid)
         let from = CFFSLayout.slotOffset(place.slot)
         do {
+            // No writeback between here and the old name's link entry: the disk must never
+            // hold the new name with its inode block still empty.
             try cache.move(from: place.block, offset: from, count: CFFSLayout.slotBytes, to: block, at: CFFSLayout.slotsStart,
-                           edits: [], moved: entry.pointers.filter { $0 != 0 }, credential: sourceCredential)
+                           edits: [], moved: entry.pointers.filter { $0 != 0 }, credential: sourceCredential, writingBackWhenBusy: false)
         } catch {
             // Nothing moved: the new name goes again.
             try? cache.unlink(block, from: landing.block, [(at, [UInt8](repeating: 0, count: CFFSLayout.slotBytes))], credential: targetCredential)
             cache.forget(below: block)
-            throw error == .permissionDenied ? .EACCES : Errno(error)
+            throw error == .permissionDenied ? .EACCES : error == .busy ? .EBUSY : Errno(error)
         }
         var old = link
         old.name = name
@@ -648,9 +659,10 @@ public final class CFFS<P: KernelPort> {
         var name = [UInt8](repeating: 0, count: CFFSLayout.nameBytesMax)
         name.replaceSubrange(0..<to.count, with: to)
         let at = CFFSLayout.slotOffset(source.slot)
-        try cache.modify(source.block, .write, [(at + CFFSLayout.eNameLength, [UInt8(to.count)]), (at + CFFSLayout.eName, name),
-                                                (at + CFFSLayout.eCtime, bytes64(UInt64(bitPattern: now())))],
-                         credential: credential(parent.uid, parent.gid))
+        var changes = [(offset: at + CFFSLayout.eNameLength, bytes: [UInt8(to.count)]), (at + CFFSLayout.eName, name)]
+        // A link entry has no times of its own (its file's are in the inode block).
+        if !moving.isLink { changes.append((at + CFFSLayout.eCtime, bytes64(UInt64(bitPattern: now())))) }
+        try cache.modify(source.block, .write, changes, credential: credential(parent.uid, parent.gid))
         names[NameKey(directory: parent.pointers[0], name: from)] = nil
         remember(NameKey(directory: parent.pointers[0], name: to), source)
         try touch(dir, parent)

@@ -1,7 +1,7 @@
 // Seeded C-FFS workloads through ExOS on a simulated disk that loses power. A process
 // makes directories, writes files small and large (through indirect blocks), overwrites,
 // truncates, renames (within a directory and into another, files and whole
-// directories), removes, and now and then syncs. The power fails after a chosen write;
+// directories), makes hard links, removes, and now and then syncs. The power fails after a chosen write;
 // the disk keeps a random subset of what was not yet behind a barrier. After recovery
 // XN's fsck and C-FFS's must find nothing wrong, C-FFS must mount, every file synced and
 // not touched since must read back as it was, every rename and directory move since the
@@ -97,6 +97,8 @@ final class CFFSWorld {
     /// directories that were synced: after a crash exactly one of the two names is there.
     var durableDirectories: Set<String> = ["/"]
     var directoryMoves: [(from: String, to: String)] = []
+    /// Each hard-linked file's other names.
+    var aliases: [String: Set<String>] = [:]
     var names = 0
     var cutAt = 0
     /// A failure that is not the power's: the workload's own model disagreeing.
@@ -143,9 +145,36 @@ final class CFFSWorld {
         directoryMoves.removeAll { $0.to == path }
     }
 
+    /// `path` and its other names, if it has any.
+    func group(_ path: String) -> [String] { [path] + (aliases[path] ?? []).sorted() }
+
+    /// Gives every name of `path`'s file `contents`.
+    func setContents(_ path: String, _ contents: [UInt8]) {
+        for name in group(path) {
+            files[name] = contents
+            touch(name)
+        }
+    }
+
+    /// The name `old` is now `new`.
+    func renameAlias(_ old: String, _ new: String) {
+        guard let others = aliases.removeValue(forKey: old) else { return }
+        aliases[new] = others
+        for other in others { aliases[other] = aliases[other]!.subtracting([old]).union([new]) }
+    }
+
+    /// The name `path` is gone; the file stays under its others.
+    func dropAlias(_ path: String) {
+        guard let others = aliases.removeValue(forKey: path) else { return }
+        for other in others {
+            aliases[other]!.remove(path)
+            if aliases[other]!.isEmpty { aliases[other] = nil }
+        }
+    }
+
     func randomStep(_ rng: inout SeededRandom) {
         let dirs = directories.sorted(), paths = files.keys.sorted()
-        switch rng.next() % 14 {
+        switch rng.next() % 15 {
         case 0, 1:
             guard let parent = pick(dirs, &rng), directories.count < 24 else { return }
             names += 1
@@ -177,19 +206,18 @@ final class CFFSWorld {
             }
             if contents.count < offset + patch.count { contents += [UInt8](repeating: 0, count: offset + patch.count - contents.count) }
             contents.replaceSubrange(offset..<offset + patch.count, with: patch)
-            files[path] = contents
-            touch(path)
+            setContents(path, contents)
         case 6:
             guard let path = pick(paths, &rng), var contents = files[path] else { return }
             let size = Int(rng.next() % 40_000)
             attempt("truncate \(path)") { () throws(Errno) in try os.truncate(path, UInt64(size)) }
             contents = size <= contents.count ? Array(contents.prefix(size)) : contents + [UInt8](repeating: 0, count: size - contents.count)
-            files[path] = contents
-            touch(path)
+            setContents(path, contents)
         case 7:
             guard let path = pick(paths, &rng) else { return }
             attempt("unlink \(path)") { () throws(Errno) in try os.unlink(path) }
             files[path] = nil
+            dropAlias(path)
             touch(path)
         case 8:
             let empty = dirs.filter { d in d != "/" && !directories.contains { $0.hasPrefix(d + "/") } && !files.keys.contains { $0.hasPrefix(d + "/") } }
@@ -210,6 +238,7 @@ final class CFFSWorld {
             let checked = !touched.contains(from) && durable[from] == contents && durableDirectories.contains(into)
             files[from] = nil
             files[to] = contents
+            renameAlias(from, to)
             touch(from)
             touch(to)
             if checked { renames.append((from, to, contents)) }
@@ -227,6 +256,7 @@ final class CFFSWorld {
             for path in files.keys.sorted() {
                 if let new = moved(path) {
                     files[new] = files.removeValue(forKey: path)
+                    renameAlias(path, new)
                     touch(path)
                     touch(new)
                 }
@@ -237,6 +267,18 @@ final class CFFSWorld {
             directoryMoves.removeAll { under($0.to) || under($0.from) }
             renames.removeAll { under($0.to) || under($0.from) }
             if checked { directoryMoves.append((from, to)) }
+        case 13:
+            // Another name for a file, in any directory. The file's first link moves its
+            // inode out of its directory: after a crash, the old name must still read as
+            // it was synced.
+            guard let from = pick(paths, &rng), let contents = files[from], let into = pick(dirs, &rng) else { return }
+            names += 1
+            let to = (into == "/" ? "" : into) + "/l\(names)"
+            attempt("link \(from) \(to)") { () throws(Errno) in try os.link(from, to) }
+            let all = group(from) + [to]
+            for name in all { aliases[name] = Set(all).subtracting([name]) }
+            files[to] = contents
+            touch(to)
         default:
             sync()
         }
