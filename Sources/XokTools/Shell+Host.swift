@@ -18,6 +18,9 @@ extension Shell {
     /// Progress for long copies: files and bytes so far.
     private final class Tally {
         var files = 0, bytes: UInt64 = 0
+        /// Files with several names already copied, by inode (the host's device and inode,
+        /// or the image's): later names become hard links to the first.
+        var linked: [String: String] = [:]
         var text: String { "\(files) files, \(bytes >> 20) MiB" }
     }
 
@@ -73,6 +76,16 @@ extension Shell {
             try os.symlink(String(decoding: buffer[0..<n], as: UTF8.self), path)
             try os.lutimes(path, access: atime, modification: mtime)
         case UInt32(S_IFREG):
+            if s.st_nlink > 1 {
+                let key = "\(s.st_dev):\(s.st_ino)"
+                if let first = tally.linked[key] {
+                    if (try? os.lstat(path)) != nil { try os.unlink(path) }
+                    try os.link(first, path)
+                    tally.files += 1
+                    return
+                }
+                tally.linked[key] = path
+            }
             let input = open(host, O_RDONLY | O_CLOEXEC)
             guard input >= 0 else { throw hostError("import", host) }
             defer { close(input) }
@@ -131,6 +144,15 @@ extension Shell {
             guard Glibc.symlink(try os.readlink(path), host) == 0 else { throw hostError("export", host) }
             try times(AT_SYMLINK_NOFOLLOW)
         } else {
+            if s.nlink > 1 {
+                if let first = tally.linked["\(s.ino)"] {
+                    unlink(host)
+                    guard Glibc.link(first, host) == 0 else { throw hostError("export", host) }
+                    tally.files += 1
+                    return
+                }
+                tally.linked["\(s.ino)"] = host
+            }
             let input = try os.open(path, .readOnly)
             defer { os.closeQuietly(input) }
             let output = open(host, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)

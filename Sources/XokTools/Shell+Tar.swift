@@ -245,7 +245,11 @@ extension Shell {
         } else if s.isSymlink {
             header.type = UInt8(ascii: "2")
             header.link = try os.readlink(full)
+        } else if s.nlink > 1, let first = writer.linked[s.ino] {
+            header.type = UInt8(ascii: "1")
+            header.link = first
         } else {
+            if s.nlink > 1 { writer.linked[s.ino] = name }
             header.size = s.size
         }
         if verbose { print(header.name) }
@@ -325,9 +329,15 @@ extension Shell {
             try os.symlink(member.link, target)
             try os.lutimes(target, access: member.mtime, modification: member.mtime)
         case UInt8(ascii: "1"):
-            // A hard link: embedded inodes have none, so the member becomes a copy.
-            try copy(Self.join(base, member.link.split(separator: "/").joined(separator: "/")), to: target, preserve: true,
-                     dereference: false)
+            let source = member.link.split(separator: "/")
+            guard !source.isEmpty, !source.contains("..") else {
+                standardError("tar: \(member.name): hard link to '\(member.link)' leaves the archive; skipped")
+                return nil
+            }
+            if let existing = try? os.lstat(target), !existing.isDirectory { try os.unlink(target) }
+            do { try os.link(Self.join(base, source.joined(separator: "/")), target) } catch {
+                throw ShellError("tar: \(target): cannot hard link to '\(member.link)': \(error)")
+            }
         default:
             guard member.isFile else {
                 standardError("tar: \(member.name): unsupported member type '\(Character(UnicodeScalar(header.type)))'; skipped")
@@ -449,6 +459,9 @@ final class ArchiveWriter<P: KernelPort> {
     let fd: Int32
     var buffer: [UInt8] = []
     var members = 0
+    /// Files with several names already archived, by inode number: a later name becomes
+    /// a hard link member.
+    var linked: [UInt64: String] = [:]
     init(os: ExOS<P>, fd: Int32) {
         self.os = os
         self.fd = fd

@@ -123,6 +123,31 @@ struct Transcript {
         #expect(m.check.violations == [])
     }
 
+    @Test func hardLinksSurviveTarImportAndExport() throws {
+        let m = try Machine(blocks: 16_384)
+        let sh = Transcript(m.root)
+        #expect(sh.run("mkdir /src; mkdir /src/a; echo shared > /src/a/x; ln /src/a/x /src/y; ln /src/y /src/a/z; echo one > /src/w").ok)
+        #expect(sh.run("stat /src/y").output.contains("Links: 3"))
+        #expect(sh.run("ln /src/a /src/dir").errors == ["ln: failed to create hard link '/src/dir' => '/src/a': Operation not permitted"])
+        // tar keeps later names as links to the first, and extracts them as links.
+        #expect(sh.run("tar -c -f /t.tar /src; mkdir /out; tar -x -f /t.tar -C /out").ok)
+        let names = ["/out/src/a/x", "/out/src/y", "/out/src/a/z"].map { try? m.root.stat($0) }
+        #expect(Set(names.map { $0?.ino }).count == 1 && names.allSatisfy { $0?.nlink == 3 })
+        #expect(try m.root.stat("/out/src/w").nlink == 1)
+        #expect(sh.run("diff -r /src /out/src").ok)
+        // Out to the host and back in: still one file with three names.
+        let host = "/tmp/xok-links-\(getpid())"
+        defer { Glibc.system("rm -rf \(host)") }
+        #expect(sh.run("export /out/src \(host)").ok)
+        var a = stat(), b = stat()
+        #expect(lstat(host + "/a/z", &a) == 0 && lstat(host + "/y", &b) == 0)
+        #expect(a.st_ino == b.st_ino && a.st_nlink == 3)
+        #expect(sh.run("import \(host) /back; stat /back/a/x").output.contains("Links: 3"))
+        try m.root.sync()
+        #expect(m.check.violations == [])
+        #expect(m.cffsCheck.violations == [])
+    }
+
     @Test func tarRefusesMembersThatClimbOutAndArchivesThatAreNot() throws {
         let m = try Machine()
         let sh = Transcript(m.root)
