@@ -51,6 +51,7 @@ extension XN {
         for (block, parent) in parents.sorted(by: { $0.key < $1.key }) { d.add(block); d.add(parent) }
         for (block, others) in sharers.sorted(by: { $0.key < $1.key }) { d.add(block); for parent in others { d.add(parent) } }
         for (block, waits) in drops.sorted(by: { $0.key < $1.key }) { d.add(block); for parent in waits.sorted() { d.add(parent) } }
+        for (block, from) in movedFrom.sorted(by: { $0.key < $1.key }) { d.add(block); for parent in from.sorted() { d.add(parent) } }
         for (block, waits) in freeWaits.sorted(by: { $0.key < $1.key }) { d.add(block); for parent in waits.sorted() { d.add(parent) } }
         for (block, parent) in pendingFree.sorted(by: { $0.key < $1.key }) { d.add(block); d.add(parent) }
         for (block, group) in moveGroups.sorted(by: { $0.key < $1.key }) { d.add(block); for member in group { d.add(member) } }

@@ -121,6 +121,24 @@ extension XN {
         (parents[block] == nil ? 0 : 1) + (sharers[block]?.count ?? 0)
     }
 
+    /// Where the parent tables and the cached blocks' pointers disagree: each cached
+    /// block must be recorded as a parent of each block it points to, once per pointer,
+    /// and nowhere else (for the kernel's invariant checks).
+    public func parentTableViolations() -> [String] {
+        var recorded: [BlockNumber: [BlockNumber: Int]] = [:]
+        for (child, parent) in parents where cache[parent] != nil { recorded[parent, default: [:]][child, default: 0] += 1 }
+        for (child, others) in sharers {
+            for parent in others where cache[parent] != nil { recorded[parent, default: [:]][child, default: 0] += 1 }
+        }
+        var found: [String] = []
+        for block in cache.keys.sorted() {
+            var held: [BlockNumber: Int] = [:]
+            for p in cache[block]!.pointers { held[p.block, default: 0] += 1 }
+            if held != recorded[block] ?? [:] { found.append("block \(block)'s pointers and the parent tables disagree") }
+        }
+        return found
+    }
+
     /// Whether `type`'s blocks may have several parents.
     func isShareable(_ type: TypeID) -> Bool { template(type)?.shareable ?? false }
 
@@ -131,6 +149,23 @@ extension XN {
         while let b = queue.popLast() {
             guard let first = parents[b] else { continue }
             for parent in [first] + (sharers[b] ?? []) where seen.insert(parent).inserted { queue.append(parent) }
+        }
+        return seen
+    }
+
+    /// Every block that may be above `block` on disk: its ancestors, and the parents
+    /// along the way that dropped a shared block's pointer, or (`throughMoves`) that a
+    /// move took a block out of, and have not been written since.
+    func diskAncestors(of block: BlockNumber, throughMoves: Bool) -> Set<BlockNumber> {
+        var seen: Set<BlockNumber> = [block]
+        var queue = [block]
+        while let b = queue.popLast() {
+            var above = Array(drops[b] ?? [])
+            if let first = parents[b] { above += [first] + (sharers[b] ?? []) }
+            if throughMoves { above += movedFrom[b] ?? [] }
+            for parent in above where (types[parent] != nil || pendingFree[parent] != nil) && seen.insert(parent).inserted {
+                queue.append(parent)
+            }
         }
         return seen
     }
@@ -322,6 +357,9 @@ extension XN {
                 guard let type = types[child], parents[child] != nil, pendingFree[child] == nil, isShareable(type) else { throw .notShareable }
                 try authorizeAccess(child, credential: credential, .read)
                 if ancestors(of: block).contains(child) { throw .cycle }
+                // Above it on disk still (a move or a drop not yet written): written
+                // apart, the two could close a loop there. Wait for the writeback.
+                if (!drops.isEmpty || !movedFrom.isEmpty) && diskAncestors(of: block, throughMoves: true).contains(child) { throw .moving }
                 let pointer = Pointer(block: child, type: type)
                 expected.insert(pointer, at: expected.firstIndex { pointer < $0 } ?? expected.count)
             }
@@ -405,6 +443,7 @@ extension XN {
                 types[child] = nil
                 parents[child] = nil
                 sharers[child] = nil
+                movedFrom[child] = nil
                 if !unlinked.isEmpty { unlinked.remove(child) }
                 pendingFree[child] = parent
                 // Parents that dropped it earlier may still point to it on disk.

@@ -107,6 +107,12 @@ extension XN {
             if moved.contains(where: { $0.block == block }) { throw .cycle }
             if let pending = moveGroups[block] { group.formUnion(pending) }
         }
+        // Nor through a pointer a shared block dropped that its old parent still holds on
+        // disk: that waits until the parent is written.
+        if !drops.isEmpty {
+            let above = diskAncestors(of: destination, throughMoves: false)
+            if moved.contains(where: { above.contains($0.block) }) { throw .moving }
+        }
         guard closed(group).count <= XNLayout.moveGroupMax else { throw .moving }
 
         // Commit.
@@ -117,6 +123,7 @@ extension XN {
         markWritten(source, by: environment)
         markWritten(destination, by: environment)
         for pointer in moved {
+            movedFrom[pointer.block, default: []].insert(source)
             if parents[pointer.block] == source {
                 parents[pointer.block] = destination
             } else if let i = sharers[pointer.block]?.firstIndex(of: source) {

@@ -59,6 +59,10 @@ extension XN {
             drops[child]!.subtract(dirty)
             if drops[child]!.isEmpty { drops[child] = nil }
         }
+        for child in movedFrom.isEmpty ? [] : Array(movedFrom.keys) {
+            movedFrom[child]!.subtract(dirty)
+            if movedFrom[child]!.isEmpty { movedFrom[child] = nil }
+        }
         for child in freeWaits.isEmpty ? [] : Array(freeWaits.keys) {
             freeWaits[child]!.subtract(dirty)
             if freeWaits[child]!.isEmpty { freeWaits[child] = nil }

@@ -32,6 +32,9 @@ public final class XN<D: BlockDevice, M: FrameMemory> {
     /// Parents whose dropped pointer to a still-shared block is not on disk yet. Once
     /// the block's last pointer goes, it is not reused before these are written.
     var drops: [BlockNumber: Set<BlockNumber>] = [:]
+    /// Blocks a move not yet on disk took out of these parents, which may still hold them
+    /// there.
+    var movedFrom: [BlockNumber: Set<BlockNumber>] = [:]
     /// Freed blocks waiting for their old parent to be written without the pointer.
     var pendingFree: [BlockNumber: BlockNumber] = [:]
     /// Other parents a freed shareable block waits for, besides its `pendingFree` one.

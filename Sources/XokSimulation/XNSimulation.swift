@@ -38,6 +38,9 @@ public struct XNSimulationReport: Sendable {
 /// Workloads on a simulated disk.
 public enum XNSimulation {
     public static let formats = [TreeFormat(name: "tree", ownerOffset: 0), TreeFormat(name: "list", ownerOffset: 8)]
+    /// Nodes that may have several parents (hard links), for the file systems of the
+    /// first layout.
+    public static let shared = TreeFormat(name: "shared", ownerOffset: 0, shareable: true)
     static let diskBlocks: UInt64 = 768
 
     /// A random workload of `steps` steps; with `crash`, the power fails once at a random
@@ -128,6 +131,8 @@ public enum XNSimulation {
         var attacker: Client
         /// The attacker's own root, once made (where it tries to move others' entries).
         var attackerRoot: BlockNumber?
+        /// The shareable node type.
+        var sharedType = TypeID(rawValue: 0)
         /// Each client's known nodes and data blocks.
         var nodes: [[BlockNumber]] = []
         var data: [[BlockNumber]] = []
@@ -153,6 +158,9 @@ public enum XNSimulation {
             }
             nodes = []
             data = []
+            let frameACL = try AccessControlList([try Capability(name: [11], rights: .all)])
+            sharedType = try shared.install(through: clients[0].port, udfs: shared.udfs, slots: LibrarySlot.tree, types: LibrarySlot.types,
+                                            frameACL: frameACL)
             for (i, client) in clients.enumerated() {
                 let root: BlockNumber
                 if creatingRoots {
@@ -193,7 +201,21 @@ public enum XNSimulation {
                 try attempt { () throws(KernelError) in try clients[flusher].port.writeback(orphans()) }
                 return
             }
-            switch rng.next() % 14 {
+            switch rng.next() % 16 {
+            case 13 where client.format.ownerOffset == shared.ownerOffset:
+                // A node that may have several parents.
+                guard let parent = pick(nodes[c], &rng) else { return }
+                try attempt { () throws(KernelError) in
+                    let child = try client.add(under: parent, type: sharedType, hint: rng.next() % diskBlocks)
+                    nodes[c].append(child)
+                }
+            case 14:
+                // Another name for one of them (XN refuses a node under itself, and a
+                // node that is not shareable: counted as refused).
+                let shareable = nodes[c].filter { kernel.exposedState.registry(block: $0)?.type == sharedType }
+                let targets = rng.next() % 4 == 0 ? Array(nodes[c].dropFirst()) + data[c] : shareable
+                guard let node = pick(nodes[c], &rng), let target = pick(targets, &rng) else { return }
+                try attempt { () throws(KernelError) in try client.link(target, type: sharedType, into: node) }
             case 0, 1, 2:
                 guard let parent = pick(nodes[c], &rng) else { return }
                 try attempt { () throws(KernelError) in
@@ -211,11 +233,14 @@ public enum XNSimulation {
                 // Remove a data block or an empty node.
                 let candidates = data[c] + nodes[c].dropFirst()
                 guard let victim = pick(candidates, &rng), let parent = parentOf(victim, c) else { return }
+                let wasShared = kernel.exposedState.registry(block: victim)?.type == sharedType
                 try attempt { () throws(KernelError) in
                     try client.remove(victim, from: parent)
                     nodes[c].removeAll { $0 == victim }
                     data[c].removeAll { $0 == victim }
                 }
+                // A shared node's last name takes all below it: forget what went.
+                if wasShared { forgetUnreachable(c) }
             case 6, 7, 8:
                 // Write back some of our blocks, deepest first or in any order.
                 var blocks = (nodes[c] + data[c]).filter { kernel.exposedState.registry(block: $0)?.dirty == true }
@@ -271,7 +296,13 @@ public enum XNSimulation {
             let port = attacker.port
             let slot = attacker.slots.own
             let frame = FrameNumber(rawValue: UInt32(rng.next() % 2048))
-            switch rng.next() % 9 {
+            switch rng.next() % 10 {
+            case 8:
+                // Another's node named from the attacker's own root.
+                guard let mine = attackerRoot else { return }
+                try attack(&report, "attacker linked env \(victim)'s block \(target) into its own root") { () throws(KernelError) in
+                    try attacker.link(target, type: sharedType, into: mine)
+                }
             case 7:
                 // An entry of another's node moved into the attacker's own (the attacker
                 // cannot read the node: it guesses where the entry is).
@@ -325,6 +356,20 @@ public enum XNSimulation {
                     try port.modify(target, .write, .inline([(0, [1])]), credential: CapabilitySlot(Int(rng.next() % 40) + 4))
                 }
             }
+        }
+
+        /// Keeps of client `c`'s known blocks those its root still reaches.
+        mutating func forgetUnreachable(_ c: Int) {
+            guard let root = nodes[c].first else { return }
+            var reached: Set<BlockNumber> = [root]
+            var queue = [root]
+            while let node = queue.popLast() {
+                for child in (try? clients[c].children(of: node)) ?? [] where reached.insert(child.block).inserted {
+                    if child.type != .data { queue.append(child.block) }
+                }
+            }
+            nodes[c].removeAll { !reached.contains($0) }
+            data[c].removeAll { !reached.contains($0) }
         }
 
         /// The parent of `block` in client `c`'s tree, by walking its known nodes.
