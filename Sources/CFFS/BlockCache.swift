@@ -349,23 +349,18 @@ public final class BlockCache<P: KernelPort> {
     /// comes back.
     func free(_ child: BlockNumber, from parent: BlockNumber, _ changes: [(offset: Int, bytes: [UInt8])],
               credential: CapabilitySlot) throws(Errno) {
-        do { try kernelModify(parent, .free(child), changes, credential: credential) } catch .busy {
-            // The child is in a move not yet on disk (an emptied directory's block): once
-            // the move is written, it may go.
-            try writeBack()
-            do { try kernelModify(parent, .free(child), changes, credential: credential) } catch { throw Errno(error) }
-        } catch {
-            throw Errno(error)
-        }
+        try drop(child, from: parent, changes, credential: credential)
         forget(child)
     }
 
-    /// Removes a link entry's pointer to inode block `child` from `parent` with
-    /// `changes`. The block stays while other names point to it; the caller finds out
-    /// whether it went (`forget(below:)`).
-    func unlink(_ child: BlockNumber, from parent: BlockNumber, _ changes: [(offset: Int, bytes: [UInt8])],
-                credential: CapabilitySlot) throws(Errno) {
+    /// Removes `parent`'s pointer to `child` with `changes`, knowing nothing of what
+    /// became of `child`: a shared inode block stays while other names point to it (the
+    /// caller finds out, and `forget(below:)`s it when it went).
+    func drop(_ child: BlockNumber, from parent: BlockNumber, _ changes: [(offset: Int, bytes: [UInt8])],
+              credential: CapabilitySlot) throws(Errno) {
         do { try kernelModify(parent, .free(child), changes, credential: credential) } catch .busy {
+            // The child is in a move not yet on disk (an emptied directory's block): once
+            // the move is written, it may go.
             try writeBack()
             do { try kernelModify(parent, .free(child), changes, credential: credential) } catch { throw Errno(error) }
         } catch {

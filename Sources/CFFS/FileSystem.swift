@@ -550,7 +550,7 @@ public final class CFFS<P: KernelPort> {
             guard !directory else { throw .ENOTDIR }
             // One name goes; with the last, XN frees the inode block and the file's blocks.
             let file = FileRef(block: inode.pointers[0], slot: 0)
-            try cache.unlink(file.block, from: ref.block, [(at, empty)], credential: credential)
+            try cache.drop(file.block, from: ref.block, [(at, empty)], credential: credential)
             if port.exposedState().registry(block: file.block) == nil {
                 cache.forget(below: file.block)
                 readEnd[file] = nil
@@ -626,7 +626,7 @@ public final class CFFS<P: KernelPort> {
                            edits: [], moved: entry.pointers.filter { $0 != 0 }, credential: sourceCredential, writingBackWhenBusy: false)
         } catch {
             // Nothing moved: the new name goes again.
-            try? cache.unlink(block, from: landing.block, [(at, [UInt8](repeating: 0, count: CFFSLayout.slotBytes))], credential: targetCredential)
+            try? cache.drop(block, from: landing.block, [(at, [UInt8](repeating: 0, count: CFFSLayout.slotBytes))], credential: targetCredential)
             cache.forget(below: block)
             throw error == .permissionDenied ? .EACCES : error == .busy ? .EBUSY : Errno(error)
         }

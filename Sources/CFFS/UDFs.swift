@@ -278,10 +278,7 @@ public enum CFFSUDFs {
             u.b.store(.double, to: .r10, offset: -8, .register(.r9))
             u.requireRights(.write)
             u.checkMove()
-            u.b.load(.word, .r2, from: .r1, offset: Int16(CFFSLayout.magic))
-            u.b.branch(.eq, .r2, 0, to: u.allow)
-            u.b.load(.word, .r2, from: .r1, offset: after + Int16(CFFSLayout.magic))
-            u.b.branch(.ne, .r2, .immediate(Int32(bitPattern: CFFSLayout.dirMagic)), to: u.deny)
+            u.allowInitializing(elseKeep: CFFSLayout.dirMagic)
             u.loadChangedRange()
             u.checkHeader(otherFieldsNeedDirectoryWrite: true)
             u.checkSlots()
@@ -318,10 +315,7 @@ public enum CFFSUDFs {
             u.b.branch(.eq, .r9, .immediate(Int32(AclContext.Operation.moveOut.rawValue)), to: u.deny)
             u.b.branch(.eq, .r9, .immediate(Int32(AclContext.Operation.link.rawValue)), to: u.deny)
             u.requireRights(.write)
-            u.b.load(.word, .r2, from: .r1, offset: Int16(CFFSLayout.magic))
-            u.b.branch(.eq, .r2, 0, to: u.allow)
-            u.b.load(.word, .r2, from: .r1, offset: after + Int16(CFFSLayout.magic))
-            u.b.branch(.ne, .r2, .immediate(Int32(bitPattern: CFFSLayout.inoMagic)), to: u.deny)
+            u.allowInitializing(elseKeep: CFFSLayout.inoMagic)
             // Only slot 0 changes.
             u.loadChangedRange()
             u.b.branch(.lt, .r6, .immediate(Int32(CFFSLayout.slotsStart)), to: u.deny)
@@ -373,10 +367,7 @@ public enum CFFSUDFs {
             u.b.bind(changes)
             u.denyMoves()
             u.requireRights(.write)
-            u.b.load(.word, .r2, from: .r1, offset: Int16(CFFSLayout.magic))
-            u.b.branch(.eq, .r2, 0, to: u.allow)
-            u.b.load(.word, .r2, from: .r1, offset: after + Int16(CFFSLayout.magic))
-            u.b.branch(.ne, .r2, .immediate(Int32(bitPattern: CFFSLayout.indMagic)), to: u.deny)
+            u.allowInitializing(elseKeep: CFFSLayout.indMagic)
             u.loadChangedRange()
             u.checkHeader(otherFieldsNeedDirectoryWrite: false)
             // Anything outside uid, gid and mode (pointers, level): write on the file.
@@ -580,6 +571,16 @@ struct UDFBuilder {
         permission(of: .r1, header: true)
         b.alu(.and, .r0, 3)
         b.branch(.ne, .r0, 3, to: deny)
+    }
+
+    /// Allows the first change to a block whose header is still zero (XN lets only its
+    /// allocator make it, and C-FFS's first change writes the header); after that, denies
+    /// a change that does not keep `magic`. Uses r2.
+    mutating func allowInitializing(elseKeep magic: UInt32) {
+        b.load(.word, .r2, from: .r1, offset: Int16(CFFSLayout.magic))
+        b.branch(.eq, .r2, 0, to: allow)
+        b.load(.word, .r2, from: .r1, offset: CFFSUDFs.after + Int16(CFFSLayout.magic))
+        b.branch(.ne, .r2, .immediate(Int32(bitPattern: magic)), to: deny)
     }
 
     /// Only directory entries move: a block of another type takes part in no move.

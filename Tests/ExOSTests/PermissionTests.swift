@@ -6,6 +6,21 @@ import XokSimulation
 
 private func bytes(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
 
+/// Alice and bob on a new C-FFS: a shared /tmp holding alice's 0600 /tmp/secret and bob's
+/// directory /tmp/bob, and alice's own /alice (0755) holding her 0600 /alice/kept.
+private func aliceAndBob() throws -> (Machine, Process, Process) {
+    let m = try Machine()
+    try m.shared("/tmp")
+    let alice = try m.process(uid: 1000, gid: 1000)
+    let bob = try m.process(uid: 1001, gid: 1001)
+    try m.root.mkdir("/alice", mode: 0o755)
+    try m.root.chown("/alice", uid: 1000, gid: 1000)
+    try alice.put("/alice/kept", Array("kept".utf8), mode: 0o600)
+    try alice.put("/tmp/secret", Array("alice's".utf8), mode: 0o600)
+    try bob.mkdir("/tmp/bob", mode: 0o755)
+    return (m, alice, bob)
+}
+
 /// Two users on one C-FFS: UNIX permissions hold even against a process that skips
 /// C-FFS and calls the kernel with its own code, because C-FFS's UDFs refuse it there.
 @Suite struct TwoUsers {
@@ -101,15 +116,7 @@ private func bytes(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingI
     }
 
     @Test func aRenameAcrossDirectoriesNeedsWriteOnBothAndChangesNoOwnership() throws {
-        let m = try Machine()
-        try m.shared("/tmp")
-        let alice = try m.process(uid: 1000, gid: 1000)
-        let bob = try m.process(uid: 1001, gid: 1001)
-        try m.root.mkdir("/alice", mode: 0o755)
-        try m.root.chown("/alice", uid: 1000, gid: 1000)
-        try alice.put("/alice/kept", [1], mode: 0o600)
-        try alice.put("/tmp/secret", Array("alice's".utf8), mode: 0o600)
-        try bob.mkdir("/tmp/bob", mode: 0o755)
+        let (m, alice, bob) = try aliceAndBob()
         try bob.mkdir("/tmp/bob/empty", mode: 0o755)
         try alice.sync()
         try bob.sync()
@@ -172,15 +179,7 @@ private func bytes(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingI
     }
 
     @Test func aHardLinkToAnotherUsersFileGivesNoAccessToIt() throws {
-        let m = try Machine()
-        try m.shared("/tmp")
-        let alice = try m.process(uid: 1000, gid: 1000)
-        let bob = try m.process(uid: 1001, gid: 1001)
-        try m.root.mkdir("/alice", mode: 0o755)
-        try m.root.chown("/alice", uid: 1000, gid: 1000)
-        try alice.put("/alice/kept", Array("kept".utf8), mode: 0o600)
-        try alice.put("/tmp/secret", Array("alice's".utf8), mode: 0o600)
-        try bob.mkdir("/tmp/bob", mode: 0o755)
+        let (m, alice, bob) = try aliceAndBob()
         try alice.sync()
 
         // A first link rewrites the file's directory: not where bob may not write.
