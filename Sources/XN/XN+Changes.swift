@@ -118,7 +118,7 @@ extension XN {
     /// How many pointers reach `block`: its link count, for a shareable block (a root
     /// has none).
     public func references(_ block: BlockNumber) -> Int {
-        (parents[block] == nil ? 0 : 1) + (sharers[block]?.count ?? 0)
+        (parents[block] == nil ? 0 : 1) + (sharers.isEmpty ? 0 : sharers[block]?.count ?? 0)
     }
 
     /// Where the parent tables and the cached blocks' pointers disagree: each cached
@@ -138,6 +138,9 @@ extension XN {
         }
         return found
     }
+
+    /// How many pointers reach `block` past its first parent's (0 unless it is shared).
+    public func sharedBy(_ block: BlockNumber) -> Int { sharers.isEmpty ? 0 : sharers[block]?.count ?? 0 }
 
     /// Whether `type`'s blocks may have several parents.
     func isShareable(_ type: TypeID) -> Bool { template(type)?.shareable ?? false }

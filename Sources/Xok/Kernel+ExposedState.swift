@@ -82,7 +82,8 @@ extension Kernel {
             }
             exposed[at + 24] = state.rawValue
             exposed[at + 25] = (entry.dirty ? 1 : 0) | (xn.isTainted(block) ? 2 : 0)
-            let references = UInt16(min(xn.references(block), Int(UInt16.max)))
+            // Most blocks have their one parent, which the entry names (a root has none).
+            let references = UInt16(min(entry.parent == nil ? 0 : 1 + xn.sharedBy(block), Int(UInt16.max)))
             exposed[at + 26] = UInt8(truncatingIfNeeded: references)
             exposed[at + 27] = UInt8(truncatingIfNeeded: references >> 8)
             if published[block] == nil {
