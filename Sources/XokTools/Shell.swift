@@ -250,7 +250,7 @@ enum ShellHelp {
           rm [-r] [-f] PATH...              remove files (and trees, with -r)
           mkdir [-p] [-m MODE] DIR...       make directories
           rmdir DIR...                      remove empty directories
-          ln -s TARGET LINK                 make a symbolic link
+          ln [-s] [-f] TARGET LINK          make a hard link (with -s, a symbolic one)
           stat PATH...   chmod MODE PATH... show or change a file's status
           df   du [-s] [PATH...]            disk space, and space used
           tar -c|-x [-v] -f ARCHIVE [-C DIR] [PATH...]
