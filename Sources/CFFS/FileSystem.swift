@@ -606,7 +606,9 @@ public final class CFFS<P: KernelPort> {
             try cache.modify(landing.block, .link(entry.pointers[0]), [(at, link.encoded)], credential: targetCredential)
             remember(NameKey(directory: targetParent.pointers[0], name: newName), landing)
             try touch(target, targetParent)
-            return FileRef(block: entry.pointers[0], slot: 0)
+            let (file, inode) = try resolve(place, entry, in: sourceParent)
+            noteChange(file, inode)
+            return file
         }
         try require(3, on: sourceParent)
         let block = try cache.allocate(under: landing.block, type: inoType, near: place.block, credential: targetCredential) { child in
@@ -638,7 +640,15 @@ public final class CFFS<P: KernelPort> {
         readEnd[place] = nil
         remember(NameKey(directory: targetParent.pointers[0], name: newName), landing)
         try touch(target, targetParent)
+        noteChange(file, entry)
         return file
+    }
+
+    /// A new name changes a file's change time, as link(2) does — where the linker may
+    /// change it (the file's owner, or one who may write it: its UDF allows no one else).
+    private func noteChange(_ file: FileRef, _ inode: Inode) {
+        let at = CFFSLayout.slotOffset(file.slot) + CFFSLayout.eCtime
+        try? cache.modify(file.block, .write, [(at, bytes64(UInt64(bitPattern: now())))], credential: credential(inode.uid, inode.gid))
     }
 
     /// Renames `from` to `to` within directory `dir`, replacing `to` if it exists (a
