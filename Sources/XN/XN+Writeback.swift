@@ -77,8 +77,9 @@ extension XN {
             cache[block]!.writers = []
             cache[block]!.durability = .durable
             changed.insert(block)
-            // A parent's taint may have just cleared.
+            // A parent's taint may have just cleared (each parent's, for a shared block).
             if let parent = cache[block]!.parent { changed.insert(parent) }
+            if !sharers.isEmpty, let others = sharers[block] { changed.formUnion(others) }
         }
         releaseFreedBlocks(afterWriting: Set(dirty))
         // Frames the kernel held for dead environments go once their blocks are safe.
