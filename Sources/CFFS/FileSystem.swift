@@ -590,6 +590,8 @@ public final class CFFS<P: KernelPort> {
         guard let (place, entry) = try self.entry(name, in: dir, directory: sourceParent) else { throw .ENOENT }
         guard !entry.isDirectory else { throw .EPERM }
         try require(3, on: targetParent)
+        // A first link rewrites the file's directory too.
+        if !entry.isLink { try require(3, on: sourceParent) }
         let (existing, free, last) = try scan(targetParent, in: target, for: newName, free: true)
         guard existing == nil else { throw .EEXIST }
         let targetCredential = credential(targetParent.uid, targetParent.gid)
@@ -610,7 +612,6 @@ public final class CFFS<P: KernelPort> {
             noteChange(file, inode)
             return file
         }
-        try require(3, on: sourceParent)
         let block = try cache.allocate(under: landing.block, type: inoType, near: place.block, credential: targetCredential) { child in
             var l = link
             l.pointers[0] = child
