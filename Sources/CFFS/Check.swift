@@ -30,8 +30,8 @@ public struct CFFSCheck {
     let progress: (Int) -> Void
     /// Every directory block walked: a damaged image could make directories loop.
     var visited: Set<BlockNumber> = []
-    /// Inode blocks already checked, with the names found for each so far.
-    var inodeBlocks: [BlockNumber: Int] = [:]
+    /// Inode blocks already checked (a file with several names is checked once).
+    var inodeBlocks: Set<BlockNumber> = []
 
     struct Stamp: Equatable {
         var uid: UInt32, gid: UInt32, mode: UInt32
@@ -146,8 +146,7 @@ public struct CFFSCheck {
             violation("\(path): a link entry must name one inode block and nothing else")
         }
         guard block != 0 else { return }
-        inodeBlocks[block, default: 0] += 1
-        guard inodeBlocks[block] == 1 else { return }
+        guard inodeBlocks.insert(block).inserted else { return }
         guard let bytes = read(block) else { return violation("\(path): inode block \(block) cannot be read") }
         if BlockHeader(bytes).magic != CFFSLayout.inoMagic { return violation("\(path): block \(block) is not an inode block") }
         if bytes[CFFSLayout.slotsStart + CFFSLayout.slotBytes..<CFFSLayout.blockBytes].contains(where: { $0 != 0 }) {

@@ -147,13 +147,7 @@ extension XN {
 
     /// Every block above `block` (itself included), through all parents.
     func ancestors(of block: BlockNumber) -> Set<BlockNumber> {
-        var seen: Set<BlockNumber> = [block]
-        var queue = [block]
-        while let b = queue.popLast() {
-            guard let first = parents[b] else { continue }
-            for parent in [first] + (sharers[b] ?? []) where seen.insert(parent).inserted { queue.append(parent) }
-        }
-        return seen
+        blocksAbove(block, parents: parents, sharers: sharers).union([block])
     }
 
     /// Every block that may be above `block` on disk: its ancestors, and the parents

@@ -31,6 +31,18 @@ struct Walk {
     var violations: [String] = []
 }
 
+/// The blocks above `block` through `parents` (each block's first) and `sharers` (the
+/// rest); `block` is among them only when it lies on a loop.
+func blocksAbove(_ block: BlockNumber, parents: [BlockNumber: BlockNumber], sharers: [BlockNumber: [BlockNumber]]) -> Set<BlockNumber> {
+    var seen: Set<BlockNumber> = []
+    var queue = [block]
+    while let b = queue.popLast() {
+        guard let first = parents[b] else { continue }
+        for parent in [first] + (sharers[b] ?? []) where seen.insert(parent).inserted { queue.append(parent) }
+    }
+    return seen
+}
+
 extension XN {
     func walk() -> Walk { XNImage.walk(&device, templates: templates, roots: roots, geometry) }
 }
@@ -87,17 +99,8 @@ public enum XNImage {
         }
         // A block with several parents may be its own ancestor: a loop that a walk from
         // the roots enters once and never closes.
-        for block in walk.sharers.keys.sorted() {
-            var seen: Set<BlockNumber> = []
-            var queue = [walk.parents[block]!] + walk.sharers[block]!
-            while let b = queue.popLast() {
-                if b == block {
-                    walk.violations.append("block \(block) is its own ancestor")
-                    break
-                }
-                guard seen.insert(b).inserted, let first = walk.parents[b] else { continue }
-                queue += [first] + (walk.sharers[b] ?? [])
-            }
+        for block in walk.sharers.keys.sorted() where blocksAbove(block, parents: walk.parents, sharers: walk.sharers).contains(block) {
+            walk.violations.append("block \(block) is its own ancestor")
         }
         return walk
     }

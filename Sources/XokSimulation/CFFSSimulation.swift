@@ -1,12 +1,12 @@
 // Seeded C-FFS workloads through ExOS on a simulated disk that loses power. A process
 // makes directories, writes files small and large (through indirect blocks), overwrites,
 // truncates, renames (within a directory and into another, files and whole
-// directories), makes hard links, removes, and now and then syncs. The power fails after a chosen write;
-// the disk keeps a random subset of what was not yet behind a barrier. After recovery
-// XN's fsck and C-FFS's must find nothing wrong, C-FFS must mount, every file synced and
-// not touched since must read back as it was, every rename and directory move since the
-// last sync must have left exactly one of its two names, and a file grown after the
-// crash must read as zeros past its old end.
+// directories), makes hard links, removes, and now and then syncs. The power fails after
+// a chosen write; the disk keeps a random subset of what was not yet behind a barrier.
+// After recovery XN's fsck and C-FFS's must find nothing wrong, C-FFS must mount, every
+// file synced and not touched since must read back as it was (under each of its names),
+// every rename and directory move since the last sync must have left exactly one of its
+// two names, and a file grown after the crash must read as zeros past its old end.
 
 import CFFS
 import ExOS

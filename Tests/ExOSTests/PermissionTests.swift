@@ -220,7 +220,7 @@ private func aliceAndBob() throws -> (Machine, Process, Process) {
         // inode block that claims to be a plain write.
         let linkSlot = try #require((0..<CFFSLayout.slots).first { (try? bob.fs.inode(FileRef(block: bobBlock, slot: $0)))?.isLink == true })
         let linkAt = CFFSLayout.slotOffset(linkSlot)
-        #expect(throws: KernelError.self) {
+        #expect(throws: KernelError.permissionDenied) {
             try port.modify(bobBlock, .free(file.block), .inline([(linkAt + CFFSLayout.eDirect, bytes(0))]), credential: ExOSSlot.user)
         }
         var forged = Inode()

@@ -67,7 +67,7 @@ extension World {
         #expect(throws: KernelError.invalidArgument) { try t.a.link(shared, type: sharedType, into: inner) }
         #expect(throws: KernelError.invalidArgument) { try t.a.link(shared, type: sharedType, into: shared) }
         // A pointer of another type than the block's, or one the operation does not name.
-        #expect(throws: KernelError.self) { try t.a.link(shared, type: t.a.type, into: dir2) }
+        #expect(throws: KernelError.pointerInvented) { try t.a.link(shared, type: t.a.type, into: dir2) }
         let named = [(entry(5), Tree.entry(shared, sharedType)), t.a.format.highWater(6)]
         let unchanged = w.kernel.stateDigest()
         #expect(throws: KernelError.pointerInvented) { try w.a.modify(dir2, .write, .inline(named), credential: Slot.own) }
