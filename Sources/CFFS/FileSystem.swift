@@ -404,7 +404,7 @@ public final class CFFS<P: KernelPort> {
             if ref.slot == 0, try cache.read(ref.block, parent: nil, credential: cache.credentialOf[ref.block] ?? identity.userSlot,
                                              count: 4).le32(0) == CFFSLayout.inoMagic {
                 // A hard-linked file: its names are the pointers XN counts to its block.
-                nlink = UInt32(port.exposedState().registry(block: ref.block)?.references ?? 1)
+                nlink = UInt32(port.registryEntry(of: ref.block)?.references ?? 1)
             }
         }
         let size = inode.isDirectory ? blocks * UInt64(CFFSLayout.blockBytes) : inode.size
@@ -551,7 +551,7 @@ public final class CFFS<P: KernelPort> {
             // One name goes; with the last, XN frees the inode block and the file's blocks.
             let file = FileRef(block: inode.pointers[0], slot: 0)
             try cache.drop(file.block, from: ref.block, [(at, empty)], credential: credential)
-            if port.exposedState().registry(block: file.block) == nil {
+            if port.registryEntry(of: file.block) == nil {
                 cache.forget(below: file.block)
                 readEnd[file] = nil
                 cursor[file.block] = nil

@@ -114,6 +114,7 @@ extension Kernel {
                 if record.owner != entry.owner { broken.append("block \(block): frame \(f) charged to another than the block's owner") }
                 if entry.type != .data && record.bindings.values.contains(true) { broken.append("metadata block \(block) is bound writable") }
                 let shown = view.registry(block: block)
+                if liveExposedState.registry(block: block) != shown { broken.append("block \(block): the exposed pages read in place and their snapshot disagree") }
                 if shown?.frame != entry.frame || shown?.dirty != entry.dirty || shown?.type != entry.type || shown?.tainted != xn.isTainted(block)
                     || shown?.references != min(xn.references(block), Int(UInt16.max)) {
                     broken.append("exposed registry shows block \(block) wrongly")

@@ -172,6 +172,24 @@ public final class Kernel<H: Host> {
 
     /// The exposed state as environments read it: a copy of its pages.
     public var exposedState: ExposedState { ExposedState(raw: Array(UnsafeRawBufferPointer(rebasing: exposed[0..<layout.totalBytes]))) }
+
+    /// The exposed state's pages as they are, for reads that need a few bytes of them.
+    var liveExposedState: LiveExposedState { LiveExposedState(pages: UnsafeRawBufferPointer(rebasing: exposed[0..<layout.totalBytes])) }
+}
+
+/// The kernel's exposed pages read in place. Only between calls, in the kernel's own
+/// process: the pages change under a call.
+struct LiveExposedState: ExposedBytes {
+    let pages: UnsafeRawBufferPointer
+    func u8(at offset: Int) -> UInt8 { offset >= 0 && offset < pages.count ? pages[offset] : 0 }
+    func u32(at offset: Int) -> UInt32 {
+        guard offset >= 0, offset <= pages.count - 4 else { return 0 }
+        return UInt32(littleEndian: pages.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+    func u64(at offset: Int) -> UInt64 {
+        guard offset >= 0, offset <= pages.count - 8 else { return 0 }
+        return UInt64(littleEndian: pages.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
 }
 
 /// Who may create each kind of object: the kernel's own ACLs. A credential needs write on
@@ -237,6 +255,9 @@ public final class LocalPort<H: Host>: KernelPort {
     }
 
     public func exposedState() -> ExposedState { kernel.exposedState }
+
+    /// One registry entry, read in place (the snapshot `exposedState` copies megabytes).
+    public func registryEntry(of block: BlockNumber) -> ExposedState.RegistryEntry? { kernel.liveExposedState.registry(block: block) }
 
     public func load(_ frame: FrameNumber, offset: Int, count: Int) throws(KernelError) -> [UInt8] {
         guard kernel.binding(of: frame, in: environment) != nil, offset >= 0, count >= 0, count <= KernelLimits.pageBytes - offset else { throw .notMapped }

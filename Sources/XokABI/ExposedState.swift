@@ -163,24 +163,37 @@ public struct ExposedState: Sendable {
         /// How many pointers reach the block (a hard-linked file's link count).
         public var references: Int = 1
     }
+}
 
+/// Little-endian reads of exposed-state bytes, zero past the end: a snapshot
+/// (`ExposedState`), or the live pages themselves where a library OS shares the kernel's
+/// process (reading one registry entry then copies nothing else).
+public protocol ExposedBytes {
+    func u8(at offset: Int) -> UInt8
+    func u32(at offset: Int) -> UInt32
+    func u64(at offset: Int) -> UInt64
+}
+
+extension ExposedState: ExposedBytes {}
+
+extension ExposedBytes {
     /// The registry entry of `frame`, nil when it holds no block.
-    public func registry(frame: FrameNumber) -> RegistryEntry? {
-        let base = Int(u32(at: Self.registryOffsetField)), count = Int(u32(at: Self.registryOffsetField + 4))
+    public func registry(frame: FrameNumber) -> ExposedState.RegistryEntry? {
+        let base = Int(u32(at: ExposedState.registryOffsetField)), count = Int(u32(at: ExposedState.registryOffsetField + 4))
         guard Int(frame.rawValue) < count else { return nil }
-        let at = base + Int(frame.rawValue) * Self.registryEntryBytes
-        guard let state = BlockState(rawValue: u8(at: at + 24)), state != .none else { return nil }
+        let at = base + Int(frame.rawValue) * ExposedState.registryEntryBytes
+        guard let state = ExposedState.BlockState(rawValue: u8(at: at + 24)), state != .none else { return nil }
         let parent = u64(at: at + 8), owner = u32(at: at + 20), flags = u8(at: at + 25)
-        return RegistryEntry(frame: frame, block: u64(at: at), parent: parent == 0 ? nil : parent, type: TypeID(rawValue: u32(at: at + 16)),
+        return ExposedState.RegistryEntry(frame: frame, block: u64(at: at), parent: parent == 0 ? nil : parent, type: TypeID(rawValue: u32(at: at + 16)),
                              owner: owner == 0 ? nil : EnvironmentID(rawValue: owner), state: state,
                              dirty: flags & 1 != 0, tainted: flags & 2 != 0, references: Int(u8(at: at + 26)) | Int(u8(at: at + 27)) << 8)
     }
 
     /// The registry entry of cached `block`, found through the index; nil when not cached.
-    public func registry(block: BlockNumber) -> RegistryEntry? {
-        let base = Int(u32(at: Self.indexOffsetField)), slots = Int(u32(at: Self.indexOffsetField + 4))
+    public func registry(block: BlockNumber) -> ExposedState.RegistryEntry? {
+        let base = Int(u32(at: ExposedState.indexOffsetField)), slots = Int(u32(at: ExposedState.indexOffsetField + 4))
         guard slots > 0, slots & (slots - 1) == 0 else { return nil }
-        var slot = Self.indexSlot(of: block, slots: slots)
+        var slot = ExposedState.indexSlot(of: block, slots: slots)
         for _ in 0..<slots {
             let v = u32(at: base + 4 * slot)
             if v == 0 { return nil }

@@ -13,6 +13,9 @@ public protocol KernelPort: AnyObject {
     func perform(_ request: KernelRequest) throws(KernelError) -> KernelReply
     /// The exposed kernel state, read without a call (`ExposedState` gives its layout).
     func exposedState() -> ExposedState
+    /// The registry entry of cached `block`, read from the exposed state without a call
+    /// (and without a snapshot of the rest, where the port can read the pages in place).
+    func registryEntry(of block: BlockNumber) -> ExposedState.RegistryEntry?
     /// Reads bytes of a frame bound into the environment. Not a call: an access through
     /// the binding, as a load instruction would make. Throws `notMapped` (a fault) when
     /// the frame is not bound or the range leaves the page.
@@ -23,6 +26,8 @@ public protocol KernelPort: AnyObject {
 }
 
 extension KernelPort {
+    public func registryEntry(of block: BlockNumber) -> ExposedState.RegistryEntry? { exposedState().registry(block: block) }
+
     private func expect<T>(_ request: KernelRequest, _ extract: (KernelReply) -> T?) throws(KernelError) -> T {
         guard let value = extract(try perform(request)) else { throw .badRequest }
         return value
