@@ -17,7 +17,9 @@ struct Bench: ParsableCommand {
                 Eight steps on a real tree, each run on both sides in the same run: copy a tar of the tree in, \
                 extract it, cp -r, diff -r, cksum every file, rm -r the copy, tar it again, rm -r everything. \
                 Steps that write end with their data durable on both sides. The image and the host's copy live in \
-                a new directory under --work (the current directory unless given), removed afterwards.
+                a new directory under --work (the current directory unless given), removed afterwards. Before each \
+                round the host's data is written out and, as root, its caches dropped, so that Linux starts every \
+                round in the same state.
                 """)
 
         @Option(help: "The tree to use.")
@@ -41,12 +43,18 @@ struct Bench: ParsableCommand {
             FileHandle.standardError.write(Data("warning: a debug build; measure with `swift run -c release xok bench fs`\n".utf8))
             #endif
             let terminal = isatty(2) == 1
-            let steps = try FSBenchmark.run(tree: tree, work: work, rounds: rounds) { line in
+            let (steps, settled) = try FSBenchmark.run(tree: tree, work: work, rounds: rounds) { line in
                 if terminal { FileHandle.standardError.write(Data(("\r\u{1b}[K" + line).utf8)) }
             }
             if terminal { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
             print("xok bench fs: \(tree)" + (rounds > 1 ? ", medians of \(rounds) rounds" : ""))
             print(FSBenchmark.table(steps))
+            if !settled {
+                print("""
+                    note: the host's caches could not be dropped before each round (that needs root): after recent \
+                    deletions, ext4 without a journal makes Linux's tar -x and cp -r several times slower than it can be
+                    """)
+            }
             if let svg {
                 try FSBenchmark.svg(steps).write(toFile: svg, atomically: true, encoding: .utf8)
                 print("chart: \(svg)")
