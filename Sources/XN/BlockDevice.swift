@@ -19,10 +19,18 @@ public protocol BlockDevice {
     mutating func read(_ blocks: [BlockNumber]) throws(DeviceError) -> [[UInt8]]
     /// Writes each block (4096 bytes each), in the order given.
     mutating func write(_ writes: [(BlockNumber, [UInt8])]) throws(DeviceError)
+    /// Writes `blocks[i]` from the bytes `source(i)` gives, valid during the call (a
+    /// frame's page, with no copy where the device can manage it), in the order given.
+    mutating func write(_ blocks: [BlockNumber], from source: (Int) -> UnsafeRawBufferPointer) throws(DeviceError)
     /// Makes every write issued so far durable.
     mutating func barrier() throws(DeviceError)
 }
 
 extension BlockDevice {
     mutating func read(_ block: BlockNumber) throws(DeviceError) -> [UInt8] { try read([block])[0] }
+
+    /// By copies: for devices that keep what they are given.
+    public mutating func write(_ blocks: [BlockNumber], from source: (Int) -> UnsafeRawBufferPointer) throws(DeviceError) {
+        try write(blocks.indices.map { (blocks[$0], Array(source($0))) })
+    }
 }

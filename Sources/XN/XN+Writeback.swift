@@ -47,7 +47,10 @@ extension XN {
             for group in groups {
                 try writeGroup(group.filter { dirtySet.contains($0) }.map { ($0, contents(cache[$0]!)) })
             }
-            try device.write(dirty.filter { !grouped.contains($0) }.map { ($0, contents(cache[$0]!)) })
+            // Straight from the frames: the device copies at most once.
+            let plain = dirty.filter { !grouped.contains($0) }
+            let frames = plain.map { cache[$0]!.frame }
+            try device.write(plain) { UnsafeRawBufferPointer(memory.bytes(of: frames[$0])) }
             try device.barrier()
         } catch {
             for block in dirty { cache[block]!.state = .valid }

@@ -124,7 +124,61 @@ public final class FileBlockDevice: BlockDevice {
         }
     }
 
-    /// Blocks gathered into one write at most (4 MiB).
+    /// Writes runs of consecutive blocks with one `pwritev` each, straight from the
+    /// caller's pages (O_DIRECT: a block at a time through the aligned buffer).
+    public func write(_ blocks: [BlockNumber], from source: (Int) -> UnsafeRawBufferPointer) throws(DeviceError) {
+        for (i, block) in blocks.enumerated() {
+            guard block < blockCount, source(i).count == XNLayout.blockBytes, source(i).baseAddress != nil else {
+                throw DeviceError("bad write of block \(block) to \(path)")
+            }
+        }
+        if direct {
+            for (i, block) in blocks.enumerated() {
+                scratch.copyMemory(from: source(i).baseAddress!, byteCount: XNLayout.blockBytes)
+                guard pwrite(fd, scratch, XNLayout.blockBytes, off_t(block * UInt64(XNLayout.blockBytes))) == XNLayout.blockBytes else {
+                    throw Self.failure("short write of block \(block) to", path)
+                }
+            }
+            return
+        }
+        var vectors = [iovec](repeating: iovec(), count: min(blocks.count, Self.runMax))
+        var start = 0
+        while start < blocks.count {
+            var end = start + 1
+            while end < blocks.count, end - start < Self.runMax, blocks[end] == blocks[end - 1] &+ 1 { end += 1 }
+            for i in start..<end {
+                vectors[i - start] = iovec(iov_base: UnsafeMutableRawPointer(mutating: source(i).baseAddress), iov_len: XNLayout.blockBytes)
+            }
+            try writeVectors(&vectors, count: end - start, at: blocks[start])
+            start = end
+        }
+    }
+
+    /// One `pwritev` of `count` vectors of a block each, from block `first` on, going on
+    /// after a short write.
+    private func writeVectors(_ vectors: inout [iovec], count: Int, at first: BlockNumber) throws(DeviceError) {
+        var done = 0, index = 0
+        let total = count * XNLayout.blockBytes
+        while done < total {
+            let n = vectors.withUnsafeBufferPointer { v in
+                pwritev(fd, v.baseAddress! + index, Int32(count - index), off_t(first * UInt64(XNLayout.blockBytes)) + off_t(done))
+            }
+            guard n > 0 else { throw Self.failure("short write of blocks from \(first) to", path) }
+            done += n
+            // Skip the vectors written whole; trim the one written in part.
+            var left = n
+            while index < count, left >= vectors[index].iov_len {
+                left -= vectors[index].iov_len
+                index += 1
+            }
+            if left > 0 {
+                vectors[index].iov_base = vectors[index].iov_base.map { $0 + left }
+                vectors[index].iov_len -= left
+            }
+        }
+    }
+
+    /// Blocks gathered into one write at most (4 MiB; also Linux's IOV_MAX vectors).
     static let runMax = 1024
 
     /// Writes consecutive blocks gathered into one buffer with one pwrite (going on after
