@@ -42,12 +42,13 @@ let package = Package(
         // The only target that touches Linux: real memory pages, disk image files and
         // block devices.
         .target(name: "XokHostLinux", dependencies: ["Xok", "XN", "XokABI", "CLinux"], swiftSettings: strict),
-        // The few Linux calls Swift's Glibc module lacks (memfd_create).
+        // The few Linux calls Swift's Glibc module lacks (memfd_create, futexes, atomics on
+        // shared memory, processor affinity).
         .target(name: "CLinux"),
         // Host-side tooling shared by the CLI and the tests: the conformance-suite format,
         // the plugin protocol, benchmark programs. May use Foundation.
         .target(name: "XokTools", dependencies: ["BPF", "XN", "Xok", "XokHostLinux", "XokSimulation", "XokABI", "TreeFS", "TreeFSUDFs",
-                                                "CFFS", "ExOS"], swiftSettings: strict),
+                                                "CFFS", "ExOS", "CLinux"], swiftSettings: strict),
         .executableTarget(
             name: "xok",
             dependencies: [
@@ -59,7 +60,7 @@ let package = Package(
         .testTarget(name: "XokTests", dependencies: ["Xok", "XokABI", "XokSimulation", "BPF", "XN", "TreeFS", "TreeFSUDFs"], swiftSettings: strict),
         .testTarget(name: "ExOSTests", dependencies: ["CFFS", "ExOS", "Xok", "XokABI", "XokSimulation", "XN", "BPF", "XokTools"],
                     swiftSettings: strict),
-        .testTarget(name: "XNTests", dependencies: ["XN", "Xok", "XokABI", "XokSimulation", "XokHostLinux", "BPF", "TreeFS", "TreeFSUDFs"],
+        .testTarget(name: "XNTests", dependencies: ["XN", "Xok", "XokABI", "XokSimulation", "XokHostLinux", "BPF", "TreeFS", "TreeFSUDFs", "CLinux"],
                     swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

@@ -7,7 +7,7 @@ import XokTools
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks.", subcommands: [BPFBench.self, XNBench.self, CallsBench.self, FSBench.self])
+        abstract: "Benchmarks.", subcommands: [BPFBench.self, XNBench.self, CallsBench.self, IPCBench.self, FSBench.self])
 
     struct FSBench: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -58,6 +58,49 @@ struct Bench: ParsableCommand {
             if let svg {
                 try FSBenchmark.svg(steps).write(toFile: svg, atomically: true, encoding: .utf8)
                 print("chart: \(svg)")
+            }
+        }
+    }
+
+    struct IPCBench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ipc",
+            abstract: "A null kernel call from another process over a call channel, beside a polled and a futex ping-pong between two processes.",
+            discussion: """
+                Each figure is nanoseconds per round trip, timed by a child process this one starts; with two or more \
+                processors the two are pinned to different ones. Target: the call at most twice the polled floor.
+                """)
+
+        @Option(help: "Round trips in each measurement.")
+        var calls = 200_000
+
+        @Option(help: .hidden)
+        var child: IPCBenchmark.Mode?
+
+        func validate() throws {
+            guard (1...100_000_000).contains(calls) else { throw ValidationError("--calls takes 1 to 100000000") }
+        }
+
+        func run() throws {
+            if let child {
+                try IPCBenchmark.child(child, calls: calls)
+                return
+            }
+            #if DEBUG
+            FileHandle.standardError.write(Data("warning: a debug build; measure with `swift run -c release xok bench ipc`\n".utf8))
+            #endif
+            let results = try IPCBenchmark.run(calls: calls, executable: IPCBenchmark.executablePath())
+            let polled = results.first { $0.mode == .polled }?.nanoseconds ?? .nan
+            print("round trip between two processes      ns    × polled")
+            let names: [IPCBenchmark.Mode: String] = [.polled: "polled shared memory (floor)", .futex: "futex wake and wait",
+                                                     .call: "null call over a call channel"]
+            for r in results {
+                print((names[r.mode] ?? r.mode.rawValue).padding(toLength: 34, withPad: " ", startingAt: 0)
+                      + String(format: "  %8.1f  %8.2f", r.nanoseconds, r.nanoseconds / polled))
+            }
+            if let call = results.first(where: { $0.mode == .call }) {
+                let ratio = call.nanoseconds / polled
+                print(String(format: "target: call ≤ 2.00 × polled (%.2f, %@)", ratio, ratio <= 2 ? "met" : "missed"))
             }
         }
     }
@@ -169,3 +212,5 @@ struct Bench: ParsableCommand {
         }
     }
 }
+
+extension IPCBenchmark.Mode: ExpressibleByArgument {}

@@ -1,15 +1,76 @@
-// Linux calls Swift's Glibc module does not export (variadic or too new for it).
+// Linux calls Swift's Glibc module does not export (variadic or too new for it), and the
+// atomic operations and futexes a call channel shared between processes needs.
 #ifndef XOK_CLINUX_H
 #define XOK_CLINUX_H
 
 #define _GNU_SOURCE
+#include <linux/futex.h>
+#include <sched.h>
+#include <stdint.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /// memfd_create(2): an anonymous file of memory, closed on exec.
 static inline int xok_memfd_create(const char *name) {
     return (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC);
+}
+
+/// A 32-bit word in memory shared with another process, read with acquire ordering.
+static inline uint32_t xok_load_acquire(const uint32_t *word) {
+    return __atomic_load_n(word, __ATOMIC_ACQUIRE);
+}
+
+/// Stores with release ordering: what was written before is visible to an acquiring load
+/// that sees this value.
+static inline void xok_store_release(uint32_t *word, uint32_t value) {
+    __atomic_store_n(word, value, __ATOMIC_RELEASE);
+}
+
+/// A full barrier: orders a store before a later load (the sleep/wake handshake needs it).
+static inline void xok_fence(void) {
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/// Tells the processor this is a spin-wait loop.
+static inline void xok_spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+/// Keeps the calling thread on one processor (so that two spinning processes do not share
+/// one). Returns 0, or -1 with errno.
+static inline int xok_pin_to_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set);
+}
+
+#endif
+}
+
+/// Sleeps while `*word == expected`, at most `nanoseconds` (a shared futex: the word may be
+/// in memory another process maps). Returns 0, or -1 with errno (EAGAIN: the word had
+/// already changed; ETIMEDOUT; EINTR).
+static inline int xok_futex_wait(uint32_t *word, uint32_t expected, long nanoseconds) {
+    struct timespec timeout = { nanoseconds / 1000000000L, nanoseconds % 1000000000L };
+    return (int)syscall(SYS_futex, word, FUTEX_WAIT, expected, &timeout, NULL, 0);
+}
+
+/// Wakes up to `count` sleepers on `word`. Returns how many woke, or -1 with errno.
+static inline int xok_futex_wake(uint32_t *word, int count) {
+    return (int)syscall(SYS_futex, word, FUTEX_WAKE, count, NULL, NULL, 0);
+}
+
+/// Keeps the calling thread on one processor (so that two spinning processes do not share
+/// one). Returns 0, or -1 with errno.
+static inline int xok_pin_to_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set);
 }
 
 #endif

@@ -1,0 +1,213 @@
+// A call channel between one environment's process and the kernel's (DESIGN.md §7,
+// docs/xokd.md): a memfd both map, holding one request and one reply at a time, since an
+// environment's calls are synchronous. The caller writes its request and bumps a sequence
+// number; the kernel's side sees it, handles it, writes the reply and bumps its own. Each
+// side waits by spinning for a while (a polled round trip costs about 0.2 µs here) and
+// then sleeps on a futex (a cross-CPU wakeup costs about 45 µs), announcing its sleep in
+// a word the other side checks after publishing, with full barriers on both sides so that
+// no wakeup is lost.
+//
+// Everything in the channel is written by the environment's process and so untrusted by
+// the kernel's side: a length is checked against the capacity and the request is copied
+// out before it is decoded, so changing it meanwhile changes nothing.
+
+import CLinux
+#if canImport(Glibc)
+import Glibc
+#endif
+import XokABI
+
+/// What went wrong with a channel.
+public struct ChannelError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+public final class CallChannel {
+    /// Bytes a request or a reply may take: more than the largest the call set encodes
+    /// (64 changes of 1 KiB, a 64 KiB region).
+    public static let capacity = 256 * 1024
+    /// The whole channel: a page of control words, then the request and reply areas.
+    public static let bytes = KernelLimits.pageBytes + 2 * capacity
+    static let magic: UInt32 = 0x584F_4B43   // "XOKC"
+
+    // The control words, each on its own cache line.
+    static let requestSequence = 0, replySequence = 64, kernelSleeping = 128, callerSleeping = 192
+    static let requestLength = 256, replyLength = 320, magicOffset = 384
+
+    /// The memfd, to pass to the environment's process.
+    public let fd: Int32
+    private let base: UnsafeMutableRawPointer
+    /// How long a side spins before it sleeps.
+    public var spinNanoseconds: Int
+
+    private init(fd: Int32, base: UnsafeMutableRawPointer, spinNanoseconds: Int) {
+        self.fd = fd
+        self.base = base
+        self.spinNanoseconds = spinNanoseconds
+    }
+
+    deinit {
+        munmap(base, Self.bytes)
+        close(fd)
+    }
+
+    /// A new channel (the kernel's side makes it).
+    public static func create(spinNanoseconds: Int = 50_000) throws(ChannelError) -> CallChannel {
+        let fd = xok_memfd_create("xok-call-channel")
+        guard fd >= 0 else { throw ChannelError("memfd_create: \(String(cString: strerror(errno)))") }
+        guard ftruncate(fd, off_t(bytes)) == 0 else {
+            let why = String(cString: strerror(errno))
+            close(fd)
+            throw ChannelError("cannot size a call channel: \(why)")
+        }
+        let channel = try map(fd, spinNanoseconds: spinNanoseconds)
+        channel.word(magicOffset).pointee = magic
+        return channel
+    }
+
+    /// Maps a channel handed over as a file descriptor (the environment's side). Takes the
+    /// descriptor over.
+    public static func attach(fd: Int32, spinNanoseconds: Int = 50_000) throws(ChannelError) -> CallChannel {
+        var status = stat()
+        guard fstat(fd, &status) == 0, status.st_size == off_t(bytes) else {
+            close(fd)
+            throw ChannelError("descriptor \(fd) is not a call channel")
+        }
+        let channel = try map(fd, spinNanoseconds: spinNanoseconds)
+        guard xok_load_acquire(channel.word(magicOffset)) == magic else { throw ChannelError("descriptor \(fd) is not a call channel") }
+        return channel
+    }
+
+    private static func map(_ fd: Int32, spinNanoseconds: Int) throws(ChannelError) -> CallChannel {
+        guard let base = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), base != MAP_FAILED else {
+            let why = String(cString: strerror(errno))
+            close(fd)
+            throw ChannelError("cannot map a call channel: \(why)")
+        }
+        return CallChannel(fd: fd, base: base, spinNanoseconds: spinNanoseconds)
+    }
+
+    private func word(_ offset: Int) -> UnsafeMutablePointer<UInt32> {
+        (base + offset).assumingMemoryBound(to: UInt32.self)
+    }
+
+    private var requestArea: UnsafeMutableRawPointer { base + KernelLimits.pageBytes }
+    private var replyArea: UnsafeMutableRawPointer { base + KernelLimits.pageBytes + Self.capacity }
+
+    // MARK: The environment's side
+
+    /// Sends `request` and waits for the reply. Throws when the request is too large, or
+    /// the reply does not fit (the channel was tampered with).
+    public func call(_ request: [UInt8]) throws(ChannelError) -> [UInt8] {
+        guard request.count <= Self.capacity else { throw ChannelError("a request of \(request.count) bytes is too large") }
+        request.withUnsafeBytes { requestArea.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        word(Self.requestLength).pointee = UInt32(request.count)
+        let sequence = xok_load_acquire(word(Self.requestSequence)) &+ 1
+        publish(sequence, at: Self.requestSequence, waking: Self.kernelSleeping)
+        wait(until: sequence, at: Self.replySequence, sleeping: Self.callerSleeping, timeout: nil)
+        let count = Int(xok_load_acquire(word(Self.replyLength)))
+        guard count <= Self.capacity else { throw ChannelError("a reply of \(count) bytes does not fit the channel") }
+        return Array(UnsafeRawBufferPointer(start: replyArea, count: count))
+    }
+
+    // MARK: The kernel's side
+
+    /// A request the kernel's side has taken and not yet answered.
+    public struct Request {
+        public let sequence: UInt32
+        /// The request's bytes, copied out of the channel; nil when its length was
+        /// impossible (the caller gets a `badRequest` reply).
+        public let bytes: [UInt8]?
+    }
+
+    private var answered: UInt32 = 0
+
+    /// The next request, or nil when none came within `timeoutNanoseconds` (so the caller
+    /// can see whether the environment still lives).
+    public func nextRequest(timeoutNanoseconds: Int) -> Request? {
+        let wanted = answered &+ 1
+        guard wait(until: wanted, at: Self.requestSequence, sleeping: Self.kernelSleeping, timeout: timeoutNanoseconds) else { return nil }
+        let count = Int(xok_load_acquire(word(Self.requestLength)))
+        guard count <= Self.capacity else { return Request(sequence: wanted, bytes: nil) }
+        return Request(sequence: wanted, bytes: Array(UnsafeRawBufferPointer(start: requestArea, count: count)))
+    }
+
+    /// Answers `request`. A reply too large for the channel cannot be sent; the call set
+    /// has none.
+    public func reply(_ bytes: [UInt8], to request: Request) throws(ChannelError) {
+        guard bytes.count <= Self.capacity else { throw ChannelError("a reply of \(bytes.count) bytes is too large") }
+        bytes.withUnsafeBytes { replyArea.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        word(Self.replyLength).pointee = UInt32(bytes.count)
+        answered = request.sequence
+        publish(request.sequence, at: Self.replySequence, waking: Self.callerSleeping)
+    }
+
+    // MARK: Waiting
+
+    /// Publishes `value` and wakes the other side if it said it sleeps. The barrier
+    /// between the store and the load pairs with the one in `wait`: either the sleeper
+    /// sees the value before it sleeps, or this side sees its flag.
+    private func publish(_ value: UInt32, at offset: Int, waking flag: Int) {
+        xok_store_release(word(offset), value)
+        xok_fence()
+        if xok_load_acquire(word(flag)) != 0 { _ = xok_futex_wake(word(offset), 1) }
+    }
+
+    /// Waits until the word at `offset` holds `value`: spins, then sleeps on its futex.
+    /// Returns false when `timeout` (nanoseconds, nil for none) passes first.
+    @discardableResult
+    private func wait(until value: UInt32, at offset: Int, sleeping flag: Int, timeout: Int?) -> Bool {
+        let target = word(offset)
+        if spin(until: value, target) { return true }
+        let deadline = timeout.map { Self.now() + $0 }
+        while true {
+            let seen = xok_load_acquire(target)
+            if seen == value { return true }
+            xok_store_release(word(flag), 1)
+            xok_fence()
+            var slice = 100_000_000
+            if let deadline { slice = min(slice, deadline - Self.now()) }
+            if slice <= 0 {
+                xok_store_release(word(flag), 0)
+                return xok_load_acquire(target) == value
+            }
+            if xok_load_acquire(target) == seen { _ = xok_futex_wait(target, seen, slice) }
+            xok_store_release(word(flag), 0)
+        }
+    }
+
+    /// Spins for `spinNanoseconds` at most. Returns whether the value came.
+    private func spin(until value: UInt32, _ target: UnsafeMutablePointer<UInt32>) -> Bool {
+        let start = Self.now()
+        while true {
+            for _ in 0..<64 {
+                if xok_load_acquire(target) == value { return true }
+                xok_spin_pause()
+            }
+            if Self.now() - start >= spinNanoseconds { return false }
+        }
+    }
+
+    static func now() -> Int {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return t.tv_sec * 1_000_000_000 + t.tv_nsec
+    }
+}
+
+
+/// The environment's end of a channel as calls: each request encoded, sent, and its reply
+/// decoded (what `LocalPort.perform` does in one process).
+public struct ChannelCaller {
+    public let channel: CallChannel
+    public init(channel: CallChannel) { self.channel = channel }
+
+    /// - Throws: the call's own error; `badRequest` when the channel refuses the request.
+    public func perform(_ request: KernelRequest) throws(KernelError) -> KernelReply {
+        let reply: [UInt8]
+        do { reply = try channel.call(request.encoded) } catch { throw .badRequest }
+        return try KernelReply(decoding: reply)
+    }
+}
