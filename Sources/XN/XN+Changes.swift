@@ -76,9 +76,10 @@ extension XN {
     /// Blocks whose registry entry may have changed, and frames that left the cache,
     /// since the last call: the kernel republishes the one and gives back the other.
     public func drainEvents() -> (changed: [BlockNumber], released: [ReleasedFrame]) {
+        if changed.isEmpty && released.isEmpty { return ([], []) }
         let result = (changed.sorted(), released)
-        changed = []
-        released = []
+        changed.removeAll(keepingCapacity: true)
+        released.removeAll(keepingCapacity: true)
         return result
     }
 

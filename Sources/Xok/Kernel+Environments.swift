@@ -44,7 +44,9 @@ extension Quota {
 extension Kernel {
     func environmentIndex(_ id: EnvironmentID) -> Int? {
         let index = id.index
-        return index < environments.count && environments[index]?.id == id ? index : nil
+        guard index < environments.count else { return nil }
+        // Through the buffer, the record is borrowed for its id, not copied whole.
+        return environments.withUnsafeBufferPointer { $0[index]?.id == id } ? index : nil
     }
 
     /// The record of a live environment (callers have checked it exists).

@@ -37,8 +37,11 @@ extension Kernel {
         put64(host.ticks, ExposedState.clockOffset)
         put32(UInt32(freeFrames.count), ExposedState.framesFreeOffset)
         put32(UInt32(liveCount), ExposedState.environmentsOffset)
-        for (i, owner) in sliceVector.enumerated() { put32(owner?.rawValue ?? 0, layout.sliceVector + 4 * i) }
-        for index in staleEnvironmentEntries.sorted() {
+        if slicesChanged {
+            for (i, owner) in sliceVector.enumerated() { put32(owner?.rawValue ?? 0, layout.sliceVector + 4 * i) }
+            slicesChanged = false
+        }
+        for index in staleEnvironmentEntries.isEmpty ? [] : staleEnvironmentEntries.sorted() {
             let entry = environments[index]
             let at = layout.environmentTable + index * ExposedState.environmentEntryBytes
             put32(entry?.id.rawValue ?? 0, at)
@@ -46,7 +49,7 @@ extension Kernel {
             put32(UInt32(entry?.bindings.count ?? 0), at + 8)
             put32(UInt32(entry?.messages.count ?? 0), at + 12)
         }
-        staleEnvironmentEntries = []
+        if !staleEnvironmentEntries.isEmpty { staleEnvironmentEntries.removeAll(keepingCapacity: true) }
         if let xn {
             put64(xn.geometry.blockCount, ExposedState.diskBlocksOffset)
             put64(xn.freeBlockCount, ExposedState.diskFreeOffset)

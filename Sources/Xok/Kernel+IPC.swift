@@ -19,38 +19,49 @@ extension Kernel {
     }
 
     /// The next upcall for `caller`: forced revocations, revocation requests (by frame
-    /// number), a wakeup, slice start and end, then messages in arrival order.
+    /// number), a wakeup, slice start and end, then messages in arrival order. Taken from
+    /// the record in place (a copy and write-back of the whole record was most of a null
+    /// call's time).
     func nextUpcall(_ caller: EnvironmentID) -> Upcall? {
-        var record = self[caller]
-        var delivered: EnvironmentID?
-        defer {
-            self[caller] = record
-            if let delivered { refund(delivered, Quota(messages: 1)) }
+        guard environments[caller.index]!.hasUpcall, let (upcall, sender) = self[caller].takeUpcall() else { return nil }
+        if let sender { refund(sender, Quota(messages: 1)) }
+        return upcall
+    }
+}
+
+extension EnvironmentRecord {
+    /// Whether an upcall is waiting.
+    var hasUpcall: Bool {
+        !revokedToDeliver.isEmpty || !revocationsToDeliver.isEmpty || wakeupPending || sliceStartPending != nil
+            || sliceEndPending != nil || !messages.isEmpty
+    }
+
+    /// Removes and returns the next upcall, with the sender of a message (whose quota the
+    /// message counted against).
+    mutating func takeUpcall() -> (Upcall, sender: EnvironmentID?)? {
+        if let frame = revokedToDeliver.min() {
+            revokedToDeliver.remove(frame)
+            return (.frameRevoked(frame), nil)
         }
-        if let frame = record.revokedToDeliver.min() {
-            record.revokedToDeliver.remove(frame)
-            return .frameRevoked(frame)
+        if let (frame, deadline) = revocationsToDeliver.min(by: { $0.key < $1.key }) {
+            revocationsToDeliver[frame] = nil
+            return (.revocationRequested(frame, deadline: deadline), nil)
         }
-        if let frame = record.revocationsToDeliver.keys.min() {
-            let deadline = record.revocationsToDeliver.removeValue(forKey: frame)!
-            return .revocationRequested(frame, deadline: deadline)
+        if wakeupPending {
+            wakeupPending = false
+            return (.wakeup, nil)
         }
-        if record.wakeupPending {
-            record.wakeupPending = false
-            return .wakeup
+        if let slice = sliceStartPending {
+            sliceStartPending = nil
+            return (.sliceStart(slice), nil)
         }
-        if let slice = record.sliceStartPending {
-            record.sliceStartPending = nil
-            return .sliceStart(slice)
+        if let slice = sliceEndPending {
+            sliceEndPending = nil
+            return (.sliceEnd(slice), nil)
         }
-        if let slice = record.sliceEndPending {
-            record.sliceEndPending = nil
-            return .sliceEnd(slice)
-        }
-        if !record.messages.isEmpty {
-            let m = record.messages.removeFirst()
-            delivered = m.from
-            return .message(from: m.from, m.bytes)
+        if !messages.isEmpty {
+            let m = messages.removeFirst()
+            return (.message(from: m.from, m.bytes), m.from)
         }
         return nil
     }

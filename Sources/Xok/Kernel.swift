@@ -29,7 +29,9 @@ public final class Kernel<H: Host> {
     /// Live regions by table index (an id's low bits).
     var regions: [Int: RegionRecord] = [:]
     var regionGenerations = [UInt32](repeating: 0, count: KernelLimits.regionsMax)
-    var sliceVector: [EnvironmentID?] = Array(repeating: nil, count: KernelLimits.slices)
+    var sliceVector: [EnvironmentID?] = Array(repeating: nil, count: KernelLimits.slices) { didSet { slicesChanged = true } }
+    /// Whether the exposed slice vector needs writing again.
+    var slicesChanged = true
     /// XN, once a disk is mounted.
     public internal(set) var xn: XN<H.Disk, H.Memory>?
     /// The slice being run, and the environment running in it (after a directed yield,
