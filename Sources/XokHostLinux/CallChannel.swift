@@ -55,14 +55,11 @@ public final class CallChannel {
 
     /// A new channel (the kernel's side makes it).
     public static func create(spinNanoseconds: Int = 50_000) throws(ChannelError) -> CallChannel {
-        let fd = xok_memfd_create("xok-call-channel")
-        guard fd >= 0 else { throw ChannelError("memfd_create: \(String(cString: strerror(errno)))") }
-        guard ftruncate(fd, off_t(bytes)) == 0 else {
-            let why = String(cString: strerror(errno))
-            close(fd)
-            throw ChannelError("cannot size a call channel: \(why)")
-        }
-        let channel = try map(fd, spinNanoseconds: spinNanoseconds)
+        let channel: CallChannel
+        do {
+            let (fd, base) = try SharedMemory.create(named: "xok-call-channel", bytes: bytes)
+            channel = CallChannel(fd: fd, base: base, spinNanoseconds: spinNanoseconds)
+        } catch { throw ChannelError(error.message) }
         channel.word(magicOffset).pointee = magic
         return channel
     }
@@ -75,18 +72,12 @@ public final class CallChannel {
             close(fd)
             throw ChannelError("descriptor \(fd) is not a call channel")
         }
-        let channel = try map(fd, spinNanoseconds: spinNanoseconds)
+        let channel: CallChannel
+        do { channel = CallChannel(fd: fd, base: try SharedMemory.map(fd, bytes: bytes), spinNanoseconds: spinNanoseconds) } catch {
+            throw ChannelError(error.message)
+        }
         guard xok_load_acquire(channel.word(magicOffset)) == magic else { throw ChannelError("descriptor \(fd) is not a call channel") }
         return channel
-    }
-
-    private static func map(_ fd: Int32, spinNanoseconds: Int) throws(ChannelError) -> CallChannel {
-        guard let base = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), base != MAP_FAILED else {
-            let why = String(cString: strerror(errno))
-            close(fd)
-            throw ChannelError("cannot map a call channel: \(why)")
-        }
-        return CallChannel(fd: fd, base: base, spinNanoseconds: spinNanoseconds)
     }
 
     private func word(_ offset: Int) -> UnsafeMutablePointer<UInt32> {

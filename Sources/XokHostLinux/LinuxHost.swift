@@ -28,18 +28,7 @@ public final class LinuxMemory: FrameMemory {
     /// - Throws: `DeviceError` when Linux refuses the memfd or the mapping.
     public init(frameCount: Int) throws(DeviceError) {
         let bytes = max(1, frameCount) * KernelLimits.pageBytes
-        let fd = xok_memfd_create("xok-frames")
-        guard fd >= 0 else { throw DeviceError("memfd_create: \(String(cString: strerror(errno)))") }
-        guard ftruncate(fd, off_t(bytes)) == 0 else {
-            let why = String(cString: strerror(errno))
-            close(fd)
-            throw DeviceError("cannot size the frame memfd to \(bytes) bytes: \(why)")
-        }
-        guard let base = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), base != MAP_FAILED else {
-            let why = String(cString: strerror(errno))
-            close(fd)
-            throw DeviceError("cannot map \(bytes) bytes of frames: \(why)")
-        }
+        let (fd, base) = try SharedMemory.create(named: "xok-frames", bytes: bytes)
         self.frameCount = frameCount
         self.fd = fd
         self.base = base
@@ -76,6 +65,31 @@ public final class LinuxMemory: FrameMemory {
         guard pages > 0, pageSize > 0 else { return 65_536 }
         let frames = pages * pageSize / KernelLimits.pageBytes / 8
         return min(1 << 20, max(4096, frames))
+    }
+}
+
+/// Memory to share with other processes: a memfd, sized and mapped.
+enum SharedMemory {
+    /// A new memfd of `bytes` bytes (closed on exec), mapped shared.
+    static func create(named name: String, bytes: Int) throws(DeviceError) -> (fd: Int32, base: UnsafeMutableRawPointer) {
+        let fd = xok_memfd_create(name)
+        guard fd >= 0 else { throw DeviceError("memfd_create: \(String(cString: strerror(errno)))") }
+        guard ftruncate(fd, off_t(bytes)) == 0 else {
+            let why = String(cString: strerror(errno))
+            close(fd)
+            throw DeviceError("cannot size the memfd \(name) to \(bytes) bytes: \(why)")
+        }
+        return (fd, try map(fd, bytes: bytes))
+    }
+
+    /// Maps `bytes` bytes of `fd` shared, closing `fd` when it cannot.
+    static func map(_ fd: Int32, bytes: Int) throws(DeviceError) -> UnsafeMutableRawPointer {
+        guard let base = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), base != MAP_FAILED else {
+            let why = String(cString: strerror(errno))
+            close(fd)
+            throw DeviceError("cannot map \(bytes) bytes of shared memory: \(why)")
+        }
+        return base
     }
 }
 

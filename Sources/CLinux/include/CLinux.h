@@ -39,15 +39,6 @@ static inline void xok_spin_pause(void) {
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
-/// Keeps the calling thread on one processor (so that two spinning processes do not share
-/// one). Returns 0, or -1 with errno.
-static inline int xok_pin_to_cpu(int cpu) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    return sched_setaffinity(0, sizeof set, &set);
-}
-
 #endif
 }
 
