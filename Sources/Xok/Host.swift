@@ -24,4 +24,21 @@ public protocol Host {
     mutating func bind(_ frame: FrameNumber, to environment: EnvironmentID, writable: Bool)
     /// Removes the binding: the environment's next access to the frame faults.
     mutating func unbind(_ frame: FrameNumber, from environment: EnvironmentID)
+    /// Zeroed memory for the exposed state: `shared` bytes (a whole number of pages) that
+    /// environments may be given to read, followed at once by `scratch` bytes that only
+    /// the kernel sees (a predicate's window runs across both).
+    func exposedPages(shared: Int, scratch: Int) -> UnsafeMutableRawBufferPointer
+    /// Takes back what `exposedPages` gave, when the kernel goes.
+    func releaseExposedPages(_ pages: UnsafeMutableRawBufferPointer)
+}
+
+extension Host {
+    /// Ordinary memory, for hosts whose environments share the kernel's process.
+    public func exposedPages(shared: Int, scratch: Int) -> UnsafeMutableRawBufferPointer {
+        let pages = UnsafeMutableRawBufferPointer.allocate(byteCount: shared + scratch, alignment: 64)
+        pages.initializeMemory(as: UInt8.self, repeating: 0)
+        return pages
+    }
+
+    public func releaseExposedPages(_ pages: UnsafeMutableRawBufferPointer) { pages.deallocate() }
 }

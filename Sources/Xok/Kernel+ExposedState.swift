@@ -1,14 +1,30 @@
-// Writing the exposed kernel state (layout in XokABI/ExposedState.swift). The header and
-// slice vector are rewritten after every call; environment entries and registry entries
+// Writing the exposed kernel state (layout in XokABI/ExposedState.swift). The header is
+// rewritten after every call; the slice vector, environment entries and registry entries
 // only when they change, so a call costs what it changed, not the machine's size. The
-// generation is odd while the pages are being written and even after.
+// generation turns odd with the first write after a publish and even at the end of the
+// next, so a reader elsewhere that sees the same even generation before and after its
+// copy has a consistent one.
 
 import XN
 import XokABI
 
 extension Kernel {
-    func put32(_ v: UInt32, _ at: Int) { exposed.storeBytes(of: v.littleEndian, toByteOffset: at, as: UInt32.self) }
-    func put64(_ v: UInt64, _ at: Int) { exposed.storeBytes(of: v.littleEndian, toByteOffset: at, as: UInt64.self) }
+    func put32(_ v: UInt32, _ at: Int) {
+        openWriteWindow()
+        exposed.storeBytes(of: v.littleEndian, toByteOffset: at, as: UInt32.self)
+    }
+    func put64(_ v: UInt64, _ at: Int) {
+        openWriteWindow()
+        exposed.storeBytes(of: v.littleEndian, toByteOffset: at, as: UInt64.self)
+    }
+
+    /// Makes the generation odd before the first write since the last `publish`, so that a
+    /// reader in another process copying the pages meanwhile sees that it must retry.
+    func openWriteWindow() {
+        guard generation & 1 == 0 else { return }
+        generation &+= 1
+        exposed.storeBytes(of: generation.littleEndian, toByteOffset: ExposedState.generationOffset, as: UInt64.self)
+    }
     func get32(_ at: Int) -> UInt32 { UInt32(littleEndian: exposed.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
 
     /// The header fields that never change after boot.
@@ -31,9 +47,8 @@ extension Kernel {
 
     func publish() {
         // Frames XN let go change the frame counts below, so they come back first.
+        openWriteWindow()
         if let xn { applyXNEvents(xn) }
-        generation &+= 1
-        put64(generation, ExposedState.generationOffset)
         put64(host.ticks, ExposedState.clockOffset)
         put32(UInt32(freeFrames.count), ExposedState.framesFreeOffset)
         put32(UInt32(liveCount), ExposedState.environmentsOffset)
@@ -57,7 +72,7 @@ extension Kernel {
             put32(UInt32(xn.dirtyCount), ExposedState.dirtyBlocksOffset)
         }
         generation &+= 1
-        put64(generation, ExposedState.generationOffset)
+        exposed.storeBytes(of: generation.littleEndian, toByteOffset: ExposedState.generationOffset, as: UInt64.self)
     }
 
     /// Republishes the registry entries of `blocks`: first every entry that went away or

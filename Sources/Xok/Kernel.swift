@@ -66,8 +66,7 @@ public final class Kernel<H: Host> {
         frames = Array(repeating: nil, count: frameCount)
         freeFrames = (0..<UInt32(frameCount)).reversed()
         layout = ExposedState.Layout(frames: frameCount)
-        exposed = UnsafeMutableRawBufferPointer.allocate(byteCount: layout.totalBytes + KernelLimits.predicateRegionBytes, alignment: 64)
-        exposed.initializeMemory(as: UInt8.self, repeating: 0)
+        exposed = host.exposedPages(shared: layout.totalBytes, scratch: KernelLimits.predicateRegionBytes)
         let machine = Quota(environments: UInt32(KernelLimits.environmentsMax - 1), frames: UInt32(frameCount),
                             regions: UInt32(KernelLimits.regionsMax), slices: UInt32(KernelLimits.slices),
                             messages: UInt32(KernelLimits.environmentsMax * KernelLimits.messagesPerSender), blocks: 0,
@@ -79,7 +78,7 @@ public final class Kernel<H: Host> {
         publish()
     }
 
-    deinit { exposed.deallocate() }
+    deinit { host.releaseExposedPages(exposed) }
 
     /// Handles one call from `caller`.
     /// - Throws: the call's `KernelError` (docs/kernel-interface.md lists them per call);

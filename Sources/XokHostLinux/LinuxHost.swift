@@ -93,11 +93,58 @@ enum SharedMemory {
     }
 }
 
+/// The exposed state's pages on Linux: a sealed memfd that other processes may map, only
+/// for reading, followed in the kernel's address space by private scratch memory.
+public final class ExposedMemory {
+    /// The memfd of the shared part, sealed so that no holder can write it; -1 when Linux
+    /// refused and the pages are ordinary memory.
+    public private(set) var fd: Int32 = -1
+    /// Bytes of the shared part.
+    public private(set) var sharedBytes = 0
+    private var reservation: (base: UnsafeMutableRawPointer, bytes: Int)?
+
+    init() {}
+
+    deinit {
+        if let reservation { munmap(reservation.base, reservation.bytes) }
+        if fd >= 0 { close(fd) }
+    }
+
+    /// Reserves `shared + scratch` bytes of address space, puts the memfd's pages at its
+    /// start and private pages after them; nil when Linux refuses any step.
+    func make(shared: Int, scratch: Int) -> UnsafeMutableRawBufferPointer? {
+        guard reservation == nil, shared > 0, shared % KernelLimits.pageBytes == 0 else { return nil }
+        let scratchPages = (scratch + KernelLimits.pageBytes - 1) / KernelLimits.pageBytes * KernelLimits.pageBytes
+        let fd = xok_memfd_create_sealable("xok-exposed-state")
+        guard fd >= 0 else { return nil }
+        guard ftruncate(fd, off_t(shared)) == 0,
+              let base = mmap(nil, shared + scratchPages, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), base != MAP_FAILED else {
+            close(fd)
+            return nil
+        }
+        guard mmap(base, shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == base,
+              scratchPages == 0 || mmap(base + shared, scratchPages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == base + shared,
+              xok_seal_for_readers(fd) == 0 else {
+            munmap(base, shared + scratchPages)
+            close(fd)
+            return nil
+        }
+        self.fd = fd
+        sharedBytes = shared
+        reservation = (base, shared + scratchPages)
+        return UnsafeMutableRawBufferPointer(start: base, count: shared + scratch)
+    }
+
+    func owns(_ pages: UnsafeMutableRawBufferPointer) -> Bool { pages.baseAddress != nil && pages.baseAddress == reservation?.base }
+}
+
 /// The Linux machine under the kernel.
 public struct LinuxHost: Host {
     public typealias Disk = FileBlockDevice
     public let memory: LinuxMemory
     public var frameCount: Int { memory.frameCount }
+    /// The exposed state's pages, once the kernel has asked for them.
+    public let exposedMemory = ExposedMemory()
 
     /// - Throws: `DeviceError` when the frames cannot be had.
     public init(frameCount: Int = LinuxMemory.defaultFrameCount) throws(DeviceError) {
@@ -109,6 +156,19 @@ public struct LinuxHost: Host {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+    }
+
+    /// In a sealed memfd (`exposedMemory.fd`), so that `xokd` can map them read-only into
+    /// environments' processes; ordinary memory if Linux refuses.
+    public func exposedPages(shared: Int, scratch: Int) -> UnsafeMutableRawBufferPointer {
+        if let pages = exposedMemory.make(shared: shared, scratch: scratch) { return pages }
+        let pages = UnsafeMutableRawBufferPointer.allocate(byteCount: shared + scratch, alignment: 64)
+        pages.initializeMemory(as: UInt8.self, repeating: 0)
+        return pages
+    }
+
+    public func releaseExposedPages(_ pages: UnsafeMutableRawBufferPointer) {
+        if !exposedMemory.owns(pages) { pages.deallocate() }
     }
 
     // One process: the kernel's table of bindings is the protection there is.

@@ -4,6 +4,7 @@
 #define XOK_CLINUX_H
 
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <stdint.h>
@@ -17,8 +18,29 @@ static inline int xok_memfd_create(const char *name) {
     return (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC);
 }
 
+/// A memfd that can be sealed (closed on exec).
+static inline int xok_memfd_create_sealable(const char *name) {
+    return (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+}
+
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
+
+/// Seals a memfd for readers: it can no longer grow, shrink, be written through write(2)
+/// or mapped writable by anyone (mappings made before stay writable), and the seals can no
+/// longer change. Returns 0, or -1 with errno.
+static inline int xok_seal_for_readers(int fd) {
+    return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL);
+}
+
 /// A 32-bit word in memory shared with another process, read with acquire ordering.
 static inline uint32_t xok_load_acquire(const uint32_t *word) {
+    return __atomic_load_n(word, __ATOMIC_ACQUIRE);
+}
+
+/// A 64-bit word in shared memory, read with acquire ordering.
+static inline uint64_t xok_load_acquire_u64(const uint64_t *word) {
     return __atomic_load_n(word, __ATOMIC_ACQUIRE);
 }
 
