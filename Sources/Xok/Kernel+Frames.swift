@@ -65,6 +65,22 @@ extension Kernel {
         return result
     }
 
+    /// Bytes of a frame bound into `caller`, as its loads see them (`LocalPort.load`
+    /// directly, `frameLoad` for a process without the frame mapped).
+    /// - Throws: `notMapped` when the frame is not bound or the range leaves the page.
+    func load(_ frame: FrameNumber, offset: Int, count: Int, by caller: EnvironmentID) throws(KernelError) -> [UInt8] {
+        guard binding(of: frame, in: caller) != nil, offset >= 0, count >= 0, count <= KernelLimits.pageBytes - offset else { throw .notMapped }
+        return Array(UnsafeRawBufferPointer(rebasing: host.memory.bytes(of: frame)[offset..<offset + count]))
+    }
+
+    /// Writes into a frame bound writable into `caller`, as its stores would.
+    /// - Throws: `notMapped` when it is not bound writable or the range leaves the page.
+    func store(_ bytes: [UInt8], into frame: FrameNumber, offset: Int, by caller: EnvironmentID) throws(KernelError) {
+        guard binding(of: frame, in: caller) == true, offset >= 0, bytes.count <= KernelLimits.pageBytes - offset else { throw .notMapped }
+        let target = host.memory.bytes(of: frame)
+        bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: target[offset..<offset + bytes.count]).copyMemory(from: $0) }
+    }
+
     func freeFrame(_ caller: EnvironmentID, _ credential: CapabilitySlot, _ frame: FrameNumber) throws(KernelError) {
         let record = try frameRecord(frame, caller, credential, needs: .write)
         guard record.bindings.keys.allSatisfy({ $0 == caller }) else { throw .busy }

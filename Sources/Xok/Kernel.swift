@@ -145,6 +145,11 @@ public final class Kernel<H: Host> {
             return .done
         case .upcallNext:
             return .upcall(nextUpcall(caller))
+        case .frameLoad(let frame, let offset, let count):
+            return .bytes(try load(frame, offset: Int(offset), count: Int(count), by: caller))
+        case .frameStore(let frame, let offset, let bytes):
+            try store(bytes, into: frame, offset: Int(offset), by: caller)
+            return .done
         case .predicateInstall(let credential, let program, let region):
             try installPredicate(caller, credential, program: program, region: region)
             return .done
@@ -261,13 +266,10 @@ public final class LocalPort<H: Host>: KernelPort {
     public func registryEntry(of block: BlockNumber) -> ExposedState.RegistryEntry? { kernel.liveExposedState.registry(block: block) }
 
     public func load(_ frame: FrameNumber, offset: Int, count: Int) throws(KernelError) -> [UInt8] {
-        guard kernel.binding(of: frame, in: environment) != nil, offset >= 0, count >= 0, count <= KernelLimits.pageBytes - offset else { throw .notMapped }
-        return Array(UnsafeRawBufferPointer(rebasing: kernel.host.memory.bytes(of: frame)[offset..<offset + count]))
+        try kernel.load(frame, offset: offset, count: count, by: environment)
     }
 
     public func store(_ bytes: [UInt8], into frame: FrameNumber, offset: Int) throws(KernelError) {
-        guard kernel.binding(of: frame, in: environment) == true, offset >= 0, bytes.count <= KernelLimits.pageBytes - offset else { throw .notMapped }
-        let target = kernel.host.memory.bytes(of: frame)
-        bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: target[offset..<offset + bytes.count]).copyMemory(from: $0) }
+        try kernel.store(bytes, into: frame, offset: offset, by: environment)
     }
 }

@@ -119,6 +119,8 @@ extension KernelRequest {
         case .frameAllocateMany: .frameAllocateMany
         case .xnMove: .xnMove
         case .frameUnmapMany: .frameUnmapMany
+        case .frameLoad: .frameLoad
+        case .frameStore: .frameStore
         }
     }
 
@@ -173,6 +175,8 @@ extension KernelRequest {
         case .xnMove(let credential, let source, let range, let destination, let at, let edits):
             p.u16(credential.rawValue); p.u64(source); p.u16(range.offset); p.u16(range.length); p.u64(destination); p.u16(at); p.changes(edits)
         case .frameUnmapMany(let frames): p.count16(frames.count); for f in frames { p.u32(f.rawValue) }
+        case .frameLoad(let frame, let offset, let count): p.u32(frame.rawValue); p.u16(offset); p.u16(count)
+        case .frameStore(let frame, let offset, let bytes): p.u32(frame.rawValue); p.u16(offset); p.data(bytes)
         }
         var w = WireWriter()
         w.u16(kernelCallVersion); w.u16(call.rawValue); w.u32(UInt32(truncatingIfNeeded: p.bytes.count))
@@ -247,6 +251,8 @@ extension KernelRequest {
             let credential = try r.slot(), source = try r.u64(), range = XNChanges.Range(offset: try r.u16(), length: try r.u16())
             self = .xnMove(credential: credential, source: source, range: range, destination: try r.u64(), at: try r.u16(), edits: try r.changes())
         case .frameUnmapMany: self = .frameUnmapMany(try r.batch { (r: inout WireReader) throws(KernelError) in FrameNumber(rawValue: try r.u32()) })
+        case .frameLoad: self = .frameLoad(FrameNumber(rawValue: try r.u32()), offset: try r.u16(), count: try r.u16())
+        case .frameStore: self = .frameStore(FrameNumber(rawValue: try r.u32()), offset: try r.u16(), bytes: try r.data(max: KernelLimits.pageBytes))
         }
         guard r.atEnd else { throw .badRequest }
     }

@@ -125,6 +125,15 @@ public enum KernelRequest: Hashable, Sendable {
     /// Removes the caller's bindings of `frames` (1 to `KernelLimits.xnBatchMax`, none
     /// named twice), as `frameUnmap` does for each. All or nothing.
     case frameUnmapMany([FrameNumber])
+    /// Reads `count` bytes at `offset` of a frame bound into the caller: what a load
+    /// instruction does where the frame is mapped. For environments in their own process,
+    /// whose bound frames are not all mapped (docs/xokd.md). Throws `notMapped` when the
+    /// frame is not bound or the range leaves the page.
+    case frameLoad(FrameNumber, offset: UInt16, count: UInt16)
+    /// Writes `bytes` at `offset` of a frame bound writable into the caller, as a store
+    /// instruction would; `notMapped` when it is not bound writable or the range leaves
+    /// the page.
+    case frameStore(FrameNumber, offset: UInt16, bytes: [UInt8])
 }
 
 /// Every call, by its code on the wire: the list coverage tests are built from.
@@ -135,6 +144,7 @@ public enum KernelCall: UInt16, CaseIterable, Sendable {
     case ipcSend, upcallNext, predicateInstall, predicateRemove, sliceAllocate, sliceFree, yield
     case xnInstallType, xnLookupType, xnCreateRoot, xnLookupRoot, xnReadIn, xnRead, xnMap, xnModify, xnWriteData
     case xnWriteback, xnEvict, xnFindFree, xnMapMany, frameAllocateMany, xnMove, frameUnmapMany
+    case frameLoad, frameStore
 }
 
 /// What a metadata change does to the block's pointers.

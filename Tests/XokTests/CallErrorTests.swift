@@ -118,6 +118,21 @@ let errorCases: [ErrorCase] = [
         let f = try w.root.allocateFrame(credential: CapabilitySlot(0), acl: shared)
         return (w.a, .frameMap(credential: Slot.own, f, writable: false)) },
     ErrorCase(call: "frameUnmap", error: .notMapped, why: "caller holds no binding") { w in (w.a, .frameUnmap(try w.frame(of: w.b))) },
+    ErrorCase(call: "frameLoad", error: .notMapped, why: "the caller has not bound the frame") { w in
+        (w.a, .frameLoad(try w.frame(of: w.a), offset: 0, count: 8)) },
+    ErrorCase(call: "frameLoad", error: .notMapped, why: "a frame past the machine") { w in (w.a, .frameLoad(FrameNumber(rawValue: .max), offset: 0, count: 1)) },
+    ErrorCase(call: "frameLoad", error: .notMapped, why: "the range leaves the page") { w in
+        let f = try w.frame(of: w.a)
+        try w.a.map(f, writable: false, credential: Slot.own)
+        return (w.a, .frameLoad(f, offset: UInt16(KernelLimits.pageBytes - 4), count: 5)) },
+    ErrorCase(call: "frameStore", error: .notMapped, why: "the frame is bound read-only") { w in
+        (w.b, .frameStore(try w.frameSharedWithB(), offset: 0, bytes: [1])) },
+    ErrorCase(call: "frameStore", error: .notMapped, why: "another environment's frame") { w in
+        (w.b, .frameStore(try w.frame(of: w.a), offset: 0, bytes: [1])) },
+    ErrorCase(call: "frameStore", error: .notMapped, why: "the bytes leave the page") { w in
+        let f = try w.frame(of: w.a)
+        try w.a.map(f, writable: true, credential: Slot.own)
+        return (w.a, .frameStore(f, offset: UInt16(KernelLimits.pageBytes - 1), bytes: [1, 2])) },
     ErrorCase(call: "frameUnmapMany", error: .invalidArgument, why: "no frames") { w in (w.a, .frameUnmapMany([])) },
     ErrorCase(call: "frameUnmapMany", error: .invalidArgument, why: "a frame named twice") { w in
         let f = try w.frame(of: w.a)

@@ -89,6 +89,8 @@ import XokSimulation
         .xnMove(credential: CapabilitySlot(5), source: 77, range: XNChanges.Range(offset: 64, length: 256), destination: 1 << 40, at: 320,
                 edits: .inline([(334, [1, 2])])),
         .frameUnmapMany([FrameNumber(rawValue: 4), FrameNumber(rawValue: .max)]),
+        .frameLoad(FrameNumber(rawValue: 4), offset: 16, count: 8),
+        .frameStore(FrameNumber(rawValue: 4), offset: 4090, bytes: [1, 2, 3]),
     ]
 
     @Test func theListHasEveryCall() {

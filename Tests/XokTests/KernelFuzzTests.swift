@@ -41,7 +41,7 @@ import XokSimulation
             let aclValue = (try? AccessControlList([try Capability(name: [number(200)], rights: Rights(rawValue: UInt8(rng.next() % 8)))])) ?? acl()
             let name = rng.next() % 3 == 0 ? bytes(31) : Array(pick(["tree", "list", "a", "b", "x"]).utf8)
             let span = FrameSpan(frame: pick(frames), length: UInt32(truncatingIfNeeded: number(5000)))
-            switch rng.next() % 28 {
+            switch rng.next() % 30 {
             case 0: return .capabilityDerive(source: slot(), appending: (0..<Int(rng.next() % 10)).map { _ in number(300) }, rights: Rights(rawValue: UInt8(rng.next() % 8)))
             case 1: return .environmentCreate(credential: slot(), acl: aclValue, grants: [slot()],
                                               quota: Quota(environments: UInt32(truncatingIfNeeded: number(4)), frames: UInt32(truncatingIfNeeded: number(8)), blocks: number(8)))
@@ -93,6 +93,11 @@ import XokSimulation
                 // Batches up to one past the limit, with repeats now and then.
                 let count = Int(rng.next() % UInt64(KernelLimits.xnBatchMax + 2))
                 return .frameUnmapMany((0..<count).map { _ in pick(frames) })
+            case 27, 28:
+                // Loads and stores at the page's edges and past them.
+                let offset = UInt16(truncatingIfNeeded: pick([0, 1, 4088, 4095, 4096, 4097, 65_535, number(4096)]))
+                if rng.next() % 2 == 0 { return .frameLoad(pick(frames), offset: offset, count: UInt16(truncatingIfNeeded: pick([0, 1, 8, 4096, 4097, number(5000)]))) }
+                return .frameStore(pick(frames), offset: offset, bytes: bytes(Int(pick([1, 8, 4096]))))
             default: return .xnLookupRoot(name: name)
             }
         }
