@@ -58,7 +58,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "XokTools", "XokSimulation"], swiftSettings: strict),
         .testTarget(name: "XokTests", dependencies: ["Xok", "XokABI", "XokSimulation", "BPF", "XN", "TreeFS", "TreeFSUDFs"], swiftSettings: strict),
-        .testTarget(name: "ExOSTests", dependencies: ["CFFS", "ExOS", "Xok", "XokABI", "XokSimulation", "XN", "BPF", "XokTools"],
+        .testTarget(name: "ExOSTests", dependencies: ["CFFS", "ExOS", "Xok", "XokABI", "XokSimulation", "XN", "BPF", "XokTools", "XokHostLinux"],
                     swiftSettings: strict),
         .testTarget(name: "XNTests", dependencies: ["XN", "Xok", "XokABI", "XokSimulation", "XokHostLinux", "BPF", "TreeFS", "TreeFSUDFs", "CLinux"],
                     swiftSettings: strict),

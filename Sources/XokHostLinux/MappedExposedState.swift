@@ -48,7 +48,7 @@ public final class MappedExposedState: ExposedBytes {
     }
 
     /// The generation, read with acquire ordering.
-    var generation: UInt64 {
+    public var generation: UInt64 {
         UInt64(littleEndian: xok_load_acquire_u64((base + ExposedState.generationOffset).assumingMemoryBound(to: UInt64.self)))
     }
 

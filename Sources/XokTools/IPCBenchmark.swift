@@ -78,19 +78,7 @@ public enum IPCBenchmark {
         let environment = try LibraryEnvironment.make(kernel, ownerID: 1, quota: LibraryEnvironment.share(of: kernel)).environment
         let channel = try CallChannel.create()
         let child = try spawn(executable, mode: .call, calls: calls, fd: channel.fd)
-        while true {
-            guard let request = channel.nextRequest(timeoutNanoseconds: 100_000_000) else {
-                if child.exited() { break }
-                continue
-            }
-            let result: Swift.Result<KernelReply, KernelError>
-            if let bytes = request.bytes {
-                do { result = .success(try kernel.handle(try KernelRequest(decoding: bytes), from: environment)) } catch { result = .failure(error) }
-            } else {
-                result = .failure(.badRequest)
-            }
-            try channel.reply(KernelReply.encode(result), to: request)
-        }
+        try serve(channel, kernel: kernel, environment: environment) { !child.exited() }
         try child.finish()
         return child.figure
     }

@@ -1,0 +1,99 @@
+// ExOS and C-FFS unchanged on a `ChannelPort`: the kernel, booted on the Linux host with an
+// image file, answers one environment's calls over a call channel on its own thread, and
+// the environment reads the exposed state from the sealed pages mapped read-only and its
+// frames by `frameLoad`/`frameStore`, as it will from its own process under xokd.
+// Afterwards the image passes XN's and C-FFS's fsck.
+
+import CFFS
+import ExOS
+import Foundation
+import Testing
+import XN
+import Xok
+import XokABI
+import XokHostLinux
+import XokSimulation
+
+@Suite struct ChannelPorts {
+    @Test func exosWorksUnchangedOverACallChannel() throws {
+        let image = FileManager.default.temporaryDirectory.appendingPathComponent("xok-channel-\(UUID().uuidString).img").path
+        defer { try? FileManager.default.removeItem(atPath: image) }
+        let host = try LinuxHost(frameCount: 4096)
+        let kernel = Kernel(host: host)
+        try kernel.mountDisk(try FileBlockDevice.create(path: image, blocks: 8192), format: true)
+        let admin = try ExOSEnvironment.format(kernel, quota: ExOSEnvironment.share(of: kernel, parts: 4), mode: 0o777, now: { 1 })
+        try admin.sync()
+        let (local, identity) = try ExOSEnvironment.make(kernel, uid: 1000, gid: 1000, quota: ExOSEnvironment.share(of: kernel, parts: 2))
+
+        // The kernel's side, on a thread of its own; from here on only it touches the kernel.
+        nonisolated(unsafe) let channel = try CallChannel.create()
+        nonisolated(unsafe) let served = kernel
+        let stop = StopFlag(), environment = local.environment
+        let server = Thread {
+            do { try serve(channel, kernel: served, environment: environment) { !stop.isSet } } catch { stop.failed = true }
+            stop.done = true
+        }
+        server.start()
+
+        // The environment's side.
+        let port = ChannelPort(environment: environment, channel: try CallChannel.attach(fd: dup(channel.fd)),
+                               exposed: try MappedExposedState(fd: dup(host.exposedMemory.fd)))
+        var clock: Int64 = 1_700_000_000_000_000_000
+        let os = ExOS(fs: try CFFS.mount(port: port, identity: identity, name: "cffs", now: { clock += 1000; return clock }))
+        try os.mkdir("/home")
+        try os.mkdir("/home/ann")
+        var contents: [String: [UInt8]] = [:]
+        for i in 0..<40 {
+            let bytes = (0..<(i * 1531 % 70_000)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i) }
+            let fd = try os.open("/home/ann/f\(i)", [.writeOnly, .create, .truncate], mode: 0o640)
+            _ = try os.write(fd, bytes)
+            try os.close(fd)
+            contents["f\(i)"] = bytes
+        }
+        try os.rename("/home/ann/f0", "/home/ann/renamed")
+        contents["renamed"] = contents.removeValue(forKey: "f0")
+        try os.unlink("/home/ann/f1")
+        contents["f1"] = nil
+        try os.symlink("f2", "/home/ann/link")
+        #expect(try os.readlink("/home/ann/link") == "f2")
+        #expect(Set(try os.list("/home/ann")) == Set(contents.keys).union(["link"]))
+        for (name, bytes) in contents {
+            let fd = try os.open("/home/ann/" + name, .readOnly)
+            #expect(try os.read(fd, count: 100_000) == bytes, "\(name)")
+            try os.close(fd)
+            #expect(try os.stat("/home/ann/" + name).size == UInt64(bytes.count))
+        }
+        #expect(try os.stat("/home/ann/f3").uid == 1000)
+        // The exposed state seen through the mapping agrees with what the calls did.
+        #expect(port.exposedState().environmentCount >= 3)
+        try os.sync()
+
+        stop.set()
+        while !stop.done { usleep(1000) }
+        #expect(!stop.failed)
+        _ = try kernel.shutdown()
+        let device = try FileBlockDevice.open(path: image, readOnly: true)
+        #expect(XNImage.check(device).violations == [])
+        let superblock = try #require(admin.fs.superblock as BlockNumber?)
+        let report = CFFSCheck.check(superblock: superblock) { block in try? device.read([block]).first }
+        #expect(report.violations == [])
+        #expect(report.files >= 39)
+    }
+}
+
+/// Flags the server thread and the test share.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopped = false
+    private var _done = false, _failed = false
+    func set() { lock.withLock { stopped = true } }
+    var isSet: Bool { lock.withLock { stopped } }
+    var done: Bool {
+        get { lock.withLock { _done } }
+        set { lock.withLock { _done = newValue } }
+    }
+    var failed: Bool {
+        get { lock.withLock { _failed } }
+        set { lock.withLock { _failed = newValue } }
+    }
+}
