@@ -279,13 +279,21 @@ public final class BlockCache<P: KernelPort> {
     func read(_ block: BlockNumber, parent: BlockNumber?, credential: CapabilitySlot, offset: Int = 0,
               count: Int = CFFSLayout.blockBytes) throws(Errno) -> [UInt8] {
         let frame = try self.frame(block, parent: parent, credential: credential)
-        do { return try port.load(frame, offset: offset, count: count) } catch {
-            // The block left the cache under us (another client evicted it): again.
-            mapped[block] = nil
-            marked.remove(block)
-            let again = try bring(block, depth: 0)
-            do { return try port.load(again, offset: offset, count: count) } catch { throw Errno(error) }
-        }
+        if let bytes = try? port.load(frame, offset: offset, count: count), holds(frame, block) { return bytes }
+        // The block left the cache under us (another client evicted it, or its holder
+        // died), and its frame may since hold another block: bring it in again.
+        mapped[block] = nil
+        marked.remove(block)
+        let again = try bring(block, depth: 0)
+        do { return try port.load(again, offset: offset, count: count) } catch { throw Errno(error) }
+    }
+
+    /// Whether the registry shows `block` cached in `frame`. A frame this cache mapped
+    /// can be released when its block leaves the cache (its holder died, another client
+    /// evicted it) and come back to this cache for another block; the mapping alone would
+    /// then read or write the wrong block.
+    func holds(_ frame: FrameNumber, _ block: BlockNumber) -> Bool {
+        port.registryEntry(of: block)?.frame == frame
     }
 
     /// Changes metadata `block` (cached: the caller just read it).
@@ -450,6 +458,14 @@ public final class BlockCache<P: KernelPort> {
                 marked.insert(block)
             }
             guard let frame = mapped[block] else { throw .EIO }
+            // A frame whose block left the cache may be this cache's again, holding
+            // another block: only a store to the frame that still holds `block` is made.
+            guard holds(frame, block) else {
+                mapped[block] = nil
+                marked.remove(block)
+                if attempt == 1 { throw .EIO }
+                continue
+            }
             do {
                 try port.store(bytes, into: frame, offset: offset)
                 dirty.insert(block)

@@ -61,6 +61,12 @@ public final class ChannelPort: KernelPort {
 /// can make this side trap.
 public func serve<H: Host>(_ channel: CallChannel, kernel: Kernel<H>, environment: EnvironmentID,
                            while keepGoing: () -> Bool) throws(ChannelError) {
+    try serve(channel, handle: { (request) throws(KernelError) in try kernel.handle(request, from: environment) }, while: keepGoing)
+}
+
+/// The same with the handling given: `xokd` takes its kernel's lock around each call.
+public func serve(_ channel: CallChannel, handle: (KernelRequest) throws(KernelError) -> KernelReply,
+                  while keepGoing: () -> Bool) throws(ChannelError) {
     while true {
         guard let request = channel.nextRequest(timeoutNanoseconds: 100_000_000) else {
             if !keepGoing() { return }
@@ -68,7 +74,7 @@ public func serve<H: Host>(_ channel: CallChannel, kernel: Kernel<H>, environmen
         }
         let result: Result<KernelReply, KernelError>
         if let bytes = request.bytes {
-            do { result = .success(try kernel.handle(try KernelRequest(decoding: bytes), from: environment)) } catch { result = .failure(error) }
+            do { result = .success(try handle(try KernelRequest(decoding: bytes))) } catch { result = .failure(error) }
         } else {
             result = .failure(.badRequest)
         }

@@ -1,9 +1,11 @@
-// `xok` with no subcommand, or `xok shell`: boots the kernel in this process on the
-// Linux host with a disk image and opens an ExOS shell on it.
+// `xok` with no subcommand, or `xok shell`: opens an ExOS shell on a disk image, through
+// the `xokd` serving it when one does, else with the kernel booted in this process.
 
 import ArgumentParser
 import ExOS
 import Foundation
+import XokABI
+import XokHostLinux
 import XokTools
 #if canImport(Glibc)
 import Glibc
@@ -37,7 +39,18 @@ struct ShellCommand: ParsableCommand {
             }
             (uid, gid) = (u, g)
         }
-        let interactive = commands == nil && isatty(0) == 1
+        // A daemon serving the image takes the calls; otherwise the kernel boots here.
+        let socket = image + ".xokd"
+        if access(socket, F_OK) == 0, let connection = try? Xokd.connect(socket) {
+            guard user == nil else { fail("xok: --user: xokd serves \(image) and takes the user from Linux", code: 1) }
+            let os: ExOS<ChannelPort>
+            do { os = try Xokd.exos(connection) } catch { fail("xok: \(image) through xokd: \(error)", code: 1) }
+            try runShell(os) {
+                try os.sync()
+                withExtendedLifetime(connection) {}
+            }
+            return
+        }
         let session: ExOSSession
         do {
             session = try ExOSSession(image: image, uid: uid, gid: gid) { message in
@@ -46,7 +59,13 @@ struct ShellCommand: ParsableCommand {
         } catch {
             fail("xok: \(error)", code: 1)
         }
-        let shell = Shell(os: session.os, standardOutput: { bytes in
+        try runShell(session.os) { try session.close() }
+    }
+
+    /// Runs the commands on `os`, then `close`.
+    func runShell<P: KernelPort>(_ os: ExOS<P>, close: () throws -> Void) throws {
+        let interactive = commands == nil && isatty(0) == 1
+        let shell = Shell(os: os, standardOutput: { bytes in
             FileHandle.standardOutput.write(Data(bytes))
         }, standardError: { message in
             FileHandle.standardError.write(Data((message + "\n").utf8))
@@ -71,7 +90,7 @@ struct ShellCommand: ParsableCommand {
         } else if interactive {
             print("ExOS on Xok: C-FFS on \(image). Type help for the commands, exit or ^D to leave.")
             while !shell.exitRequested {
-                FileHandle.standardOutput.write(Data("xok:\(session.os.getcwd())$ ".utf8))
+                FileHandle.standardOutput.write(Data("xok:\(os.getcwd())$ ".utf8))
                 guard let line = readLine() else {
                     print("")
                     break
@@ -84,7 +103,7 @@ struct ShellCommand: ParsableCommand {
             ok = shell.run(script)
         }
         clearProgress()
-        do { try session.close() } catch {
+        do { try close() } catch {
             fail("xok: \(image): \(error)")
         }
         if !ok { throw ExitCode(1) }

@@ -36,6 +36,28 @@ import XokABI
         #expect(m.check.violations == [])
     }
 
+    @Test func aReaderIsNotFooledWhenTheFramesItMappedComeBackToItForOtherBlocks() throws {
+        // Bob writes a file, so its cached blocks are in his frames; Ann reads it through
+        // the same cached blocks. Bob dies: his clean blocks leave the cache and his
+        // frames go back to the free list, whence Ann's next allocations take them for a
+        // file of her own. Her cache still remembers the old mappings by frame number;
+        // read through them blindly, the first file would show the second's bytes.
+        let m = try Machine(blocks: 16_384, frames: 4096)
+        try m.shared("/s")
+        let bob = try m.process(uid: 1001, gid: 1001), ann = try m.process(uid: 1000, gid: 1000)
+        let first = pattern(40 * 4096 + 5), second = pattern(40 * 4096 + 9).map { $0 ^ 0x5A }
+        try bob.put("/s/first", first)
+        try bob.sync()
+        #expect(try ann.get("/s/first") == first)
+        m.kernel.kill(bob.fs.port.environment)
+        try ann.put("/s/second", second)
+        #expect(try ann.get("/s/first") == first)
+        #expect(try ann.get("/s/second") == second)
+        try ann.sync()
+        #expect(m.check.violations == [])
+        #expect(m.cffsCheck.violations == [])
+    }
+
     @Test func oneWriteFillsHolesBetweenBlocksAlreadyThere() throws {
         // Every other block exists: the new blocks' pointers are not adjacent, so each is
         // a range of its own in the change that allocates them (64 in the indirect block's).
