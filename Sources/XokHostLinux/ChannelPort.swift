@@ -5,10 +5,6 @@
 //
 // And the kernel's side: `serve`, which answers one environment's channel.
 
-import CLinux
-#if canImport(Glibc)
-import Glibc
-#endif
 import Xok
 import XokABI
 
@@ -29,16 +25,7 @@ public final class ChannelPort: KernelPort {
 
     /// One entry, read in place between two equal even generations.
     public func registryEntry(of block: BlockNumber) -> ExposedState.RegistryEntry? {
-        while true {
-            let before = exposed.generation
-            guard before & 1 == 0 else {
-                xok_spin_pause()
-                continue
-            }
-            let entry = exposed.registry(block: block)
-            xok_fence()
-            if exposed.generation == before { return entry }
-        }
+        exposed.consistent { exposed.registry(block: block) }
     }
 
     public func load(_ frame: FrameNumber, offset: Int, count: Int) throws(KernelError) -> [UInt8] {

@@ -37,21 +37,37 @@ public final class FileBlockDevice: BlockDevice {
         DeviceError("\(what) \(path): \(String(cString: strerror(errno)))")
     }
 
+    /// Takes the image for this process alone (an advisory lock, held while the descriptor
+    /// is open): a second kernel on the same image, such as a shell started beside an
+    /// `xokd` serving it, would corrupt it. Closes `fd` when the lock is held elsewhere.
+    private static func lockExclusively(_ fd: Int32, _ path: String) throws(DeviceError) {
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let busy = errno == EWOULDBLOCK
+            let failure = failure("cannot lock", path)
+            close(fd)
+            throw busy ? DeviceError("\(path) is in use by another kernel (an xokd serving it, or another xok)") : failure
+        }
+    }
+
     /// Creates (or truncates) an image file of `blocks` blocks.
     public static func create(path: String, blocks: UInt64, direct: Bool = false) throws(DeviceError) -> FileBlockDevice {
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | (direct ? directFlag : 0), 0o644)
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC | (direct ? directFlag : 0), 0o644)
         guard fd >= 0 else { throw failure("cannot create", path) }
-        guard ftruncate(fd, off_t(blocks * UInt64(XNLayout.blockBytes))) == 0 else {
+        // Locked before it is emptied: an image in use is refused, not truncated.
+        try lockExclusively(fd, path)
+        guard ftruncate(fd, 0) == 0, ftruncate(fd, off_t(blocks * UInt64(XNLayout.blockBytes))) == 0 else {
             close(fd)
             throw failure("cannot size", path)
         }
         return FileBlockDevice(path: path, fd: fd, blockCount: blocks, direct: direct)
     }
 
-    /// Opens an existing image file or block device (its size, rounded down to blocks).
+    /// Opens an existing image file or block device (its size, rounded down to blocks);
+    /// read-write only when no other process has it open read-write.
     public static func open(path: String, readOnly: Bool = false, direct: Bool = false) throws(DeviceError) -> FileBlockDevice {
         let fd = Glibc.open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? directFlag : 0))
         guard fd >= 0 else { throw failure("cannot open", path) }
+        if !readOnly { try lockExclusively(fd, path) }
         let size = lseek(fd, 0, SEEK_END)
         guard size >= 0 else {
             close(fd)

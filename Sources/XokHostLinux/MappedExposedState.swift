@@ -52,19 +52,24 @@ public final class MappedExposedState: ExposedBytes {
         UInt64(littleEndian: xok_load_acquire_u64((base + ExposedState.generationOffset).assumingMemoryBound(to: UInt64.self)))
     }
 
-    /// A consistent copy: taken again until the generation was the same even number
-    /// before and after (the kernel finishes a publish in microseconds).
-    public func snapshot() -> ExposedState {
+    /// What `read` makes of the pages, read again until the generation was the same even
+    /// number before and after (the kernel finishes a publish in microseconds).
+    public func consistent<T>(_ read: () -> T) -> T {
         var attempts = 0
         while true {
             let before = generation
             if before & 1 == 0 {
-                let copy = Array(UnsafeRawBufferPointer(start: base, count: count))
+                let value = read()
                 xok_fence()
-                if generation == before { return ExposedState(raw: copy) }
+                if generation == before { return value }
             }
             attempts += 1
             if attempts % 64 == 0 { sched_yield() } else { xok_spin_pause() }
         }
+    }
+
+    /// A consistent copy of the whole exposed state.
+    public func snapshot() -> ExposedState {
+        consistent { ExposedState(raw: Array(UnsafeRawBufferPointer(start: base, count: count))) }
     }
 }

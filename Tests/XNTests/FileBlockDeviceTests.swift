@@ -1,7 +1,8 @@
 // The image file under XN: writes straight from pages land where they were asked, in runs
 // longer than one vectored write can take, across gaps, through the page cache and with
 // O_DIRECT alike; a write naming a block past the end or a short buffer is refused before
-// anything is written.
+// anything is written; and an image open read-write is refused to a second opener, even
+// one that would create it afresh, until the first lets go.
 
 import Foundation
 import Testing
@@ -55,5 +56,20 @@ import XokHostLinux
             }
         }
         #expect(try device.read([5])[0] == [UInt8](repeating: 0, count: XNLayout.blockBytes))
+    }
+
+    @Test func aSecondKernelCannotOpenAnImageInUse() throws {
+        let path = Self.imagePath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var first: FileBlockDevice? = try FileBlockDevice.create(path: path, blocks: 16)
+        let page = [UInt8](repeating: 0x77, count: XNLayout.blockBytes)
+        try Self.withPages([page]) { p in try first?.write([3], from: p) }
+        for attempt in [{ try FileBlockDevice.open(path: path) }, { try FileBlockDevice.create(path: path, blocks: 8) }] {
+            #expect(throws: DeviceError.self) { _ = try attempt() }
+        }
+        // Neither refusal touched it, and readers are not refused.
+        #expect(try FileBlockDevice.open(path: path, readOnly: true).read([3]) == [page])
+        first = nil
+        #expect(try FileBlockDevice.open(path: path).blockCount == 16)
     }
 }
