@@ -103,7 +103,7 @@ public final class ExposedMemory {
     public private(set) var sharedBytes = 0
     private var reservation: (base: UnsafeMutableRawPointer, bytes: Int)?
 
-    init() {}
+    public init() {}
 
     deinit {
         if let reservation { munmap(reservation.base, reservation.bytes) }
@@ -112,7 +112,7 @@ public final class ExposedMemory {
 
     /// Reserves `shared + scratch` bytes of address space, puts the memfd's pages at its
     /// start and private pages after them; nil when Linux refuses any step.
-    func make(shared: Int, scratch: Int) -> UnsafeMutableRawBufferPointer? {
+    public func make(shared: Int, scratch: Int) -> UnsafeMutableRawBufferPointer? {
         guard reservation == nil, shared > 0, shared % KernelLimits.pageBytes == 0 else { return nil }
         let scratchPages = (scratch + KernelLimits.pageBytes - 1) / KernelLimits.pageBytes * KernelLimits.pageBytes
         let fd = xok_memfd_create_sealable("xok-exposed-state")
@@ -135,7 +135,7 @@ public final class ExposedMemory {
         return UnsafeMutableRawBufferPointer(start: base, count: shared + scratch)
     }
 
-    func owns(_ pages: UnsafeMutableRawBufferPointer) -> Bool { pages.baseAddress != nil && pages.baseAddress == reservation?.base }
+    public func owns(_ pages: UnsafeMutableRawBufferPointer) -> Bool { pages.baseAddress != nil && pages.baseAddress == reservation?.base }
 }
 
 /// The Linux machine under the kernel.

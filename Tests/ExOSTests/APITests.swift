@@ -6,8 +6,8 @@ import Testing
 import XokABI
 
 @Suite struct Descriptors {
-    @Test func openCreatesTruncatesAppendsAndRefuses() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func openCreatesTruncatesAppendsAndRefuses(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let os = m.root
         #expect(throws: Errno.ENOENT) { _ = try os.open("/f", .readOnly) }
         let fd = try os.open("/f", [.readWrite, .create], mode: 0o640)
@@ -31,8 +31,8 @@ import XokABI
         #expect(throws: Errno.ELOOP) { _ = try os.open("/l", [.readOnly, .noFollow]) }
     }
 
-    @Test func descriptorsAreCheckedAndTheTableIsBounded() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func descriptorsAreCheckedAndTheTableIsBounded(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let os = m.root
         #expect(throws: Errno.EBADF) { try os.close(3) }
         #expect(throws: Errno.EBADF) { _ = try os.read(-1, count: 1) }
@@ -60,8 +60,8 @@ import XokABI
         #expect(try os.open("/f", .readOnly) == open[10])
     }
 
-    @Test func readWritePositionsAndSeek() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func readWritePositionsAndSeek(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let os = m.root
         let fd = try os.open("/f", [.readWrite, .create])
         _ = try os.write(fd, Array("0123456789".utf8))
@@ -85,8 +85,8 @@ import XokABI
         try os.close(fd)
     }
 
-    @Test func truncateShrinksAndGrowsWithZeros() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func truncateShrinksAndGrowsWithZeros(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let os = m.root
         try os.put("/f", pattern(100_000))
         try os.truncate("/f", 5_000)
@@ -103,8 +103,8 @@ import XokABI
 }
 
 @Suite struct Names {
-    @Test func mkdirRmdirAndTheirErrors() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func mkdirRmdirAndTheirErrors(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let os = m.root
         try os.mkdir("/a")
         #expect(throws: Errno.EEXIST) { try os.mkdir("/a") }
@@ -126,8 +126,8 @@ import XokABI
         #expect(try os.list("/") == [])
     }
 
-    @Test func manyEntriesSpanDirectoryBlocks() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func manyEntriesSpanDirectoryBlocks(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let os = m.root
         try os.mkdir("/big")
         let names = (0..<100).map { "file-\($0)" }
@@ -148,8 +148,8 @@ import XokABI
         #expect(m.check.violations == [])
     }
 
-    @Test func renameInOneDirectoryAndAcross() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func renameInOneDirectoryAndAcross(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let os = m.root
         try os.mkdir("/d")
         try os.mkdir("/e")
@@ -210,8 +210,8 @@ import XokABI
         #expect(m.cffsCheck.violations == [])
     }
 
-    @Test func descriptorsAndTheCurrentDirectoryFollowARename() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func descriptorsAndTheCurrentDirectoryFollowARename(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let os = m.root
         try os.mkdir("/a")
         try os.mkdir("/a/work")
@@ -232,8 +232,8 @@ import XokABI
         #expect(m.check.violations == [])
     }
 
-    @Test func hardLinksShareOneFileUntilTheLastNameGoes() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func hardLinksShareOneFileUntilTheLastNameGoes(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let os = m.root
         try os.mkdir("/a")
         try os.mkdir("/b")
@@ -288,8 +288,8 @@ import XokABI
         #expect(try os.list("/a").isEmpty && os.list("/b").isEmpty)
     }
 
-    @Test func linksSymlinksAndPaths() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func linksSymlinksAndPaths(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let os = m.root
         try os.mkdir("/a")
         try os.mkdir("/a/b")
@@ -320,8 +320,8 @@ import XokABI
         #expect(throws: Errno.ENOENT) { _ = try os.stat("") }
     }
 
-    @Test func modesOwnersTimesAndUmask() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func modesOwnersTimesAndUmask(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let os = m.root
         #expect(os.umask(0o077) == 0o022)
         try os.put("/f", [1], mode: 0o666)

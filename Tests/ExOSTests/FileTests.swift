@@ -4,8 +4,8 @@ import Testing
 import XokABI
 
 @Suite struct Files {
-    @Test func aFileWrittenIsReadBack() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func aFileWrittenIsReadBack(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let p = m.root
         try p.put("/hello", Array("hello, exokernel\n".utf8))
         #expect(try p.get("/hello") == Array("hello, exokernel\n".utf8))
@@ -13,8 +13,8 @@ import XokABI
         #expect(try p.list("/") == ["hello"])
     }
 
-    @Test func bigFilesGoThroughIndirectBlocks() throws {
-        let m = try Machine(blocks: 16_384, frames: 8192)
+    @Test(arguments: Mode.allCases) func bigFilesGoThroughIndirectBlocks(_ mode: Mode) throws {
+        let m = try Machine(mode, blocks: 16_384, frames: 8192)
         let p = m.root
         let bytes = pattern(7 * 4096 + 504 * 4096 + 3 * 4096 + 123)
         try p.put("/big", bytes)
@@ -23,8 +23,8 @@ import XokABI
         #expect(m.check.violations == [])
     }
 
-    @Test func aFileLargerThanTheProcesssFramesIsWrittenAndReadThroughEviction() throws {
-        let m = try Machine(blocks: 16_384, frames: 4096)
+    @Test(arguments: Mode.allCases) func aFileLargerThanTheProcesssFramesIsWrittenAndReadThroughEviction(_ mode: Mode) throws {
+        let m = try Machine(mode, blocks: 16_384, frames: 4096)
         let user = try m.process(uid: 1000, gid: 1000)
         let quota = try #require(m.kernel.quota(of: user.fs.port.environment)).quota.frames
         let bytes = pattern(Int(quota) * 2 * 4096 + 77)
@@ -36,13 +36,13 @@ import XokABI
         #expect(m.check.violations == [])
     }
 
-    @Test func aReaderIsNotFooledWhenTheFramesItMappedComeBackToItForOtherBlocks() throws {
+    @Test(arguments: Mode.allCases) func aReaderIsNotFooledWhenTheFramesItMappedComeBackToItForOtherBlocks(_ mode: Mode) throws {
         // Bob writes a file, so its cached blocks are in his frames; Ann reads it through
         // the same cached blocks. Bob dies: his clean blocks leave the cache and his
         // frames go back to the free list, whence Ann's next allocations take them for a
         // file of her own. Her cache still remembers the old mappings by frame number;
         // read through them blindly, the first file would show the second's bytes.
-        let m = try Machine(blocks: 16_384, frames: 4096)
+        let m = try Machine(mode, blocks: 16_384, frames: 4096)
         try m.shared("/s")
         let bob = try m.process(uid: 1001, gid: 1001), ann = try m.process(uid: 1000, gid: 1000)
         let first = pattern(40 * 4096 + 5), second = pattern(40 * 4096 + 9).map { $0 ^ 0x5A }
@@ -58,10 +58,10 @@ import XokABI
         #expect(m.cffsCheck.violations == [])
     }
 
-    @Test func oneWriteFillsHolesBetweenBlocksAlreadyThere() throws {
+    @Test(arguments: Mode.allCases) func oneWriteFillsHolesBetweenBlocksAlreadyThere(_ mode: Mode) throws {
         // Every other block exists: the new blocks' pointers are not adjacent, so each is
         // a range of its own in the change that allocates them (64 in the indirect block's).
-        let m = try Machine(blocks: 16_384, frames: 8192)
+        let m = try Machine(mode, blocks: 16_384, frames: 8192)
         let p = m.root
         let fd = try p.open("/sparse", [.readWrite, .create], mode: 0o644)
         for i in stride(from: 0, to: 300, by: 2) { _ = try p.pwrite(fd, [UInt8(i & 0x7f)], at: UInt64(i) * 4096 + 9) }
@@ -76,8 +76,8 @@ import XokABI
         #expect(m.check.violations == [])
     }
 
-    @Test func directoryTimesMoveAtOnceHereAndReachTheDiskWithSync() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func directoryTimesMoveAtOnceHereAndReachTheDiskWithSync(_ mode: Mode) throws {
+        let m = try Machine(mode)
         try m.shared("/d")
         let other = try m.process(uid: 0, gid: 0)
         let before = try m.root.stat("/d").mtime
@@ -95,8 +95,8 @@ import XokABI
         #expect(try other.stat("/").mtime == rootMoved)
     }
 
-    @Test func aDirectoryGoneBeforeItsTimeIsWrittenIsPassedOver() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func aDirectoryGoneBeforeItsTimeIsWrittenIsPassedOver(_ mode: Mode) throws {
+        let m = try Machine(mode)
         try m.root.mkdir("/a")
         try m.root.mkdir("/a/b")
         try m.root.put("/a/b/f", [1])      // b's time waits
@@ -109,8 +109,8 @@ import XokABI
         #expect(m.check.violations == [])
     }
 
-    @Test func namesCachedByOneProcessFollowAnothersRenamesAndRemovals() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func namesCachedByOneProcessFollowAnothersRenamesAndRemovals(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let a = m.root, b = try m.process(uid: 0, gid: 0)
         try a.mkdir("/d")
         try a.put("/d/f", [1])
@@ -124,8 +124,8 @@ import XokABI
         #expect(throws: Errno.ENOTDIR) { try b.rmdir("/d/f") }
     }
 
-    @Test func aCreateAfterAFailedLookupDoesNotTakeASlotAnotherProcessFilledBetween() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func aCreateAfterAFailedLookupDoesNotTakeASlotAnotherProcessFilledBetween(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let a = m.root, b = try m.process(uid: 0, gid: 0)
         try a.mkdir("/d")
         for i in 0..<14 { try a.put("/d/f\(i)", [UInt8(i)]) }   // one slot of the first block left

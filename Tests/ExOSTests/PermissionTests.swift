@@ -8,8 +8,8 @@ private func bytes(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingI
 
 /// Alice and bob on a new C-FFS: a shared /tmp holding alice's 0600 /tmp/secret and bob's
 /// directory /tmp/bob, and alice's own /alice (0755) holding her 0600 /alice/kept.
-private func aliceAndBob() throws -> (Machine, Process, Process) {
-    let m = try Machine()
+private func aliceAndBob(_ mode: Mode) throws -> (Machine, Process, Process) {
+    let m = try Machine(mode)
     try m.shared("/tmp")
     let alice = try m.process(uid: 1000, gid: 1000)
     let bob = try m.process(uid: 1001, gid: 1001)
@@ -24,8 +24,8 @@ private func aliceAndBob() throws -> (Machine, Process, Process) {
 /// Two users on one C-FFS: UNIX permissions hold even against a process that skips
 /// C-FFS and calls the kernel with its own code, because C-FFS's UDFs refuse it there.
 @Suite struct TwoUsers {
-    @Test func aPrivateFileStaysPrivateEvenThroughTheKernel() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func aPrivateFileStaysPrivateEvenThroughTheKernel(_ mode: Mode) throws {
+        let m = try Machine(mode)
         try m.shared("/home")
         let alice = try m.process(uid: 1000, gid: 1000)
         let bob = try m.process(uid: 1001, gid: 1001)
@@ -72,8 +72,8 @@ private func aliceAndBob() throws -> (Machine, Process, Process) {
         #expect(m.check.violations == [])
     }
 
-    @Test func statOfASearchOnlyDirectoryNeedsNoReadPermission() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func statOfASearchOnlyDirectoryNeedsNoReadPermission(_ mode: Mode) throws {
+        let m = try Machine(mode)
         try m.root.mkdir("/private", mode: 0o711)
         try m.root.mkdir("/private/sub")
         let bob = try m.process(uid: 1001, gid: 1001)
@@ -84,8 +84,8 @@ private func aliceAndBob() throws -> (Machine, Process, Process) {
         #expect(try bob.stat("/private/sub").nlink == 2)
     }
 
-    @Test func groupAndOthersBitsAreHonoured() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func groupAndOthersBitsAreHonoured(_ mode: Mode) throws {
+        let m = try Machine(mode)
         try m.shared("/shared")
         let alice = try m.process(uid: 1000, gid: 50)
         let carol = try m.process(uid: 1002, gid: 50)
@@ -96,8 +96,8 @@ private func aliceAndBob() throws -> (Machine, Process, Process) {
         #expect(throws: Errno.EACCES) { try carol.put("/shared/notes", [1]) }
     }
 
-    @Test func aDirectoryWithoutWriteRefusesNewNames() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func aDirectoryWithoutWriteRefusesNewNames(_ mode: Mode) throws {
+        let m = try Machine(mode)
         try m.root.mkdir("/ro", mode: 0o755)
         let bob = try m.process(uid: 1001, gid: 1001)
         #expect(throws: Errno.EACCES) { try bob.put("/ro/x", [1]) }
@@ -115,8 +115,8 @@ private func aliceAndBob() throws -> (Machine, Process, Process) {
         }
     }
 
-    @Test func aRenameAcrossDirectoriesNeedsWriteOnBothAndChangesNoOwnership() throws {
-        let (m, alice, bob) = try aliceAndBob()
+    @Test(arguments: Mode.allCases) func aRenameAcrossDirectoriesNeedsWriteOnBothAndChangesNoOwnership(_ mode: Mode) throws {
+        let (m, alice, bob) = try aliceAndBob(mode)
         try bob.mkdir("/tmp/bob/empty", mode: 0o755)
         try alice.sync()
         try bob.sync()
@@ -178,8 +178,8 @@ private func aliceAndBob() throws -> (Machine, Process, Process) {
         #expect(m.cffsCheck.violations == [])
     }
 
-    @Test func aHardLinkToAnotherUsersFileGivesNoAccessToIt() throws {
-        let (m, alice, bob) = try aliceAndBob()
+    @Test(arguments: Mode.allCases) func aHardLinkToAnotherUsersFileGivesNoAccessToIt(_ mode: Mode) throws {
+        let (m, alice, bob) = try aliceAndBob(mode)
         try alice.sync()
 
         // A first link rewrites the file's directory: not where bob may not write.
@@ -247,8 +247,8 @@ private func aliceAndBob() throws -> (Machine, Process, Process) {
         #expect(m.cffsCheck.violations == [])
     }
 
-    @Test func aDirectoryJustMadeTakesAnotherUsersFileBeforeItReachesTheDisk() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func aDirectoryJustMadeTakesAnotherUsersFileBeforeItReachesTheDisk(_ mode: Mode) throws {
+        let m = try Machine(mode)
         try m.shared("/tmp")
         // Nothing synced: /tmp's block is fresh, allocated by root's environment.
         let alice = try m.process(uid: 1000, gid: 1000)
@@ -260,8 +260,8 @@ private func aliceAndBob() throws -> (Machine, Process, Process) {
         #expect(m.check.violations == [])
     }
 
-    @Test func aNewEntryMustNameItsCreatorAsOwner() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func aNewEntryMustNameItsCreatorAsOwner(_ mode: Mode) throws {
+        let m = try Machine(mode)
         try m.shared("/tmp")
         let bob = try m.process(uid: 1001, gid: 1001)
         _ = try bob.list("/tmp")
@@ -281,8 +281,8 @@ private func aliceAndBob() throws -> (Machine, Process, Process) {
         #expect(try m.root.stat("/tmp/planted").uid == 1001)
     }
 
-    @Test func aGroupMemberCreatesThroughTheGroupAsHimself() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func aGroupMemberCreatesThroughTheGroupAsHimself(_ mode: Mode) throws {
+        let m = try Machine(mode)
         try m.root.mkdir("/team", mode: 0o770)
         try m.root.chown("/team", uid: 0, gid: 50)
         try m.root.chmod("/team", 0o770)

@@ -15,8 +15,8 @@ import XokABI
         return file.inode.pointers[0]
     }
 
-    @Test func aSmallFilesFirstReadBringsInItsNeighbours() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func aSmallFilesFirstReadBringsInItsNeighbours(_ mode: Mode) throws {
+        let m = try Machine(mode)
         try m.root.mkdir("/d")
         for i in 0..<10 { try m.root.put("/d/f\(i)", [UInt8](repeating: UInt8(i), count: 100 + i)) }
         try m.root.sync()
@@ -30,8 +30,8 @@ import XokABI
         for i in 1..<10 { #expect(try reader.get("/d/f\(i)") == [UInt8](repeating: UInt8(i), count: 100 + i)) }
     }
 
-    @Test func aSequentialReadMapsTheNextBlocksToo() throws {
-        let m = try Machine(blocks: 16_384, frames: 8192)
+    @Test(arguments: Mode.allCases) func aSequentialReadMapsTheNextBlocksToo(_ mode: Mode) throws {
+        let m = try Machine(mode, blocks: 16_384, frames: 8192)
         try m.root.mkdir("/d")
         let bytes = pattern(200 * 4096)
         try m.root.put("/d/big", bytes)
@@ -57,10 +57,10 @@ import XokABI
         try reader.close(fd)
     }
 
-    @Test func readingBlocksAnotherProcessCachedTakesNoFramesOfItsOwn() throws {
+    @Test(arguments: Mode.allCases) func readingBlocksAnotherProcessCachedTakesNoFramesOfItsOwn(_ mode: Mode) throws {
         // b's reads find every block in XN's cache (a wrote them): the frames b offers go
         // unused and must be offered again, not pile up.
-        let m = try Machine(blocks: 16_384, frames: 8192)
+        let m = try Machine(mode, blocks: 16_384, frames: 8192)
         for d in 0..<12 {
             try m.root.mkdir("/d\(d)")
             for f in 0..<15 { try m.root.put("/d\(d)/f\(f)", [UInt8(f), UInt8(d)]) }

@@ -18,7 +18,7 @@ final class Sink {
 
 /// A shell on `os` that keeps what it prints.
 struct Transcript {
-    let shell: Shell<LocalPort<SimulatedHost>>
+    let shell: Shell<TestPort>
     let sink = Sink()
 
     init(_ os: Process) {
@@ -37,8 +37,8 @@ struct Transcript {
 }
 
 @Suite struct ShellCommands {
-    @Test func timeRunsTheCommandAndSaysHowLongItTook() throws {
-        let t = Transcript(try Machine().root)
+    @Test(arguments: Mode.allCases) func timeRunsTheCommandAndSaysHowLongItTook(_ mode: Mode) throws {
+        let t = Transcript(try Machine(mode).root)
         let ran = t.run("time mkdir /d")
         #expect(ran.ok)
         #expect(ran.errors.count == 1 && ran.errors[0].hasPrefix("real ") && ran.errors[0].hasSuffix(" s"))
@@ -50,8 +50,8 @@ struct Transcript {
         #expect(!t.run("time").ok)
     }
 
-    @Test func filesAndDirectories() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func filesAndDirectories(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let sh = Transcript(m.root)
         #expect(sh.run("mkdir -p /a/b/c; echo 'hello  world' > /a/b/f; echo more >> /a/b/f; cat /a/b/f").output == "hello  world\nmore\n")
         #expect(sh.run("ls /a/b").output == "c\nf\n")
@@ -73,8 +73,8 @@ struct Transcript {
         #expect(diff.output == "Files /p and /q differ\n")
     }
 
-    @Test func errorsReadLikeAUNIXShellsAndFailTheRun() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func errorsReadLikeAUNIXShellsAndFailTheRun(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let sh = Transcript(m.root)
         let cases: [(String, String)] = [
             ("rm /a", "rm: /a: No such file or directory"),
@@ -100,8 +100,8 @@ struct Transcript {
         #expect(mixed.output == "after\n")
     }
 
-    @Test func tarRoundTripsATreeWithLongNamesAndLinks() throws {
-        let m = try Machine(blocks: 16_384)
+    @Test(arguments: Mode.allCases) func tarRoundTripsATreeWithLongNamesAndLinks(_ mode: Mode) throws {
+        let m = try Machine(mode, blocks: 16_384)
         let sh = Transcript(m.root)
         let deep = (0..<6).map { "directory-with-a-long-name-\($0)" }.joined(separator: "/")   // over 155 bytes: a pax path
         let script = """
@@ -123,8 +123,8 @@ struct Transcript {
         #expect(m.check.violations == [])
     }
 
-    @Test func hardLinksSurviveTarImportAndExport() throws {
-        let m = try Machine(blocks: 16_384)
+    @Test(arguments: Mode.allCases) func hardLinksSurviveTarImportAndExport(_ mode: Mode) throws {
+        let m = try Machine(mode, blocks: 16_384)
         let sh = Transcript(m.root)
         #expect(sh.run("mkdir /src; mkdir /src/a; echo shared > /src/a/x; ln /src/a/x /src/y; ln /src/y /src/a/z; echo one > /src/w").ok)
         #expect(sh.run("stat /src/y").output.contains("Links: 3"))
@@ -148,8 +148,8 @@ struct Transcript {
         #expect(m.cffsCheck.violations == [])
     }
 
-    @Test func tarRefusesMembersThatClimbOutAndArchivesThatAreNot() throws {
-        let m = try Machine()
+    @Test(arguments: Mode.allCases) func tarRefusesMembersThatClimbOutAndArchivesThatAreNot(_ mode: Mode) throws {
+        let m = try Machine(mode)
         let sh = Transcript(m.root)
         // A member named ../escape, made by hand: skipped with a warning.
         var header = [UInt8](repeating: 0, count: 512)
@@ -179,7 +179,7 @@ extension String {
 }
 
 @Suite struct ShellTimes {
-    typealias S = Shell<LocalPort<SimulatedHost>>
+    typealias S = Shell<TestPort>
 
     @Test func datesAtTheEndsOfTimeAreWrittenNotTrapped() {
         // A damaged entry may hold any time; ls -l and stat must still print it.

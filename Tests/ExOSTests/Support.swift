@@ -1,43 +1,103 @@
 // A kernel on the simulated host with a fresh XN disk and C-FFS formatted on it; ExOS
 // processes for any user, each in its own environment reaching the kernel through its
-// own port.
+// own port. Every suite that applies runs in both of the ways a library OS reaches the
+// kernel: in its process (`LocalPort`), and as under xokd, over a call channel served on
+// a thread of the kernel's side with the exposed state read from sealed pages mapped
+// read-only (`ChannelPort`). The handshake over xokd's socket is tested with real
+// processes in XNTests/XokdProcessTests.
 
 import CFFS
 import ExOS
+import Foundation
 import Testing
 import XN
 import Xok
 import XokABI
+import XokHostLinux
 import XokSimulation
 
-typealias Process = ExOS<LocalPort<SimulatedHost>>
+typealias Process = ExOS<TestPort>
+
+/// How a test's library operating systems reach the kernel.
+enum Mode: String, CaseIterable, CustomTestStringConvertible {
+    case inProcess, xokd
+    var testDescription: String { rawValue }
+}
+
+/// The simulated host with its exposed state in a sealed memfd, as on Linux, so that a
+/// `ChannelPort` can map it.
+struct SharedHost: Xok.Host {
+    typealias Disk = SimulatedDisk
+    var base: SimulatedHost
+    let exposed = ExposedMemory()
+
+    init(frameCount: Int) { base = SimulatedHost(frameCount: frameCount) }
+
+    var ticks: UInt64 { base.ticks }
+    var frameCount: Int { base.frameCount }
+    var memory: SimulatedMemory { base.memory }
+    mutating func bind(_ frame: FrameNumber, to environment: EnvironmentID, writable: Bool) { base.bind(frame, to: environment, writable: writable) }
+    mutating func unbind(_ frame: FrameNumber, from environment: EnvironmentID) { base.unbind(frame, from: environment) }
+
+    func exposedPages(shared: Int, scratch: Int) -> UnsafeMutableRawBufferPointer {
+        guard let pages = exposed.make(shared: shared, scratch: scratch) else { fatalError("test host: no sealed memfd for the exposed state") }
+        return pages
+    }
+
+    func releaseExposedPages(_ pages: UnsafeMutableRawBufferPointer) {}
+}
+
+/// Either port, so one test body serves both modes.
+final class TestPort: KernelPort {
+    let inner: any KernelPort
+    init(_ inner: any KernelPort) { self.inner = inner }
+    var environment: EnvironmentID { inner.environment }
+    func perform(_ request: KernelRequest) throws(KernelError) -> KernelReply { try inner.perform(request) }
+    func exposedState() -> ExposedState { inner.exposedState() }
+    func registryEntry(of block: BlockNumber) -> ExposedState.RegistryEntry? { inner.registryEntry(of: block) }
+    func load(_ frame: FrameNumber, offset: Int, count: Int) throws(KernelError) -> [UInt8] { try inner.load(frame, offset: offset, count: count) }
+    func store(_ bytes: [UInt8], into frame: FrameNumber, offset: Int) throws(KernelError) { try inner.store(bytes, into: frame, offset: offset) }
+}
 
 final class Machine {
-    var kernel: Kernel<SimulatedHost>
+    let mode: Mode
+    var kernel: Kernel<SharedHost>
     /// The superuser's process, which formatted the disk.
     var root: Process
     let frames: Int
-    /// A clock that moves a microsecond each time it is read.
-    var time: Int64 = 1_700_000_000_000_000_000
+    /// Set when the machine goes: the channels' serving threads end.
+    private let stopped = StopFlag()
 
-    init(blocks: UInt64 = 8192, frames: Int = 4096, seed: UInt64 = 1) throws {
+    init(_ mode: Mode = .inProcess, blocks: UInt64 = 8192, frames: Int = 4096, seed: UInt64 = 1) throws {
+        self.mode = mode
         self.frames = frames
-        kernel = Kernel(host: SimulatedHost(frameCount: frames))
+        kernel = Kernel(host: SharedHost(frameCount: frames))
         try kernel.mountDisk(SimulatedDisk(blockCount: blocks, seed: seed), format: true)
-        root = try Process(fs: CFFS.format(port: ExOSEnvironment.make(kernel, uid: 0, gid: 0, quota: ExOSEnvironment.share(of: kernel, parts: 4),
-                                                                        admin: true).port,
-                                             identity: CFFSIdentity(uid: 0, gid: 0, userSlot: ExOSSlot.user, groupSlots: [0: CapabilitySlot(ExOSSlot.firstGroup)],
-                                                                    mountSlot: ExOSSlot.mount, frameSlot: ExOSSlot.frames),
-                                             types: ExOSSlot.types, roots: ExOSSlot.roots, mountCapability: ExOSSlot.mount, now: { 0 }))
-        let clock = Clock()
-        root.fs.now = clock.tick
+        let (local, identity) = try ExOSEnvironment.make(kernel, uid: 0, gid: 0, quota: ExOSEnvironment.share(of: kernel, parts: 4), admin: true)
+        root = try Process(fs: CFFS.format(port: try Self.connect(local, mode: mode, kernel: kernel, until: stopped), identity: identity, types: ExOSSlot.types, roots: ExOSSlot.roots,
+                                           mountCapability: ExOSSlot.mount, now: Clock().tick))
     }
+
+    deinit { stopped.set() }
 
     /// A process of `uid` in `gid` (and `groups`).
     func process(uid: UInt32, gid: UInt32, groups: [UInt32] = []) throws -> Process {
-        let clock = Clock()
-        return try ExOSEnvironment.mount(kernel, uid: uid, gid: gid, groups: groups, quota: ExOSEnvironment.share(of: kernel, parts: 4),
-                                         now: clock.tick)
+        let (local, identity) = try ExOSEnvironment.make(kernel, uid: uid, gid: gid, groups: groups, quota: ExOSEnvironment.share(of: kernel, parts: 4))
+        return Process(fs: try CFFS.mount(port: try Self.connect(local, mode: mode, kernel: kernel, until: stopped), identity: identity, name: "cffs", now: Clock().tick))
+    }
+
+    /// The environment's port in this machine's mode: in xokd's, a channel served by a
+    /// thread of its own, which is the only code that touches the kernel for it.
+    private static func connect(_ local: LocalPort<SharedHost>, mode: Mode, kernel: Kernel<SharedHost>, until stopped: StopFlag) throws -> TestPort {
+        guard mode == .xokd else { return TestPort(local) }
+        nonisolated(unsafe) let channel = try CallChannel.create()
+        nonisolated(unsafe) let kernel = kernel
+        let environment = local.environment
+        Thread {
+            try? serve(channel, kernel: kernel, environment: environment) { !stopped.isSet }
+        }.start()
+        return TestPort(ChannelPort(environment: environment, channel: try CallChannel.attach(fd: dup(channel.fd)),
+                                    exposed: try MappedExposedState(fd: dup(kernel.host.exposed.fd))))
     }
 
     var xn: XN<SimulatedDisk, SimulatedMemory> { kernel.xn! }
