@@ -156,6 +156,26 @@ extension XN {
         }
     }
 
+    /// The dirty blocks `environment` answers for: charged to it, or changed by it since
+    /// they were last written.
+    public func dirtyBlocks(of environment: EnvironmentID) -> [BlockNumber] {
+        dirtySet.sorted().filter { cache[$0]!.owner == environment || cache[$0]!.writers.contains(environment) }
+    }
+
+    /// Writes back `blocks` with the kernel's own authority, whoever they are charged to,
+    /// children before parents; for what an environment handed over before it died. A
+    /// block waiting on new metadata outside `blocks` (another environment's new block it
+    /// now points to) cannot go first, so then everything dirty is written, as at shutdown.
+    public func flush(_ blocks: [BlockNumber]) throws(XNError) {
+        var left = Set(blocks).intersection(dirtySet)
+        while !left.isEmpty {
+            let ready = left.sorted().filter { !isHeldBack($0) }
+            if ready.isEmpty { return try flushAll() }
+            try write(ready, by: nil)
+            left.formIntersection(dirtySet)
+        }
+    }
+
     /// The dirty blocks that any environment may now write back (everyone who could
     /// write them is gone).
     public func orphanedDirtyBlocks() -> [BlockNumber] {

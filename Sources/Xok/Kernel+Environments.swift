@@ -158,6 +158,24 @@ extension Kernel {
         kill(target)
     }
 
+    /// `kill`, then writes back every dirty block the environment or its subtree handed to
+    /// XN — the blocks charged to them and those they changed in others' frames — so that
+    /// nothing handed over waits on a flusher that may never come (xokd, when a process
+    /// dies). On a device error the blocks stay dirty and cached, for the next writeback.
+    public func killWritingBack(_ id: EnvironmentID) throws(XNError) {
+        var subtree = [id], next = 0
+        while next < subtree.count {
+            let parent = subtree[next]
+            subtree += liveRecords.filter { $0.parent == parent }.map(\.id)
+            next += 1
+        }
+        let left = xn.map { xn in Array(Set(subtree.flatMap { xn.dirtyBlocks(of: $0) })) } ?? []
+        kill(id)
+        guard let xn, !left.isEmpty else { return }
+        defer { applyXNEvents(xn) }
+        try xn.flush(left)
+    }
+
     /// Ends an environment and its whole subtree, and returns everything they held: their
     /// bindings, their frames (whose other holders lose their bindings and are told),
     /// regions, slices, predicates and messages. Blocks and catalogue entries they charged

@@ -33,8 +33,8 @@ public final class CallChannel {
     static let magic: UInt32 = 0x584F_4B43   // "XOKC"
 
     // The control words, each on its own cache line.
-    static let requestSequence = 0, replySequence = 64, kernelSleeping = 128, callerSleeping = 192
-    static let requestLength = 256, replyLength = 320, magicOffset = 384
+    public static let requestSequence = 0, replySequence = 64, kernelSleeping = 128, callerSleeping = 192
+    public static let requestLength = 256, replyLength = 320, magicOffset = 384
 
     /// The memfd, to pass to the environment's process.
     public let fd: Int32
@@ -57,7 +57,7 @@ public final class CallChannel {
     public static func create(spinNanoseconds: Int = 50_000) throws(ChannelError) -> CallChannel {
         let channel: CallChannel
         do {
-            let (fd, base) = try SharedMemory.create(named: "xok-call-channel", bytes: bytes)
+            let (fd, base) = try SharedMemory.create(named: "xok-call-channel", bytes: bytes, sealed: true)
             channel = CallChannel(fd: fd, base: base, spinNanoseconds: spinNanoseconds)
         } catch { throw ChannelError(error.message) }
         channel.word(magicOffset).pointee = magic
@@ -181,7 +181,8 @@ public final class CallChannel {
         }
     }
 
-    static func now() -> Int {
+    /// CLOCK_MONOTONIC in nanoseconds.
+    public static func now() -> Int {
         var t = timespec()
         clock_gettime(CLOCK_MONOTONIC, &t)
         return t.tv_sec * 1_000_000_000 + t.tv_nsec

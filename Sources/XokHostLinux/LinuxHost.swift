@@ -70,11 +70,13 @@ public final class LinuxMemory: FrameMemory {
 
 /// Memory to share with other processes: a memfd, sized and mapped.
 enum SharedMemory {
-    /// A new memfd of `bytes` bytes (closed on exec), mapped shared.
-    static func create(named name: String, bytes: Int) throws(DeviceError) -> (fd: Int32, base: UnsafeMutableRawPointer) {
-        let fd = xok_memfd_create(name)
+    /// A new memfd of `bytes` bytes (closed on exec), mapped shared. With `sealed`, its
+    /// size is sealed: a memfd handed to another process must be, or that process could
+    /// truncate it under this one, whose next touch would fault.
+    static func create(named name: String, bytes: Int, sealed: Bool = false) throws(DeviceError) -> (fd: Int32, base: UnsafeMutableRawPointer) {
+        let fd = sealed ? xok_memfd_create_sealable(name) : xok_memfd_create(name)
         guard fd >= 0 else { throw DeviceError("memfd_create: \(String(cString: strerror(errno)))") }
-        guard ftruncate(fd, off_t(bytes)) == 0 else {
+        guard ftruncate(fd, off_t(bytes)) == 0, !sealed || xok_seal_size(fd) == 0 else {
             let why = String(cString: strerror(errno))
             close(fd)
             throw DeviceError("cannot size the memfd \(name) to \(bytes) bytes: \(why)")

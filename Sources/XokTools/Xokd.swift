@@ -26,6 +26,8 @@ public final class Xokd: @unchecked Sendable {
     /// two descriptors.
     public static let hello: [UInt8] = Array("XOKD0001".utf8)
     static let welcomeMagic: UInt32 = 0x584F_4B57   // "XOKW"
+    /// How long a new connection has to say hello.
+    public static let helloSeconds = 2
 
     let kernel: Kernel<LinuxHost>
     let host: LinuxHost
@@ -50,6 +52,9 @@ public final class Xokd: @unchecked Sendable {
             try admin.sync()
             say("xokd: formatted C-FFS on \(image)")
         }
+        // Other processes of the daemon's user may not trace it or open its descriptors
+        // (every environment's channel) through /proc.
+        guard xok_forbid_tracing() == 0 else { throw SessionError("xokd: cannot make the daemon undumpable: \(String(cString: strerror(errno)))") }
         guard host.exposedMemory.fd >= 0 else { throw SessionError("xokd: Linux would not give the exposed state a sealed memfd") }
         socketPath = socket
         listener = try Self.listen(on: socket)
@@ -115,6 +120,9 @@ public final class Xokd: @unchecked Sendable {
     func serveClient(_ client: Int32) {
         var uid: UInt32 = 0, gid: UInt32 = 0, pid: Int32 = 0
         guard xok_peer_credentials(client, &uid, &gid, &pid) == 0 else { return }
+        // A client that says nothing is dropped after `helloSeconds`, not waited for forever.
+        var patience = timeval(tv_sec: Self.helloSeconds, tv_usec: 0)
+        guard setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &patience, socklen_t(MemoryLayout<timeval>.size)) == 0 else { return }
         var greeting = [UInt8](repeating: 0, count: 64)
         guard recv(client, &greeting, greeting.count, 0) == Self.hello.count, Array(greeting.prefix(Self.hello.count)) == Self.hello else { return }
         let made: (port: LocalPort<LinuxHost>, identity: CFFSIdentity)
@@ -151,19 +159,11 @@ public final class Xokd: @unchecked Sendable {
         return true
     }
 
-    /// Ends a dead environment and writes back the dirty blocks it left (children before
-    /// parents: a block waiting for a new child to reach the disk is tried again).
+    /// Ends a dead environment and writes back every dirty block it handed to XN.
     func reclaim(_ environment: EnvironmentID) {
         lock.withLock {
-            kernel.kill(environment)
-            guard let xn = kernel.xn else { return }
-            let initPort = LocalPort(kernel: kernel, environment: kernel.initEnvironment)
-            var left = xn.orphanedDirtyBlocks()
-            while !left.isEmpty {
-                for block in left { try? initPort.writeback([block]) }
-                let after = xn.orphanedDirtyBlocks()
-                if after.count >= left.count { break }
-                left = after
+            do { try kernel.killWritingBack(environment) } catch {
+                FileHandle.standardError.write(Data("xokd: environment \(environment.rawValue) died; writing back what it left failed: \(error); it stays cached for the next writeback\n".utf8))
             }
         }
     }

@@ -99,8 +99,11 @@ struct ShellCommand: ParsableCommand {
                 clearProgress()
             }
         } else {
-            let script = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-            ok = shell.run(script)
+            // A script on standard input runs a line at a time as it comes, as sh's does: a
+            // program feeding commands sees each take effect before it sends the next.
+            while !shell.exitRequested, let line = readLine() {
+                if !shell.run(line) { ok = false }
+            }
         }
         clearProgress()
         do { try close() } catch {

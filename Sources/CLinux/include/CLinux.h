@@ -19,6 +19,14 @@ int xok_memfd_create_sealable(const char *name);
 /// longer change. Returns 0, or -1 with errno.
 int xok_seal_for_readers(int fd);
 
+/// Seals a memfd's size: no holder can shrink it (which would make the others' next
+/// touch of a mapping fault) or grow it, and the seals can no longer change.
+int xok_seal_size(int fd);
+
+/// Makes this process undumpable: processes of the same user can no longer trace it or
+/// open its descriptors through /proc (prctl PR_SET_DUMPABLE 0). Returns 0, or -1.
+int xok_forbid_tracing(void);
+
 /// A 32-bit word in memory shared with another process, read with acquire ordering.
 static inline uint32_t xok_load_acquire(const uint32_t *word) {
     return __atomic_load_n(word, __ATOMIC_ACQUIRE);
