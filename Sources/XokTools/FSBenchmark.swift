@@ -25,6 +25,8 @@ public enum FSBenchmark {
         /// in the tools it ran. Wall time is what counts; these show how much of it was work.
         public var exosCPU: Double = 0
         public var linuxCPU: Double = 0
+        /// The same step with ExOS in its own process calling `xokd` (`--xokd`).
+        public var xokd: Double?
         public var ratio: Double { exos / linux }
     }
 
@@ -46,7 +48,10 @@ public enum FSBenchmark {
     /// `settleHost`. Each step's figures are the medians of the rounds', side by side.
     /// `settled` is false when the host's caches could not be dropped before some round.
     /// `say` gets progress lines.
-    public static func run(tree: String, work: String, rounds: Int = 1, say: (String) -> Void) throws -> (steps: [Step], settled: Bool) {
+    /// With `xokd` (the path of an `xok` executable), each round also runs ExOS's steps in
+    /// this process against a daemon that executable runs on an image of its own.
+    public static func run(tree: String, work: String, rounds: Int = 1, xokd: String? = nil,
+                           say: (String) -> Void) throws -> (steps: [Step], settled: Bool) {
         guard let resolved = realpath(work, nil) else { throw SessionError("bench fs: \(work): \(String(cString: strerror(errno)))") }
         let absolute = String(cString: resolved)
         free(resolved)
@@ -67,7 +72,13 @@ public enum FSBenchmark {
         var settled = true
         for round in 1...max(1, rounds) {
             settled = settleHost(warming: tarPath) && settled
-            all.append(try runRound(tarPath: tarPath, dir: dir, host: host) { say(rounds > 1 ? "\($0) (round \(round) of \(rounds))" : $0) })
+            let progress = { (line: String) in say(rounds > 1 ? "\(line) (round \(round) of \(rounds))" : line) }
+            var steps = try runRound(tarPath: tarPath, dir: dir, host: host, say: progress)
+            if let xokd {
+                let times = try runOverDaemon(xok: xokd, tarPath: tarPath, dir: dir, say: progress)
+                for i in steps.indices { steps[i].xokd = times[i] }
+            }
+            all.append(steps)
         }
         return (median(all), settled)
     }
@@ -103,8 +114,6 @@ public enum FSBenchmark {
         for name in try FileManager.default.contentsOfDirectory(atPath: host) { try FileManager.default.removeItem(atPath: host + "/" + name) }
         try? FileManager.default.removeItem(atPath: dir + "/bench.img")
         let session = try ExOSSession(image: dir + "/bench.img", uid: 0, gid: 0, say: { _ in })
-        let failures = Lines()
-        let shellOnImage = Shell(os: session.os, standardOutput: { _ in }, standardError: { failures.lines.append($0) })
         var results: [Step] = []
         for step in steps {
             say("bench fs: \(step.name)")
@@ -112,18 +121,59 @@ public enum FSBenchmark {
             let linux = try time { try shell(step.linux.replacingOccurrences(of: "%TAR", with: quoted(tarPath)), in: host) }
             let linuxCPU = cpuTime(RUSAGE_CHILDREN.rawValue) - linuxStart
             let exosStart = cpuTime(RUSAGE_SELF.rawValue)
-            let exos = try time {
-                if step.exos.hasPrefix("%CKSUM ") {
-                    try shellOnImage.cksumTree(String(step.exos.dropFirst(7)))
-                } else if !shellOnImage.run(step.exos.replacingOccurrences(of: "%TAR", with: quoted(tarPath))) {
-                    throw SessionError("bench fs: \(step.name) failed in ExOS: \(failures.lines.joined(separator: "; "))")
-                }
-            }
+            let exos = try time { try run(step, on: session.os, tarPath: tarPath) }
             results.append(Step(name: step.name, exos: exos, linux: linux, exosCPU: cpuTime(RUSAGE_SELF.rawValue) - exosStart,
                                 linuxCPU: linuxCPU))
         }
         try session.close()
         return results
+    }
+
+    /// ExOS's side of `step` on `os`.
+    static func run<P: KernelPort>(_ step: (name: String, exos: String, linux: String), on os: ExOS<P>, tarPath: String) throws {
+        let failures = Lines()
+        let shell = Shell(os: os, standardOutput: { _ in }, standardError: { failures.lines.append($0) })
+        if step.exos.hasPrefix("%CKSUM ") {
+            try shell.cksumTree(String(step.exos.dropFirst(7)))
+        } else if !shell.run(step.exos.replacingOccurrences(of: "%TAR", with: quoted(tarPath))) {
+            throw SessionError("bench fs: \(step.name) failed in ExOS: \(failures.lines.joined(separator: "; "))")
+        }
+    }
+
+    /// ExOS's eight steps in this process against `xok daemon`, started from `xok` on a
+    /// fresh image and giving each environment the share of the machine an in-process
+    /// session's has; the seconds of each.
+    static func runOverDaemon(xok: String, tarPath: String, dir: String, say: (String) -> Void) throws -> [Double] {
+        let image = dir + "/xokd.img", socket = dir + "/xokd.sock"
+        try? FileManager.default.removeItem(atPath: image)
+        var pid: pid_t = 0
+        let arguments = [xok, "daemon", "--image", image, "--socket", socket, "--parts", "2"]
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let spawned = posix_spawn(&pid, xok, &actions, nil, argv, environ)
+        guard spawned == 0 else { throw SessionError("bench fs: cannot start \(xok) daemon: \(String(cString: strerror(spawned)))") }
+        defer {
+            kill(pid, SIGTERM)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        }
+        var connection: Xokd.Connection?
+        for _ in 0..<600 where connection == nil {
+            connection = try? Xokd.connect(socket)
+            if connection == nil { usleep(50_000) }
+        }
+        guard let connection else { throw SessionError("bench fs: the daemon did not start on \(image)") }
+        let os = try Xokd.exos(connection)
+        var times: [Double] = []
+        for step in steps {
+            say("bench fs: \(step.name), over xokd")
+            times.append(try time { try run(step, on: os, tarPath: tarPath) })
+        }
+        return times
     }
 
     /// Each step's median over the rounds, figure by figure (the median of an even count
@@ -136,8 +186,10 @@ public enum FSBenchmark {
         guard let first = rounds.first else { return [] }
         return first.indices.map { i in
             let taken = rounds.map { $0[i] }
+            let xokd = taken.compactMap(\.xokd)
             return Step(name: first[i].name, exos: middle(taken.map(\.exos)), linux: middle(taken.map(\.linux)),
-                        exosCPU: middle(taken.map(\.exosCPU)), linuxCPU: middle(taken.map(\.linuxCPU)))
+                        exosCPU: middle(taken.map(\.exosCPU)), linuxCPU: middle(taken.map(\.linuxCPU)),
+                        xokd: xokd.count == taken.count ? middle(xokd) : nil)
         }
     }
 
@@ -181,23 +233,31 @@ public enum FSBenchmark {
         guard status == 0 else { throw SessionError("bench fs: `\(command)` failed (wait status \(status))") }
     }
 
-    /// The table: each step on both sides, the ratio, the total, and the targets.
+    /// The table: each step on both sides, the ratio, the total, and the targets; with
+    /// figures over `xokd`, those and their ratio to in-process ExOS's too.
     public static func table(_ steps: [Step]) -> String {
-        var lines = ["step                      ExOS s   Linux s   ExOS/Linux   (cpu s: ExOS  Linux)"]
-        for s in steps {
-            lines.append(s.name.padding(toLength: 24, withPad: " ", startingAt: 0)
-                         + String(format: "  %7.3f  %8.3f  %10.2f           %5.2f  %5.2f", s.exos, s.linux, s.ratio, s.exosCPU, s.linuxCPU))
+        let daemon = steps.allSatisfy { $0.xokd != nil } && !steps.isEmpty
+        func row(_ name: String, _ exos: Double, _ linux: Double, _ exosCPU: Double, _ linuxCPU: Double, _ xokd: Double?) -> String {
+            var line = name.padding(toLength: 24, withPad: " ", startingAt: 0)
+                + String(format: "  %7.3f  %8.3f  %10.2f           %5.2f  %5.2f", exos, linux, exos / linux, exosCPU, linuxCPU)
+            if let xokd { line += String(format: "  %8.3f  %10.2f", xokd, xokd / exos) }
+            return line
         }
+        var lines = ["step                      ExOS s   Linux s   ExOS/Linux   (cpu s: ExOS  Linux)" + (daemon ? "   xokd s   xokd/ExOS" : "")]
+        for s in steps { lines.append(row(s.name, s.exos, s.linux, s.exosCPU, s.linuxCPU, s.xokd)) }
         let exos = steps.reduce(0) { $0 + $1.exos }, linux = steps.reduce(0) { $0 + $1.linux }
         let exosCPU = steps.reduce(0) { $0 + $1.exosCPU }, linuxCPU = steps.reduce(0) { $0 + $1.linuxCPU }
-        lines.append("total".padding(toLength: 24, withPad: " ", startingAt: 0)
-                     + String(format: "  %7.3f  %8.3f  %10.2f           %5.2f  %5.2f", exos, linux, exos / linux, exosCPU, linuxCPU))
+        let xokd = daemon ? steps.reduce(0) { $0 + ($1.xokd ?? 0) } : nil
+        lines.append(row("total", exos, linux, exosCPU, linuxCPU, xokd))
         let small = steps.filter { ["2", "3", "6", "8"].contains($0.name.prefix(1)) }
         let smallRatio = small.reduce(0) { $0 + $1.exos } / small.reduce(0) { $0 + $1.linux }
         lines.append(String(format: "targets: total ≤ 1.00 (%.2f, %@); small-file steps 2, 3, 6, 8 ≤ 0.50 each (%@)", exos / linux,
                             exos / linux <= 1 ? "met" : "missed",
                             small.map { String(format: "%.2f", $0.ratio) + ($0.ratio <= 0.5 ? "" : " missed") }.joined(separator: ", ")))
         lines.append(String(format: "small-file steps together: %.2f", smallRatio))
+        if let xokd {
+            lines.append(String(format: "xokd target: total ≤ 1.20 × in-process ExOS (%.2f, %@)", xokd / exos, xokd / exos <= 1.2 ? "met" : "missed"))
+        }
         return lines.joined(separator: "\n")
     }
 

@@ -38,9 +38,14 @@ public final class Xokd: @unchecked Sendable {
     private let stopping = Flag()
     private let clients = Counter()
 
+    /// Each environment's quota: this fraction of the machine's frames and disk.
+    let parts: Int
+
     /// Boots on `image` (created and formatted when absent, as the shell does) and listens
-    /// on `socket`, replacing a stale socket file there.
-    public init(image: String, socket: String, frames: Int? = nil, say: (String) -> Void) throws {
+    /// on `socket`, replacing a stale socket file there. Each environment gets 1/`parts`
+    /// of the machine.
+    public init(image: String, socket: String, frames: Int? = nil, parts: Int = 8, say: (String) -> Void) throws {
+        self.parts = max(1, parts)
         let exists = access(image, F_OK) == 0
         let device = exists ? try FileBlockDevice.open(path: image) : try FileBlockDevice.create(path: image, blocks: ExOSSession.defaultBlocks)
         host = try LinuxHost(frameCount: frames ?? LinuxMemory.defaultFrameCount)
@@ -129,7 +134,7 @@ public final class Xokd: @unchecked Sendable {
         let channel: CallChannel
         do {
             made = try lock.withLock { () throws -> (port: LocalPort<LinuxHost>, identity: CFFSIdentity) in
-                try ExOSEnvironment.make(kernel, uid: uid, gid: gid, quota: ExOSEnvironment.share(of: kernel, parts: 8))
+                try ExOSEnvironment.make(kernel, uid: uid, gid: gid, quota: ExOSEnvironment.share(of: kernel, parts: parts))
             }
             channel = try CallChannel.create()
         } catch {

@@ -67,6 +67,7 @@ public struct XokdProbe {
         }
 
         // The pages it is given.
+        var channelRefusals: [String] = []
         withSession { session in
             let exposed = session.exposedFD, bytes = Int(Self.size(of: exposed))
             var refusals: [String] = []
@@ -83,13 +84,18 @@ public struct XokdProbe {
             if ftruncate(exposed, off_t(bytes * 2)) != 0 { refusals.append("grow") }
             note("changing the exposed state", held: refusals.count == 5, "refused: \(refusals.joined(separator: ", "))", report)
 
-            var channelRefusals: [String] = []
-            if ftruncate(session.channelFD, 0) != 0 { channelRefusals.append("shrink") }
+            // Shrunk, the daemon's next look at the channel would fault; it looks at least
+            // every 100 ms. (Touching it here would fault this process too, so the size is
+            // put back before anything here does.)
+            if ftruncate(session.channelFD, 0) == 0 {
+                usleep(500_000)
+                _ = ftruncate(session.channelFD, off_t(CallChannel.bytes))
+            } else { channelRefusals.append("shrink") }
             if ftruncate(session.channelFD, off_t(CallChannel.bytes * 2)) != 0 { channelRefusals.append("grow") }
-            let alive = session.call(KernelRequest.upcallNext.encoded) != nil
-            note("resizing its call channel under the daemon", held: channelRefusals.count == 2 && alive,
-                 "refused: \(channelRefusals.joined(separator: ", ")); the daemon \(alive ? "still answers" : "stopped answering")", report)
         }
+        let alive = withSession { $0.call(KernelRequest.upcallNext.encoded) != nil } ?? false
+        note("resizing its call channel under the daemon", held: channelRefusals.count == 2 && alive,
+             "refused: \(channelRefusals.joined(separator: ", ")); the daemon \(alive ? "still serves" : "no longer serves")", report)
 
         // Calls.
         withSession { session in

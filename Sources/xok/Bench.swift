@@ -34,6 +34,9 @@ struct Bench: ParsableCommand {
         @Option(help: "Rounds of the eight steps, each on a fresh image and directory; each figure is the median of the rounds'.")
         var rounds = 1
 
+        @Flag(help: "Also run ExOS's steps in this process against a daemon (xok daemon) on an image of its own, and compare.")
+        var xokd = false
+
         func validate() throws {
             guard (1...99).contains(rounds) else { throw ValidationError("--rounds takes 1 to 99") }
         }
@@ -43,7 +46,7 @@ struct Bench: ParsableCommand {
             FileHandle.standardError.write(Data("warning: a debug build; measure with `swift run -c release xok bench fs`\n".utf8))
             #endif
             let terminal = isatty(2) == 1
-            let (steps, settled) = try FSBenchmark.run(tree: tree, work: work, rounds: rounds) { line in
+            let (steps, settled) = try FSBenchmark.run(tree: tree, work: work, rounds: rounds, xokd: xokd ? IPCBenchmark.executablePath() : nil) { line in
                 if terminal { FileHandle.standardError.write(Data(("\r\u{1b}[K" + line).utf8)) }
             }
             if terminal { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }

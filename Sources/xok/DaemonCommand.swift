@@ -29,11 +29,18 @@ struct DaemonCommand: ParsableCommand {
     @Option(name: .long, help: "The socket to listen on (default: the image's path with .xokd appended).")
     var socket: String?
 
+    @Option(name: .long, help: "Each environment's quota: this fraction (1/N) of the machine's frames and disk.")
+    var parts = 8
+
+    func validate() throws {
+        guard (1...1024).contains(parts) else { throw ValidationError("--parts takes 1 to 1024") }
+    }
+
     func run() throws {
         let path = socket ?? image + ".xokd"
         let daemon: Xokd
         do {
-            daemon = try Xokd(image: image, socket: path) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+            daemon = try Xokd(image: image, socket: path, parts: parts) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
         } catch {
             fail("xok daemon: \(error)", code: 1)
         }
