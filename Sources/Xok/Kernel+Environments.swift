@@ -183,6 +183,7 @@ extension Kernel {
     /// quota goes back to it. Dirty blocks handed to XN stay cached for any flusher.
     public func kill(_ id: EnvironmentID) {
         guard let index = environmentIndex(id) else { return }
+        noteFrameChanges()
         for child in liveRecords.filter({ $0.parent == id }).map(\.id).sorted() { kill(child) }
         let record = environments[index]!
         for frame in record.bindings.keys.sorted() {

@@ -75,6 +75,14 @@ extension Kernel {
         exposed.storeBytes(of: generation.littleEndian, toByteOffset: ExposedState.generationOffset, as: UInt64.self)
     }
 
+    /// Moves the exposed count of frame changes (`ExposedState.frameChangesOffset`):
+    /// before any call that may change a frame's bytes or bindings, and when an
+    /// environment dies. A plain word outside the seqlock: readers compare it, whole.
+    func noteFrameChanges() {
+        frameChanges &+= 1
+        exposed.storeBytes(of: frameChanges.littleEndian, toByteOffset: ExposedState.frameChangesOffset, as: UInt64.self)
+    }
+
     /// Republishes the registry entries of `blocks`: first every entry that went away or
     /// moved to another frame is removed (while the pages still match the index), then
     /// every cached one is written at its frame's entry and in the index.

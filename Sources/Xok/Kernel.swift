@@ -42,6 +42,8 @@ public final class Kernel<H: Host> {
     let layout: ExposedState.Layout
     let exposed: UnsafeMutableRawBufferPointer
     var generation: UInt64 = 0
+    /// See `noteFrameChanges`.
+    var frameChanges: UInt64 = 0
     /// The frame the exposed registry shows each cached block in.
     var published: [BlockNumber: FrameNumber] = [:]
     /// Environment table entries to republish.
@@ -86,6 +88,9 @@ public final class Kernel<H: Host> {
     public func handle(_ request: KernelRequest, from caller: EnvironmentID) throws(KernelError) -> KernelReply {
         guard environmentIndex(caller) != nil else { throw .noSuchEnvironment }
         let reply = try dispatch(request, from: caller)
+        // After the change (a refused call changes nothing): a reader that saw the old
+        // count before loading a page drops that page at its next look.
+        if !request.leavesFramesAlone { noteFrameChanges() }
         publish()
         return reply
     }

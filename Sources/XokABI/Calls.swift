@@ -224,6 +224,19 @@ public struct XNRoot: Hashable, Sendable {
 }
 
 /// What a call returns.
+extension KernelRequest {
+    /// Whether the call can change no frame's bytes and no binding (it reads, or works on
+    /// regions, which are not frames), so a library OS's copies of frames it read stay true
+    /// (`ExposedState.frameChangesOffset`).
+    public var leavesFramesAlone: Bool {
+        switch self {
+        case .frameLoad, .xnLookupType, .xnLookupRoot, .xnFindFree, .upcallNext, .regionCreate, .regionRead, .regionWrite, .regionDestroy:
+            return true
+        default: return false
+        }
+    }
+}
+
 public enum KernelReply: Hashable, Sendable {
     case done
     case slot(CapabilitySlot)

@@ -53,6 +53,10 @@ public struct ExposedState: Sendable {
     public static let diskFreeOffset = 88
     public static let cachedBlocksOffset = 96
     public static let dirtyBlocksOffset = 100
+    /// A count the kernel moves before every call that may change some frame's bytes or
+    /// who may read them (every call but the pure reads). A library OS that reads frames
+    /// by call (ChannelPort) may keep what it read while this count stays the same.
+    public static let frameChangesOffset = 104
     public static let headerBytes = KernelLimits.pageBytes
     public static let environmentEntryBytes = 16
     public static let registryEntryBytes = 32
@@ -114,6 +118,7 @@ public struct ExposedState: Sendable {
     public var diskFreeBlocks: UInt64 { u64(at: Self.diskFreeOffset) }
     public var cachedBlocks: Int { Int(u32(at: Self.cachedBlocksOffset)) }
     public var dirtyBlocks: Int { Int(u32(at: Self.dirtyBlocksOffset)) }
+    public var frameChanges: UInt64 { u64(at: Self.frameChangesOffset) }
 
     /// The owner of each slice, nil where free.
     public var sliceOwners: [EnvironmentID?] {

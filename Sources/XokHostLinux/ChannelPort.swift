@@ -28,16 +28,46 @@ public final class ChannelPort: KernelPort {
         exposed.consistent { exposed.registry(block: block) }
     }
 
+    /// Whole pages this port loaded, good while the kernel's count of frame changes stays
+    /// at `pagesChanges`: C-FFS reads a block a few bytes at a time (entries, inode fields),
+    /// and a call for each would cost more than the work. A page is fetched whole at the
+    /// second read of it with no change between; the first fetches only what it asks, since
+    /// a writer's reads are mostly single ones between changes.
+    private var pages: [FrameNumber: [UInt8]] = [:]
+    private var pagesChanges: UInt64 = 0
+    private var lastMiss: FrameNumber?
+    /// Pages kept at most; past that the copies start again.
+    static let pagesKept = 1024
+
     public func load(_ frame: FrameNumber, offset: Int, count: Int) throws(KernelError) -> [UInt8] {
-        guard let offset = UInt16(exactly: offset), let count = UInt16(exactly: count) else { throw .notMapped }
-        guard case .bytes(let bytes) = try perform(.frameLoad(frame, offset: offset, count: count)), bytes.count == Int(count) else {
+        guard offset >= 0, count >= 0, count <= KernelLimits.pageBytes - offset else { throw .notMapped }
+        // The count is read before the page is, so a change after it shows next time.
+        let changes = exposed.frameChanges
+        if changes != pagesChanges {
+            if !pages.isEmpty { pages.removeAll(keepingCapacity: true) }
+            pagesChanges = changes
+            lastMiss = nil
+        }
+        if let page = pages[frame] { return Array(page[offset..<offset + count]) }
+        guard lastMiss == frame else {
+            lastMiss = frame
+            guard case .bytes(let bytes) = try perform(.frameLoad(frame, offset: UInt16(offset), count: UInt16(count))), bytes.count == count else {
+                throw .badRequest
+            }
+            return bytes
+        }
+        let size = UInt16(KernelLimits.pageBytes)
+        guard case .bytes(let page) = try perform(.frameLoad(frame, offset: 0, count: size)), page.count == Int(size) else {
             throw .badRequest
         }
-        return bytes
+        if pages.count >= Self.pagesKept { pages.removeAll(keepingCapacity: true) }
+        pages[frame] = page
+        return Array(page[offset..<offset + count])
     }
 
     public func store(_ bytes: [UInt8], into frame: FrameNumber, offset: Int) throws(KernelError) {
         guard let offset = UInt16(exactly: offset), bytes.count <= KernelLimits.pageBytes else { throw .notMapped }
+        pages[frame] = nil
         guard case .done = try perform(.frameStore(frame, offset: offset, bytes: bytes)) else { throw .badRequest }
     }
 }

@@ -52,6 +52,11 @@ public final class MappedExposedState: ExposedBytes {
         UInt64(littleEndian: xok_load_acquire_u64((base + ExposedState.generationOffset).assumingMemoryBound(to: UInt64.self)))
     }
 
+    /// The kernel's count of frame changes, read with acquire ordering.
+    public var frameChanges: UInt64 {
+        UInt64(littleEndian: xok_load_acquire_u64((base + ExposedState.frameChangesOffset).assumingMemoryBound(to: UInt64.self)))
+    }
+
     /// What `read` makes of the pages, read again until the generation was the same even
     /// number before and after (the kernel finishes a publish in microseconds).
     public func consistent<T>(_ read: () -> T) -> T {

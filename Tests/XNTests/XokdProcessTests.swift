@@ -47,6 +47,12 @@ import Testing
         #expect(reader.output.hasPrefix("file 7\n"))
         #expect(reader.output.contains("f19"))
 
+        // `xok top` reads the daemon's exposed state as an environment of its own.
+        let top = try Self.xok(["top", "--once", "--image", image])
+        #expect(top.status == 0, "\(top.output)")
+        #expect(top.output.contains("disk:   1048576 blocks"), "\(top.output)")
+        #expect(top.output.split(separator: "\n").contains { $0.contains(" *") && $0.hasSuffix("0") }, "\(top.output)")
+
         // A shell killed in the middle of an import: the daemon goes on.
         let victim = Process()
         victim.executableURL = try xokExecutable()
