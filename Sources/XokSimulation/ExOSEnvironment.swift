@@ -25,9 +25,11 @@ public enum ExOSSlot {
 
 public enum ExOSEnvironment {
     /// A new environment, child of init, acting as `uid` in groups `gid` and `groups`,
-    /// and its C-FFS identity. With `admin`, it may install types and create roots.
+    /// and its C-FFS identity. With `admin`, it may install types and create roots. With
+    /// `mayCreate`, the slot after its groups' holds the right to create environments
+    /// (write and grant on the environments' system name), each out of its own quota.
     public static func make<H: Host>(_ kernel: Kernel<H>, uid: UInt32, gid: UInt32, groups: [UInt32] = [], quota: Quota,
-                                     admin: Bool = false) throws(KernelError) -> (port: LocalPort<H>, identity: CFFSIdentity) {
+                                     admin: Bool = false, mayCreate: Bool = false) throws(KernelError) -> (port: LocalPort<H>, identity: CFFSIdentity) {
         let root = LocalPort(kernel: kernel, environment: kernel.initEnvironment)
         let all = CapabilitySlot(0)
         var grants: [CapabilitySlot] = []
@@ -45,6 +47,7 @@ public enum ExOSEnvironment {
             grants.append(try root.derive(all, appending: CFFSNames.group(group, member: uid), rights: .all))
             groupSlots[group] = CapabilitySlot(ExOSSlot.firstGroup + i)
         }
+        if mayCreate { grants.append(try root.derive(all, appending: [SystemACLs.environmentsName], rights: [.write, .grant])) }
         let acl = try AccessControlList([try Capability(name: user, rights: .write)])
         let id = try root.createEnvironment(credential: all, acl: acl, grants: grants, quota: quota)
         let identity = try CFFSIdentity(uid: uid, gid: gid, userSlot: ExOSSlot.user, groupSlots: groupSlots,

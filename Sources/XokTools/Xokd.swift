@@ -26,6 +26,15 @@ public final class Xokd: @unchecked Sendable {
     /// two descriptors.
     public static let hello: [UInt8] = Array("XOKD0001".utf8)
     static let welcomeMagic: UInt32 = 0x584F_4B57   // "XOKW"
+    /// The greeting of a process that claims a child its parent spawned, followed by the
+    /// token `spawn` gave the parent.
+    public static let adoptionHello: [UInt8] = Array("XOKD0002".utf8)
+    static let tokenBytes = 16
+    /// The answers to a spawn request.
+    static let spawned = Array("XOKT".utf8), refused = Array("XOKN".utf8)
+    /// The slot of a daemon environment's right to create environments: after its one
+    /// group's.
+    public static let environmentsSlot = CapabilitySlot(ExOSSlot.firstGroup + 1)
     /// How long a new connection has to say hello.
     public static let helloSeconds = 2
 
@@ -37,6 +46,8 @@ public final class Xokd: @unchecked Sendable {
     public let socketPath: String
     private let stopping = Flag()
     private let clients = Counter()
+    /// Children made by `spawn` and not yet claimed, by token (under `lock`).
+    private var adoptions: [[UInt8]: Adoption] = [:]
 
     /// Each environment's quota: this fraction of the machine's frames and disk.
     let parts: Int
@@ -121,7 +132,8 @@ public final class Xokd: @unchecked Sendable {
     /// Asks `run` to end (from a signal handler's flag or another thread).
     public func stop() { stopping.set() }
 
-    /// One client, from handshake to death.
+    /// One client, from handshake to death: a new environment for its user, or (with an
+    /// adoption token) the child environment a parent made for it.
     func serveClient(_ client: Int32) {
         var uid: UInt32 = 0, gid: UInt32 = 0, pid: Int32 = 0
         guard xok_peer_credentials(client, &uid, &gid, &pid) == 0 else { return }
@@ -129,19 +141,28 @@ public final class Xokd: @unchecked Sendable {
         var patience = timeval(tv_sec: Self.helloSeconds, tv_usec: 0)
         guard setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &patience, socklen_t(MemoryLayout<timeval>.size)) == 0 else { return }
         var greeting = [UInt8](repeating: 0, count: 64)
-        guard recv(client, &greeting, greeting.count, 0) == Self.hello.count, Array(greeting.prefix(Self.hello.count)) == Self.hello else { return }
-        let made: (port: LocalPort<LinuxHost>, identity: CFFSIdentity)
-        let channel: CallChannel
-        do {
-            made = try lock.withLock { () throws -> (port: LocalPort<LinuxHost>, identity: CFFSIdentity) in
-                try ExOSEnvironment.make(kernel, uid: uid, gid: gid, quota: ExOSEnvironment.share(of: kernel, parts: parts))
-            }
-            channel = try CallChannel.create()
-        } catch {
+        let said = recv(client, &greeting, greeting.count, 0)
+        let environment: EnvironmentID
+        if said == Self.hello.count, Array(greeting.prefix(Self.hello.count)) == Self.hello {
+            do {
+                environment = try lock.withLock { () throws(KernelError) -> EnvironmentID in
+                    try ExOSEnvironment.make(kernel, uid: uid, gid: gid, quota: share(), mayCreate: true).port.environment
+                }
+            } catch { return }
+        } else if said == Self.adoptionHello.count + Self.tokenBytes, Array(greeting.prefix(Self.adoptionHello.count)) == Self.adoptionHello {
+            // The token names a child some environment of this same user made; it is good once.
+            let token = Array(greeting[Self.adoptionHello.count..<Self.adoptionHello.count + Self.tokenBytes])
+            guard let adopted = lock.withLock({ () -> EnvironmentID? in
+                guard let child = adoptions.removeValue(forKey: token), child.uid == uid, kernel.quota(of: child.environment) != nil else { return nil }
+                (uid, gid) = (child.uid, child.gid)
+                return child.environment
+            }) else { return }
+            environment = adopted
+        } else {
             return
         }
-        let environment = made.port.environment
         defer { reclaim(environment) }
+        guard let channel = try? CallChannel.create() else { return }
         let welcome = Welcome(environment: environment, uid: uid, gid: gid)
         let fds = [channel.fd, host.exposedMemory.fd]
         guard welcome.encoded.withUnsafeBytes({ xok_send_with_fds(client, $0.baseAddress, UInt($0.count), fds, 2) }) == Welcome.bytes else { return }
@@ -149,24 +170,103 @@ public final class Xokd: @unchecked Sendable {
             lock.lock()
             defer { lock.unlock() }
             return try kernel.handle(request, from: environment)
-        }, while: { !stopping.isSet && Self.connected(client) })
+        }, while: { !stopping.isSet && attend(client, environment, uid: uid, gid: gid) })
     }
 
-    /// Whether the other end still has the connection open.
-    static func connected(_ client: Int32) -> Bool {
+    /// A new environment's quota: 1/`parts` of what init has left, and room for up to
+    /// `childrenMax` descendants (`xok run`), which take their shares out of it.
+    func share() -> Quota {
+        var quota = ExOSEnvironment.share(of: kernel, parts: parts)
+        if let (total, used) = kernel.quota(of: kernel.initEnvironment), let left = total.subtracting(used) {
+            quota.environments = min(Self.childrenMax, left.environments / UInt32(parts))
+        }
+        return quota
+    }
+
+    /// Descendants one connecting process may have alive at once.
+    public static let childrenMax: UInt32 = 16
+
+    /// Looks at a client's socket between calls: false when it closed or sent something
+    /// that is not a request to spawn a child (the connection then ends); a spawn request
+    /// is answered.
+    func attend(_ client: Int32, _ environment: EnvironmentID, uid: UInt32, gid: UInt32) -> Bool {
         var state = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
         guard poll(&state, 1, 0) >= 0 else { return false }
         if state.revents & Int16(POLLHUP | POLLERR) != 0 { return false }
-        if state.revents & Int16(POLLIN) != 0 {
-            var byte: UInt8 = 0
-            return recv(client, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT)) > 0
+        guard state.revents & Int16(POLLIN) != 0 else { return true }
+        var message = [UInt8](repeating: 0, count: 256)
+        let n = recv(client, &message, message.count, Int32(MSG_DONTWAIT))
+        guard n > 0, let request = SpawnRequest(decoding: Array(message.prefix(n))) else { return false }
+        let answer = spawn(request, for: environment, uid: uid, gid: gid)
+        return answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == answer.count
+    }
+
+    /// Makes a child of `parent`, as `parent` (the kernel checks its credential and every
+    /// grant), with half of what `parent` has left, and a token its process can claim
+    /// it with. The answer is `spawned`, the child and the token, or an encoded error.
+    func spawn(_ request: SpawnRequest, for parent: EnvironmentID, uid: UInt32, gid: UInt32) -> [UInt8] {
+        lock.withLock {
+            do throws(KernelError) {
+                guard let (quota, used) = kernel.quota(of: parent), let unused = quota.subtracting(used) else { throw .noSuchEnvironment }
+                let half = Quota(environments: unused.environments / 2, frames: unused.frames / 2, regions: unused.regions / 2,
+                                 slices: unused.slices / 2, messages: unused.messages / 2, blocks: unused.blocks / 2,
+                                 catalogueEntries: unused.catalogueEntries / 2)
+                let user = uid == 0 ? CFFSNames.superuser : CFFSNames.user(uid)
+                let acl = try AccessControlList([try Capability(name: user, rights: .write)])
+                let child = try LocalPort(kernel: kernel, environment: parent)
+                    .createEnvironment(credential: request.credential, acl: acl, grants: request.grants, quota: half)
+                var token = [UInt8](repeating: 0, count: Self.tokenBytes)
+                var random = SystemRandomNumberGenerator()
+                for i in token.indices { token[i] = UInt8.random(in: 0...255, using: &random) }
+                adoptions[token] = Adoption(environment: child, uid: uid, gid: gid)
+                var answer = Self.spawned
+                withUnsafeBytes(of: child.rawValue.littleEndian) { answer += $0 }
+                return answer + token
+            } catch {
+                return Self.refused + KernelReply.encode(.failure(error))
+            }
         }
-        return true
+    }
+
+    /// A parent's request to spawn a child: the credential to create it with and the
+    /// parent's slots to grant it, in the child's slot order.
+    public struct SpawnRequest: Equatable, Sendable {
+        public var credential: CapabilitySlot
+        public var grants: [CapabilitySlot]
+        static let magic = Array("XOKS".utf8)
+
+        public init(credential: CapabilitySlot, grants: [CapabilitySlot]) {
+            self.credential = credential
+            self.grants = grants
+        }
+
+        var encoded: [UInt8] {
+            var bytes = Self.magic
+            for slot in [credential] + grants { withUnsafeBytes(of: slot.rawValue.littleEndian) { bytes += $0 } }
+            return bytes
+        }
+
+        /// Nil unless it is the magic and a whole number of slots (at least the credential,
+        /// at most `KernelLimits.capabilitySlots` grants).
+        init?(decoding bytes: [UInt8]) {
+            guard bytes.count >= 6, Array(bytes.prefix(4)) == Self.magic, (bytes.count - 4) % 2 == 0 else { return nil }
+            let slots = stride(from: 4, to: bytes.count, by: 2).map { CapabilitySlot(rawValue: UInt16(bytes[$0]) | UInt16(bytes[$0 + 1]) << 8) }
+            guard slots.count - 1 <= KernelLimits.capabilitySlots else { return nil }
+            self.init(credential: slots[0], grants: Array(slots.dropFirst()))
+        }
+    }
+
+    /// A child waiting for its process.
+    struct Adoption {
+        var environment: EnvironmentID
+        var uid: UInt32
+        var gid: UInt32
     }
 
     /// Ends a dead environment and writes back every dirty block it handed to XN.
     func reclaim(_ environment: EnvironmentID) {
         lock.withLock {
+            defer { adoptions = adoptions.filter { kernel.quota(of: $0.value.environment) != nil } }
             do { try kernel.killWritingBack(environment) } catch {
                 FileHandle.standardError.write(Data("xokd: environment \(environment.rawValue) died; writing back what it left failed: \(error); it stays cached for the next writeback\n".utf8))
             }
@@ -209,20 +309,46 @@ public final class Xokd: @unchecked Sendable {
         public let port: ChannelPort
         public let identity: CFFSIdentity
         public let welcome: Welcome
+        /// The daemon's socket.
+        public let path: String
         private let socket: Int32
 
-        init(port: ChannelPort, identity: CFFSIdentity, welcome: Welcome, socket: Int32) {
+        init(port: ChannelPort, identity: CFFSIdentity, welcome: Welcome, path: String, socket: Int32) {
             self.port = port
             self.identity = identity
             self.welcome = welcome
+            self.path = path
             self.socket = socket
         }
 
         deinit { close(socket) }
+
+        /// Has the daemon make a child of this environment, created with `credential` and
+        /// given `grants` (this environment's slots, in the child's order) and half of what
+        /// this one has left. Returns the child and the token its process connects with.
+        public func spawnChild(credential: CapabilitySlot, grants: [CapabilitySlot]) throws -> (environment: EnvironmentID, token: [UInt8]) {
+            let request = SpawnRequest(credential: credential, grants: grants).encoded
+            guard request.withUnsafeBytes({ send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else {
+                throw SessionError("xokd: the daemon hung up")
+            }
+            var patience = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &patience, socklen_t(MemoryLayout<timeval>.size))
+            var answer = [UInt8](repeating: 0, count: 256)
+            let n = recv(socket, &answer, answer.count, 0)
+            guard n >= 4 else { throw SessionError("xokd: no answer to the spawn request") }
+            let reply = Array(answer.prefix(n))
+            if Array(reply.prefix(4)) == Xokd.refused {
+                do { _ = try KernelReply(decoding: Array(reply.dropFirst(4))) } catch { throw SessionError("xokd: cannot spawn a child: \(error)") }
+            }
+            guard Array(reply.prefix(4)) == Xokd.spawned, n == 8 + Xokd.tokenBytes else { throw SessionError("xokd: a garbled answer to the spawn request") }
+            let id = UInt32(reply[4]) | UInt32(reply[5]) << 8 | UInt32(reply[6]) << 16 | UInt32(reply[7]) << 24
+            return (EnvironmentID(rawValue: id), Array(reply[8...]))
+        }
     }
 
-    /// Connects to the daemon listening on `socket`.
-    public static func connect(_ path: String) throws -> Connection {
+    /// Connects to the daemon listening on `socket`: a new environment for this process's
+    /// user, or, with `token`, the child a parent spawned for this process.
+    public static func connect(_ path: String, token: [UInt8]? = nil) throws -> Connection {
         let fd = Glibc.socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SessionError("xokd: socket: \(String(cString: strerror(errno)))") }
         var address = try unixAddress(path)
@@ -234,7 +360,8 @@ public final class Xokd: @unchecked Sendable {
             close(fd)
             throw SessionError("xokd: cannot connect to \(path): \(why)")
         }
-        guard send(fd, hello, hello.count, Int32(MSG_NOSIGNAL)) == hello.count else {
+        let greeting = token.map { adoptionHello + $0 } ?? hello
+        guard send(fd, greeting, greeting.count, Int32(MSG_NOSIGNAL)) == greeting.count else {
             close(fd)
             throw SessionError("xokd: the daemon at \(path) hung up")
         }
@@ -245,7 +372,8 @@ public final class Xokd: @unchecked Sendable {
         guard n == Welcome.bytes, count == 2, let welcome = Welcome(decoding: Array(reply.prefix(Welcome.bytes))) else {
             for f in fds.prefix(Int(max(0, count))) { close(f) }
             close(fd)
-            throw SessionError("xokd: the daemon at \(path) sent no welcome")
+            throw SessionError(token == nil ? "xokd: the daemon at \(path) sent no welcome"
+                                            : "xokd: the daemon at \(path) refused the token (claimed already, its parent gone, or another user's)")
         }
         do {
             let port = ChannelPort(environment: welcome.environment, channel: try CallChannel.attach(fd: fds[0]),
@@ -253,11 +381,23 @@ public final class Xokd: @unchecked Sendable {
             let identity = try CFFSIdentity(uid: welcome.uid, gid: welcome.gid, userSlot: ExOSSlot.user,
                                             groupSlots: [welcome.gid: CapabilitySlot(ExOSSlot.firstGroup)],
                                             mountSlot: ExOSSlot.mount, frameSlot: ExOSSlot.frames)
-            return Connection(port: port, identity: identity, welcome: welcome, socket: fd)
+            return Connection(port: port, identity: identity, welcome: welcome, path: path, socket: fd)
         } catch {
             close(fd)
             throw SessionError("xokd: \(error)")
         }
+    }
+
+    /// The environment a parent left this process (`xok run`): the daemon's socket and a
+    /// token in XOK_DAEMON and XOK_TOKEN, taken out of the environment so that nothing
+    /// this process starts tries the spent token. Nil when there is none.
+    public static func inherited() throws -> Connection? {
+        guard let path = ProcessInfo.processInfo.environment["XOK_DAEMON"], let text = ProcessInfo.processInfo.environment["XOK_TOKEN"] else { return nil }
+        unsetenv("XOK_TOKEN")
+        unsetenv("XOK_DAEMON")
+        unsetenv("XOK_ENVIRONMENT")
+        guard let token = try? Hex.bytes(text), token.count == tokenBytes else { throw SessionError("xokd: XOK_TOKEN is not a token") }
+        return try connect(path, token: token)
     }
 
     /// ExOS for a connection: C-FFS mounted through its port.

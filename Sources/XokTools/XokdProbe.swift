@@ -5,7 +5,8 @@
 // writing, resizing or resealing the pages it was given; calls that are garbage, that
 // claim impossible lengths or that scribble over the channel's control words; opening
 // other environments' channels through /proc; loading, storing and mapping frames it was
-// never given; writing other environments' blocks; destroying other environments; and
+// never given; writing other environments' blocks; destroying other environments;
+// claiming children with forged tokens or spawning them with rights it lacks; and
 // vanishing in the middle of a call. Each attempt must end in an error or a hang-up,
 // and the daemon must go on answering afterwards.
 //
@@ -186,6 +187,35 @@ public struct XokdProbe {
                  opened == 0 ? "\(folder) is closed to this process" : "opened \(opened) of the daemon's descriptors" + (getuid() == 0 ? " (as root, which may)" : ""), report)
         }
 
+        // Spawning and claiming children (`xok run`).
+        if let fd = Self.connect(socketPath) {
+            var random = SystemRandomNumberGenerator()
+            let token = (0..<Xokd.tokenBytes).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let forged = Xokd.adoptionHello + token
+            _ = forged.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let closed = Self.hangsUp(fd, within: 3)
+            close(fd)
+            note("claiming a child with a forged token", held: closed, closed ? "the daemon hung up" : "the daemon kept the connection open", report)
+        }
+        withSession { session in
+            // Grants it does not hold, a slot past the end, and a credential that is not the
+            // right to create environments.
+            let asks = [Xokd.SpawnRequest(credential: Xokd.environmentsSlot, grants: [CapabilitySlot(rawValue: 31)]),
+                        Xokd.SpawnRequest(credential: Xokd.environmentsSlot, grants: [CapabilitySlot(rawValue: UInt16.max)]),
+                        Xokd.SpawnRequest(credential: CapabilitySlot(rawValue: 0), grants: [])]
+            var refused = 0
+            for ask in asks {
+                if let answer = session.ask(ask.encoded), Array(answer.prefix(4)) == Xokd.refused { refused += 1 }
+            }
+            note("spawning a child with rights it does not hold", held: refused == asks.count, "\(refused) of \(asks.count) refused", report)
+        }
+        withSession { session in
+            let garbage = Array("XOKSgarbage".utf8)
+            _ = garbage.withUnsafeBytes { send(session.socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let closed = XokdProbe.hangsUp(session.socket, within: 3)
+            note("garbage on the socket after the handshake", held: closed, closed ? "the daemon hung up" : "the daemon kept the connection open", report)
+        }
+
         // Vanishing: a request published, then everything closed at once.
         withSession { $0.publishAndLeave(KernelRequest.upcallNext.encoded) }
         usleep(300_000)
@@ -312,6 +342,16 @@ public struct XokdProbe {
             let offset = offsets[Int.random(in: 0..<offsets.count, using: &random)]
             xok_store_release(word(offset), UInt32.random(in: 0...UInt32.max, using: &random))
             _ = xok_futex_wake(word(offset), 1)
+        }
+
+        /// Sends `message` on the socket and waits up to three seconds for the answer.
+        func ask(_ message: [UInt8]) -> [UInt8]? {
+            guard message.withUnsafeBytes({ send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == message.count else { return nil }
+            var patience = timeval(tv_sec: 3, tv_usec: 0)
+            setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &patience, socklen_t(MemoryLayout<timeval>.size))
+            var answer = [UInt8](repeating: 0, count: 256)
+            let n = recv(socket, &answer, answer.count, 0)
+            return n > 0 ? Array(answer.prefix(n)) : nil
         }
 
         /// Publishes a request and leaves without waiting for the reply.

@@ -39,9 +39,12 @@ struct ShellCommand: ParsableCommand {
             }
             (uid, gid) = (u, g)
         }
-        // A daemon serving the image takes the calls; otherwise the kernel boots here.
+        // The environment a parent `xok run` left, or a daemon serving the image takes the
+        // calls; otherwise the kernel boots here.
+        let inherited: Xokd.Connection?
+        do { inherited = try Xokd.inherited() } catch { fail("xok: \(error)", code: 1) }
         let socket = image + ".xokd"
-        if access(socket, F_OK) == 0, let connection = try? Xokd.connect(socket) {
+        if let connection = inherited ?? (access(socket, F_OK) == 0 ? try? Xokd.connect(socket) : nil) {
             guard user == nil else { fail("xok: --user: xokd serves \(image) and takes the user from Linux", code: 1) }
             let os: ExOS<ChannelPort>
             do { os = try Xokd.exos(connection) } catch { fail("xok: \(image) through xokd: \(error)", code: 1) }

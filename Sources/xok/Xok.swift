@@ -12,7 +12,7 @@ struct Xok: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xok",
         abstract: "The Xok/ExOS exokernel: an ExOS shell on a C-FFS disk image, and the project's tools.",
-        subcommands: [ShellCommand.self, DaemonCommand.self, ProbeCommand.self, TopCommand.self, BPFCommand.self, Mkfs.self, Fsck.self, Sim.self, Bench.self],
+        subcommands: [ShellCommand.self, DaemonCommand.self, RunCommand.self, ProbeCommand.self, TopCommand.self, BPFCommand.self, Mkfs.self, Fsck.self, Sim.self, Bench.self],
         defaultSubcommand: ShellCommand.self)
 }
 

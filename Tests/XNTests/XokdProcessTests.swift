@@ -47,6 +47,27 @@ import Testing
         #expect(reader.output.hasPrefix("file 7\n"))
         #expect(reader.output.contains("f19"))
 
+        // `xok run`: a program as a child environment; it claims the child once, and
+        // its exit status comes back.
+        let xok = try xokExecutable().path
+        let child = try Self.xok(["run", "--image", image, "--", xok, "-c", "mkdir /child; cat /shared/t/f2; ls /"])
+        #expect(child.status == 0, "\(child.output)")
+        #expect(child.output.hasPrefix("file 2\n") && child.output.contains("child\n"), "\(child.output)")
+        let nested = try Self.xok(["run", "--image", image, "--", xok, "run", "--", xok, "-c", "ls /child"])
+        #expect(nested.status == 0, "\(nested.output)")
+        let status = try Self.xok(["run", "--image", image, "--", "/bin/sh", "-c", "exit 3"])
+        #expect(status.status == 3, "\(status.output)")
+        let twice = try Self.xok(["run", "--image", image, "--", "/bin/sh", "-c", "$0 -c 'ls /' && $0 -c 'ls /'", xok])
+        #expect(twice.status == 1 && twice.output.contains("refused the token"), "\(twice.output)")
+        if getuid() == 0 {
+            // Another user's process cannot claim the child, even with the token.
+            let copy = folder.appendingPathComponent("xok").path
+            try FileManager.default.copyItem(atPath: xok, toPath: copy)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder.path)
+            let stolen = try Self.xok(["run", "--image", image, "--", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", copy, "-c", "ls /"])
+            #expect(stolen.status == 1 && stolen.output.contains("refused the token"), "\(stolen.output)")
+        }
+
         // `xok top` reads the daemon's exposed state as an environment of its own.
         let top = try Self.xok(["top", "--once", "--image", image])
         #expect(top.status == 0, "\(top.output)")
@@ -139,7 +160,7 @@ import Testing
         probe.waitUntilExit()
         #expect(probe.terminationStatus == 0, "\(report)")
         let lines = report.split(separator: "\n")
-        #expect(lines.count == 15, "\(report)")
+        #expect(lines.count == 18, "\(report)")
         #expect(lines.allSatisfy { $0.hasPrefix("held") }, "\(report)")
         // The attacks on others' things had things to attack.
         let blocks = try #require(lines.first { $0.contains("other environments' cached blocks") })
