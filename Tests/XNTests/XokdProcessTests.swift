@@ -110,6 +110,20 @@ import Testing
         return folder
     }
 
+    /// A shell on `image` reading its commands from a pipe, a line at a time as they come;
+    /// its output and errors go to the other pipe.
+    static func shell(on image: String) throws -> (Process, input: Pipe, output: Pipe) {
+        let shell = Process()
+        shell.executableURL = try xokExecutable()
+        shell.arguments = ["--image", image]
+        let input = Pipe(), output = Pipe()
+        shell.standardInput = input
+        shell.standardOutput = output
+        shell.standardError = output
+        try shell.run()
+        return (shell, input, output)
+    }
+
     /// Two ExOS processes share an image through the daemon while a third, running as
     /// another user, attacks it (`xok probe`) in every way it knows: each attack must end
     /// in an error or a hang-up, the two lose nothing, and fsck is clean afterwards.
@@ -128,14 +142,7 @@ import Testing
         defer { if daemon.isRunning { daemon.interrupt() } }
 
         // The first honest process stays alive through the attack, its blocks cached.
-        let first = Process()
-        first.executableURL = try xokExecutable()
-        first.arguments = ["--image", image]
-        let input = Pipe(), output = Pipe()
-        first.standardInput = input
-        first.standardOutput = output
-        first.standardError = output
-        try first.run()
+        let (first, input, output) = try Self.shell(on: image)
         try input.fileHandleForWriting.write(contentsOf: Data("mkdir /home\nimport \(tree.path) /home/a\nchmod 700 /home/a\nls /home/a\n".utf8))
         var seen = ""
         for _ in 0..<200 where !seen.contains("f29") {
@@ -195,15 +202,8 @@ import Testing
         defer { if daemon.isRunning { daemon.interrupt() } }
 
         @Sendable func contents(_ k: Int) -> String { Array(repeating: "file \(k)", count: 600 + k % 7 * 150).joined(separator: " ") }
-        let victim = Process()
-        victim.executableURL = try xokExecutable()
-        victim.arguments = ["--image", image]
-        let input = Pipe(), output = Pipe()
-        victim.standardInput = input
-        victim.standardOutput = output
-        victim.standardError = FileHandle.nullDevice
         signal(SIGPIPE, SIG_IGN)
-        try victim.run()
+        let (victim, input, output) = try Self.shell(on: image)
         // Its commands, fed from a thread: the pipe fills long before the last.
         let writer = input.fileHandleForWriting
         let feeder = Thread {
