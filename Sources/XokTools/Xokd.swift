@@ -6,7 +6,8 @@
 // environment's calls are served on a thread of its own, one call at a time across the
 // kernel. When the connection closes, however the process ended, the environment is
 // killed (everything it held comes back) and the dirty blocks it handed to XN are
-// written.
+// written. Between calls the socket carries one more request, to spawn a child
+// environment (`xok run`), which the child's own process then claims with a token.
 
 import CLinux
 import Foundation
