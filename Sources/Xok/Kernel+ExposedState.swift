@@ -76,7 +76,7 @@ extension Kernel {
     }
 
     /// Moves the exposed count of frame changes (`ExposedState.frameChangesOffset`):
-    /// before any call that may change a frame's bytes or bindings, and when an
+    /// after any call that may have changed a frame's bytes or bindings, and when an
     /// environment dies. A plain word outside the seqlock: readers compare it, whole.
     func noteFrameChanges() {
         frameChanges &+= 1

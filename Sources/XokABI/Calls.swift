@@ -223,7 +223,6 @@ public struct XNRoot: Hashable, Sendable {
     }
 }
 
-/// What a call returns.
 extension KernelRequest {
     /// Whether the call can change no frame's bytes and no binding (it reads, or works on
     /// regions, which are not frames), so a library OS's copies of frames it read stay true
@@ -237,6 +236,7 @@ extension KernelRequest {
     }
 }
 
+/// What a call returns.
 public enum KernelReply: Hashable, Sendable {
     case done
     case slot(CapabilitySlot)

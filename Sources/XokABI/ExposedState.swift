@@ -53,9 +53,10 @@ public struct ExposedState: Sendable {
     public static let diskFreeOffset = 88
     public static let cachedBlocksOffset = 96
     public static let dirtyBlocksOffset = 100
-    /// A count the kernel moves before every call that may change some frame's bytes or
-    /// who may read them (every call but the pure reads). A library OS that reads frames
-    /// by call (ChannelPort) may keep what it read while this count stays the same.
+    /// A count the kernel moves after every successful call that may have changed some
+    /// frame's bytes or who may read them (all but `KernelRequest.leavesFramesAlone`), and
+    /// when an environment dies. A library OS that reads frames by call (ChannelPort) may
+    /// keep what it read while this count stays the same.
     public static let frameChangesOffset = 104
     public static let headerBytes = KernelLimits.pageBytes
     public static let environmentEntryBytes = 16
