@@ -137,7 +137,7 @@ public final class ExposedMemory {
         return UnsafeMutableRawBufferPointer(start: base, count: shared + scratch)
     }
 
-    public func owns(_ pages: UnsafeMutableRawBufferPointer) -> Bool { pages.baseAddress != nil && pages.baseAddress == reservation?.base }
+    func owns(_ pages: UnsafeMutableRawBufferPointer) -> Bool { pages.baseAddress != nil && pages.baseAddress == reservation?.base }
 }
 
 /// The Linux machine under the kernel.

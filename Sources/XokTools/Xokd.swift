@@ -38,6 +38,9 @@ public final class Xokd: @unchecked Sendable {
     public static let environmentsSlot = CapabilitySlot(ExOSSlot.firstGroup + 1)
     /// How long a new connection has to say hello.
     public static let helloSeconds = 2
+    /// Connections served at once, each with a thread of its own; one more is closed at
+    /// once, so a flood of connections cannot exhaust the daemon's threads.
+    public static let clientsMax = 256
 
     let kernel: Kernel<LinuxHost>
     let host: LinuxHost
@@ -115,6 +118,10 @@ public final class Xokd: @unchecked Sendable {
             guard poll(&ready, 1, 100) > 0 else { continue }
             let client = xok_accept(listener)
             guard client >= 0 else { continue }
+            guard clients.value < Self.clientsMax else {
+                close(client)
+                continue
+            }
             clients.add(1)
             let thread = Thread { [self] in
                 serveClient(client)
@@ -377,8 +384,12 @@ public final class Xokd: @unchecked Sendable {
                                             : "xokd: the daemon at \(path) refused the token (claimed already, its parent gone, or another user's)")
         }
         do {
-            let port = ChannelPort(environment: welcome.environment, channel: try CallChannel.attach(fd: fds[0]),
-                                   exposed: try MappedExposedState(fd: fds[1]))
+            let channel: CallChannel
+            do { channel = try CallChannel.attach(fd: fds[0]) } catch {
+                close(fds[1])
+                throw error
+            }
+            let port = ChannelPort(environment: welcome.environment, channel: channel, exposed: try MappedExposedState(fd: fds[1]))
             let identity = try CFFSIdentity(uid: welcome.uid, gid: welcome.gid, userSlot: ExOSSlot.user,
                                             groupSlots: [welcome.gid: CapabilitySlot(ExOSSlot.firstGroup)],
                                             mountSlot: ExOSSlot.mount, frameSlot: ExOSSlot.frames)

@@ -67,6 +67,26 @@ public struct XokdProbe {
                  "others were \(served ? "" : "not ")served meanwhile; it was \(closed ? "" : "not ")dropped", report)
         }
 
+        // More connections than the daemon serves at once: the one past the limit is
+        // closed at once, well before the silent ones time out, and once they are gone a
+        // new environment is served.
+        let floodStart = CallChannel.now()
+        var flood: [Int32] = []
+        for _ in 0...Xokd.clientsMax {
+            guard let fd = Self.connect(socketPath) else { break }
+            flood.append(fd)
+        }
+        usleep(200_000)
+        // Silent connections are dropped only after `helloSeconds`: one closed before
+        // that was refused.
+        let early = CallChannel.now() - floodStart < (Xokd.helloSeconds * 1_000 - 500) * 1_000_000
+        let refused = flood.filter { Self.hangsUp($0, within: 0) }.count
+        for fd in flood { close(fd) }
+        usleep(300_000)
+        let afterFlood = withSession { $0.call(KernelRequest.upcallNext.encoded) != nil } ?? false
+        note("a flood of connections", held: flood.count == Xokd.clientsMax + 1 && early && refused >= 1 && afterFlood,
+             "\(flood.count) opened, \(refused) closed at once\(early ? "" : " (too slow to tell)"); the daemon \(afterFlood ? "serves again" : "no longer serves")", report)
+
         // The pages it is given.
         var channelRefusals: [String] = []
         withSession { session in
@@ -244,18 +264,18 @@ public struct XokdProbe {
         return fd
     }
 
-    /// Whether the other end closes `fd` within `seconds`.
+    /// Whether the other end closes `fd` within `seconds` (0: has closed it already).
     static func hangsUp(_ fd: Int32, within seconds: Double) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
+        repeat {
             var state = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&state, 1, 50) >= 0 else { return true }
+            guard poll(&state, 1, seconds > 0 ? 50 : 0) >= 0 else { return true }
             if state.revents & Int16(POLLHUP | POLLERR) != 0 { return true }
             if state.revents & Int16(POLLIN) != 0 {
                 var byte = [UInt8](repeating: 0, count: 64)
                 if recv(fd, &byte, byte.count, Int32(MSG_DONTWAIT)) == 0 { return true }
             }
-        }
+        } while Date() < deadline
         return false
     }
 

@@ -23,11 +23,7 @@ struct DaemonCommand: ParsableCommand {
             writes everything back and stops.
             """)
 
-    @Option(name: .long, help: "The disk image.")
-    var image = "xok.img"
-
-    @Option(name: .long, help: "The socket to listen on (default: the image's path with .xokd appended).")
-    var socket: String?
+    @OptionGroup var address: DaemonAddress
 
     @Option(name: .long, help: "Each environment's quota: this fraction (1/N) of the machine's frames and disk.")
     var parts = 8
@@ -37,7 +33,7 @@ struct DaemonCommand: ParsableCommand {
     }
 
     func run() throws {
-        let path = socket ?? image + ".xokd"
+        let (image, path) = (address.image, address.path)
         let daemon: Xokd
         do {
             daemon = try Xokd(image: image, socket: path, parts: parts) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }

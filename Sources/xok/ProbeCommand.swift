@@ -19,18 +19,14 @@ struct ProbeCommand: ParsableCommand {
             ordinary user: root may legitimately reach much of this.
             """)
 
-    @Option(name: .long, help: "The disk image the daemon serves.")
-    var image = "xok.img"
-
-    @Option(name: .long, help: "The daemon's socket (default: the image's path with .xokd appended).")
-    var socket: String?
+    @OptionGroup var daemon: DaemonAddress
 
     func run() throws {
-        let findings = XokdProbe.run(socket: socket ?? image + ".xokd") { finding in
+        let findings = XokdProbe.run(socket: daemon.path) { finding in
             print("\(finding.held ? "held  " : "BROKEN") \(finding.attack): \(finding.detail)")
             fflush(nil)
         }
-        if findings.isEmpty { fail("xok probe: no daemon answers on \(socket ?? image + ".xokd")", code: 1) }
+        if findings.isEmpty { fail("xok probe: no daemon answers on \(daemon.path)", code: 1) }
         if findings.contains(where: { !$0.held }) { throw ExitCode(1) }
     }
 }

@@ -21,11 +21,7 @@ struct RunCommand: ParsableCommand {
             with this process, whichever goes first.
             """)
 
-    @Option(name: .long, help: "The disk image the daemon serves.")
-    var image = "xok.img"
-
-    @Option(name: .long, help: "The daemon's socket (default: the image's path with .xokd appended).")
-    var socket: String?
+    @OptionGroup var daemon: DaemonAddress
 
     @Argument(parsing: .captureForPassthrough, help: "The program and its arguments, after --.")
     var command: [String] = []
@@ -35,9 +31,9 @@ struct RunCommand: ParsableCommand {
         guard let name = program.first else { fail("xok run: give the program to run after --", code: 2) }
         let connection: Xokd.Connection
         do {
-            connection = try Xokd.inherited() ?? Xokd.connect(socket ?? image + ".xokd")
+            connection = try Xokd.inherited() ?? Xokd.connect(daemon.path)
         } catch {
-            fail("xok run: \(error) (xok run needs a daemon: xok daemon --image \(image))", code: 1)
+            fail("xok run: \(error) (xok run needs a daemon: xok daemon --image \(daemon.image))", code: 1)
         }
         // Everything this environment holds, in the same slots: C-FFS finds its identity
         // where it expects it, and the child may spawn children of its own.

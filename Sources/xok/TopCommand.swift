@@ -17,11 +17,7 @@ struct TopCommand: ParsableCommand {
             state from the pages the daemon shares read-only, as any library OS may. ^C leaves.
             """)
 
-    @Option(name: .long, help: "The disk image the daemon serves.")
-    var image = "xok.img"
-
-    @Option(name: .long, help: "The daemon's socket (default: the image's path with .xokd appended).")
-    var socket: String?
+    @OptionGroup var daemon: DaemonAddress
 
     @Option(name: .long, help: "Seconds between refreshes.")
     var interval = 1.0
@@ -34,7 +30,7 @@ struct TopCommand: ParsableCommand {
     }
 
     func run() throws {
-        let path = socket ?? image + ".xokd"
+        let path = daemon.path
         let connection: Xokd.Connection
         do { connection = try Xokd.connect(path) } catch { fail("xok top: \(error)", code: 1) }
         let clock = ContinuousClock()
