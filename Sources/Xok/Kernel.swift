@@ -254,8 +254,16 @@ public final class LocalPort<H: Host>: KernelPort {
         self.environment = environment
     }
 
+    /// The request and reply as encoded, reused call after call.
+    private var request = WireWriter(), reply = WireWriter()
+
     public func perform(_ request: KernelRequest) throws(KernelError) -> KernelReply {
-        try perform(raw: request.encoded)
+        request.encode(into: &self.request)
+        let result: Result<KernelReply, KernelError> = self.request.withUnsafeBytes { bytes in
+            do throws(KernelError) { return .success(try kernel.handle(try KernelRequest(decoding: bytes), from: environment)) } catch { return .failure(error) }
+        }
+        KernelReply.encode(result, into: &reply)
+        return try reply.withUnsafeBytes { (bytes) throws(KernelError) in try KernelReply(decoding: bytes) }
     }
 
     /// Sends raw bytes as a request (what a hostile library OS can do over a ring).

@@ -126,7 +126,15 @@ extension KernelRequest {
 
     /// The request on the wire.
     public var encoded: [UInt8] {
-        var p = WireWriter()
+        var w = WireWriter()
+        encode(into: &w)
+        return w.finish()
+    }
+
+    /// Appends the request's encoding to `p` (emptied first).
+    public func encode(into p: inout WireWriter) {
+        p.removeAll()
+        p.u16(kernelCallVersion); p.u16(call.rawValue); p.u32(0)
         switch self {
         case .capabilityDerive(let source, let appending, let rights):
             p.u16(source.rawValue); p.count16(appending.count); for c in appending { p.u64(c) }; p.u8(rights.rawValue)
@@ -178,15 +186,19 @@ extension KernelRequest {
         case .frameLoad(let frame, let offset, let count): p.u32(frame.rawValue); p.u16(offset); p.u16(count)
         case .frameStore(let frame, let offset, let bytes): p.u32(frame.rawValue); p.u16(offset); p.data(bytes)
         }
-        var w = WireWriter()
-        w.u16(kernelCallVersion); w.u16(call.rawValue); w.u32(UInt32(truncatingIfNeeded: p.bytes.count))
-        return w.bytes + p.bytes
+        p.patch32(UInt32(truncatingIfNeeded: p.count - 8), at: 4)
     }
 
     /// Decodes a request.
     /// - Throws: `badRequest` for another version, an unknown call, a length that does not
     ///   match, or any field out of its range.
     public init(decoding bytes: [UInt8]) throws(KernelError) {
+        self = try decodingInPlace(bytes) { (raw) throws(KernelError) in try KernelRequest(decoding: raw) }
+    }
+
+    /// Decodes a request from bytes lent in place (the caller has copied them where the
+    /// sender cannot change them).
+    public init(decoding bytes: UnsafeRawBufferPointer) throws(KernelError) {
         guard bytes.count <= KernelLimits.messageWireBytesMax else { throw .badRequest }
         var r = WireReader(bytes)
         guard try r.u16() == kernelCallVersion else { throw .badRequest }
@@ -261,10 +273,18 @@ extension KernelRequest {
 extension KernelReply {
     /// A reply on the wire: success with its payload, or an error code.
     public static func encode(_ result: Result<KernelReply, KernelError>) -> [UInt8] {
-        var p = WireWriter()
-        var status: UInt16 = 0
+        var w = WireWriter()
+        encode(result, into: &w)
+        return w.finish()
+    }
+
+    /// Writes the encoding of `result` into `p` (emptied first).
+    public static func encode(_ result: Result<KernelReply, KernelError>, into p: inout WireWriter) {
+        p.removeAll()
+        let status: UInt16 = if case .failure(let error) = result { error.rawValue } else { 0 }
+        p.u16(kernelCallVersion); p.u16(status); p.u32(0)
         switch result {
-        case .failure(let error): status = error.rawValue
+        case .failure: break
         case .success(let reply):
             switch reply {
             case .done: p.u8(0)
@@ -290,14 +310,17 @@ extension KernelReply {
             case .frames(let frames): p.u8(10); p.count16(frames.count); for f in frames { p.u32(f.rawValue) }
             }
         }
-        var w = WireWriter()
-        w.u16(kernelCallVersion); w.u16(status); w.u32(UInt32(truncatingIfNeeded: p.bytes.count))
-        return w.bytes + p.bytes
+        p.patch32(UInt32(truncatingIfNeeded: p.count - 8), at: 4)
     }
 
     /// Decodes a reply: the result, or the error the kernel returned.
     /// - Throws: the kernel's `KernelError`, or `badRequest` when the bytes do not decode.
     public init(decoding bytes: [UInt8]) throws(KernelError) {
+        self = try decodingInPlace(bytes) { (raw) throws(KernelError) in try KernelReply(decoding: raw) }
+    }
+
+    /// Decodes a reply from bytes lent in place.
+    public init(decoding bytes: UnsafeRawBufferPointer) throws(KernelError) {
         var r = WireReader(bytes)
         guard try r.u16() == kernelCallVersion else { throw .badRequest }
         let status = try r.u16()
@@ -329,4 +352,12 @@ extension KernelReply {
         }
         guard r.atEnd else { throw .badRequest }
     }
+}
+
+/// `body` over `bytes` in place, its error kept typed.
+private func decodingInPlace<T>(_ bytes: [UInt8], _ body: (UnsafeRawBufferPointer) throws(KernelError) -> T) throws(KernelError) -> T {
+    let result = bytes.withUnsafeBytes { raw -> Result<T, KernelError> in
+        do throws(KernelError) { return .success(try body(raw)) } catch { return .failure(error) }
+    }
+    return try result.get()
 }

@@ -272,19 +272,67 @@ public enum Upcall: Hashable, Sendable {
 
 // MARK: - Wire encoding
 
-/// Appends little-endian fields.
+/// Appends little-endian fields. Its storage only grows, so one writer reused for every
+/// call (`removeAll`) allocates nothing once it has held the largest.
 public struct WireWriter {
-    public private(set) var bytes: [UInt8] = []
-    public init() {}
+    /// The storage: `count` bytes written, then zeros.
+    @usableFromInline var buffer: [UInt8]
+    /// Bytes written.
+    public internal(set) var count = 0
 
-    public mutating func u8(_ v: UInt8) { bytes.append(v) }
-    public mutating func u16(_ v: UInt16) { for i in 0..<2 { bytes.append(UInt8(truncatingIfNeeded: v >> UInt16(8 * i))) } }
-    public mutating func u32(_ v: UInt32) { for i in 0..<4 { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(8 * i))) } }
-    public mutating func u64(_ v: UInt64) { for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(8 * i))) } }
+    public init(capacity: Int = 64) { buffer = [UInt8](repeating: 0, count: max(16, capacity)) }
+
+    /// What is written.
+    public var bytes: [UInt8] { Array(buffer[0..<count]) }
+
+    /// What is written, the writer given up (its storage becomes the array).
+    public consuming func finish() -> [UInt8] {
+        buffer.removeSubrange(count...)
+        return buffer
+    }
+
+    /// Calls `body` with what is written, in place.
+    @inlinable
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        let result: Result<R, E> = buffer.withUnsafeBytes { all in
+            do throws(E) { return .success(try body(UnsafeRawBufferPointer(rebasing: all[0..<count]))) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    /// Empties it, keeping its storage.
+    public mutating func removeAll() { count = 0 }
+
+    /// Room for `n` more bytes; returns where they go.
+    private mutating func claim(_ n: Int) -> Int {
+        let at = count
+        if buffer.count - at < n { buffer += [UInt8](repeating: 0, count: max(n, buffer.count)) }
+        count = at + n
+        return at
+    }
+
+    public mutating func u8(_ v: UInt8) { buffer[claim(1)] = v }
+    public mutating func u16(_ v: UInt16) { integer(v) }
+    public mutating func u32(_ v: UInt32) { integer(v) }
+    public mutating func u64(_ v: UInt64) { integer(v) }
+    private mutating func integer<T: FixedWidthInteger>(_ v: T) {
+        let at = claim(MemoryLayout<T>.size)
+        buffer.withUnsafeMutableBytes { $0.storeBytes(of: v.littleEndian, toByteOffset: at, as: T.self) }
+    }
+    /// Overwrites the four bytes at `offset` (a length field written before what it
+    /// counts); nothing when they lie outside what is written.
+    public mutating func patch32(_ v: UInt32, at offset: Int) {
+        guard offset >= 0, count - offset >= 4 else { return }
+        buffer.withUnsafeMutableBytes { $0.storeBytes(of: v.littleEndian, toByteOffset: offset, as: UInt32.self) }
+    }
     public mutating func bool(_ v: Bool) { u8(v ? 1 : 0) }
     /// Counts are written truncated, never trapping: a list too long for its count field
     /// no longer matches its count, and the decoder refuses it (`badRequest`).
-    public mutating func data(_ v: [UInt8]) { u32(UInt32(truncatingIfNeeded: v.count)); bytes += v }
+    public mutating func data(_ v: [UInt8]) {
+        u32(UInt32(truncatingIfNeeded: v.count))
+        let at = claim(v.count)
+        buffer.withUnsafeMutableBytes { to in v.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: to[at..<at + $0.count]).copyMemory(from: $0) } }
+    }
     public mutating func count16(_ n: Int) { u16(UInt16(truncatingIfNeeded: n)) }
     public mutating func capability(_ c: Capability) {
         u8(UInt8(truncatingIfNeeded: c.name.count))
@@ -298,26 +346,29 @@ public struct WireWriter {
 }
 
 /// Reads little-endian fields; every read is bounds-checked and throws `badRequest`.
+/// It reads bytes in place, so it lives only inside the `withUnsafeBytes` that lent them.
 public struct WireReader {
-    private let bytes: [UInt8]
+    private let bytes: UnsafeRawBufferPointer
     private var position: Int
 
-    public init(_ bytes: [UInt8], from position: Int = 0) {
+    public init(_ bytes: UnsafeRawBufferPointer, from position: Int = 0) {
         self.bytes = bytes
         self.position = position
     }
 
     public var atEnd: Bool { position == bytes.count }
 
-    private mutating func take(_ n: Int) throws(KernelError) -> ArraySlice<UInt8> {
+    private mutating func take(_ n: Int) throws(KernelError) -> UnsafeRawBufferPointer {
         guard n >= 0, bytes.count - position >= n else { throw .badRequest }
         defer { position += n }
-        return bytes[position..<position + n]
+        return UnsafeRawBufferPointer(rebasing: bytes[position..<position + n])
     }
     private mutating func integer<T: FixedWidthInteger & UnsignedInteger>(_: T.Type) throws(KernelError) -> T {
-        var v: T = 0
-        for (i, b) in try take(MemoryLayout<T>.size).enumerated() { v |= T(b) << T(8 * i) }
-        return v
+        let size = MemoryLayout<T>.size
+        guard bytes.count - position >= size else { throw .badRequest }
+        let v = bytes.loadUnaligned(fromByteOffset: position, as: T.self)
+        position += size
+        return T(littleEndian: v)
     }
     public mutating func u8() throws(KernelError) -> UInt8 { try integer(UInt8.self) }
     public mutating func u16() throws(KernelError) -> UInt16 { try integer(UInt16.self) }

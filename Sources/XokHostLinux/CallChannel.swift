@@ -32,15 +32,30 @@ public final class CallChannel {
     public static let bytes = KernelLimits.pageBytes + 2 * capacity
     static let magic: UInt32 = 0x584F_4B43   // "XOKC"
 
-    // The control words, each on its own cache line.
-    public static let requestSequence = 0, replySequence = 64, kernelSleeping = 128, callerSleeping = 192
-    public static let requestLength = 256, replyLength = 320, magicOffset = 384
+    // The control words. A direction's sequence, length and short message share one cache
+    // line, so the line that brings the other side the news brings the message with it;
+    // the two directions and the two sleep flags each have a line of their own.
+    public static let requestSequence = 0, requestLength = 4, requestInline = 8
+    public static let replySequence = 64, replyLength = 68, replyInline = 72
+    public static let kernelSleeping = 128, callerSleeping = 192, magicOffset = 384
+    /// A message up to this long travels in its sequence's cache line; a longer one in its
+    /// area.
+    public static let inlineBytes = 56
+    public static let requestArea = KernelLimits.pageBytes, replyArea = KernelLimits.pageBytes + capacity
+
+    /// Where a request of `length` bytes lies in the channel.
+    public static func requestOffset(length: Int) -> Int { length <= inlineBytes ? requestInline : requestArea }
+    /// Where a reply of `length` bytes lies in the channel.
+    public static func replyOffset(length: Int) -> Int { length <= inlineBytes ? replyInline : replyArea }
 
     /// The memfd, to pass to the environment's process.
     public let fd: Int32
     private let base: UnsafeMutableRawPointer
     /// How long a side spins before it sleeps.
     public var spinNanoseconds: Int
+    /// The kernel's side's private copy of the request it is answering (allocated at the
+    /// first request).
+    private var received: UnsafeMutableRawBufferPointer?
 
     private init(fd: Int32, base: UnsafeMutableRawPointer, spinNanoseconds: Int) {
         self.fd = fd
@@ -51,6 +66,7 @@ public final class CallChannel {
     deinit {
         munmap(base, Self.bytes)
         close(fd)
+        received?.deallocate()
     }
 
     /// A new channel (the kernel's side makes it).
@@ -84,23 +100,27 @@ public final class CallChannel {
         (base + offset).assumingMemoryBound(to: UInt32.self)
     }
 
-    private var requestArea: UnsafeMutableRawPointer { base + KernelLimits.pageBytes }
-    private var replyArea: UnsafeMutableRawPointer { base + KernelLimits.pageBytes + Self.capacity }
-
     // MARK: The environment's side
 
-    /// Sends `request` and waits for the reply. Throws when the request is too large, or
-    /// the reply does not fit (the channel was tampered with).
-    public func call(_ request: [UInt8]) throws(ChannelError) -> [UInt8] {
+    /// Sends `request` and waits for the reply, which it returns in place: good until the
+    /// next call. Throws when the request is too large, or the reply does not fit (the
+    /// channel was tampered with).
+    public func call(_ request: UnsafeRawBufferPointer) throws(ChannelError) -> UnsafeRawBufferPointer {
         guard request.count <= Self.capacity else { throw ChannelError("a request of \(request.count) bytes is too large") }
-        request.withUnsafeBytes { requestArea.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        if let from = request.baseAddress { (base + Self.requestOffset(length: request.count)).copyMemory(from: from, byteCount: request.count) }
         word(Self.requestLength).pointee = UInt32(request.count)
         let sequence = xok_load_acquire(word(Self.requestSequence)) &+ 1
         publish(sequence, at: Self.requestSequence, waking: Self.kernelSleeping)
         wait(until: sequence, at: Self.replySequence, sleeping: Self.callerSleeping, timeout: nil)
         let count = Int(xok_load_acquire(word(Self.replyLength)))
         guard count <= Self.capacity else { throw ChannelError("a reply of \(count) bytes does not fit the channel") }
-        return Array(UnsafeRawBufferPointer(start: replyArea, count: count))
+        return UnsafeRawBufferPointer(start: base + Self.replyOffset(length: count), count: count)
+    }
+
+    /// The same, with the request and the reply as arrays.
+    public func call(_ request: [UInt8]) throws(ChannelError) -> [UInt8] {
+        let reply = request.withUnsafeBytes { bytes in Result { () throws(ChannelError) in Array(try call(bytes)) } }
+        return try reply.get()
     }
 
     // MARK: The kernel's side
@@ -108,9 +128,11 @@ public final class CallChannel {
     /// A request the kernel's side has taken and not yet answered.
     public struct Request {
         public let sequence: UInt32
-        /// The request's bytes, copied out of the channel; nil when its length was
-        /// impossible (the caller gets a `badRequest` reply).
-        public let bytes: [UInt8]?
+        /// The request's bytes, copied out of the channel (good until the next request is
+        /// taken); nil when its length was impossible (the caller gets a `badRequest` reply).
+        public let received: UnsafeRawBufferPointer?
+        /// The same, as an array.
+        public var bytes: [UInt8]? { received.map { Array($0) } }
     }
 
     private var answered: UInt32 = 0
@@ -120,19 +142,30 @@ public final class CallChannel {
     public func nextRequest(timeoutNanoseconds: Int) -> Request? {
         let wanted = answered &+ 1
         guard wait(until: wanted, at: Self.requestSequence, sleeping: Self.kernelSleeping, timeout: timeoutNanoseconds) else { return nil }
+        // The length is read once; the bytes are copied out, so the environment changing
+        // them from now on changes nothing.
         let count = Int(xok_load_acquire(word(Self.requestLength)))
-        guard count <= Self.capacity else { return Request(sequence: wanted, bytes: nil) }
-        return Request(sequence: wanted, bytes: Array(UnsafeRawBufferPointer(start: requestArea, count: count)))
+        guard count <= Self.capacity else { return Request(sequence: wanted, received: nil) }
+        let copy = received ?? UnsafeMutableRawBufferPointer.allocate(byteCount: Self.capacity, alignment: 16)
+        received = copy
+        guard let into = copy.baseAddress else { return Request(sequence: wanted, received: nil) }
+        into.copyMemory(from: base + Self.requestOffset(length: count), byteCount: count)
+        return Request(sequence: wanted, received: UnsafeRawBufferPointer(start: into, count: count))
     }
 
     /// Answers `request`. A reply too large for the channel cannot be sent; the call set
     /// has none.
-    public func reply(_ bytes: [UInt8], to request: Request) throws(ChannelError) {
+    public func reply(_ bytes: UnsafeRawBufferPointer, to request: Request) throws(ChannelError) {
         guard bytes.count <= Self.capacity else { throw ChannelError("a reply of \(bytes.count) bytes is too large") }
-        bytes.withUnsafeBytes { replyArea.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        if let from = bytes.baseAddress { (base + Self.replyOffset(length: bytes.count)).copyMemory(from: from, byteCount: bytes.count) }
         word(Self.replyLength).pointee = UInt32(bytes.count)
         answered = request.sequence
         publish(request.sequence, at: Self.replySequence, waking: Self.callerSleeping)
+    }
+
+    /// The same, with the reply as an array.
+    public func reply(_ bytes: [UInt8], to request: Request) throws(ChannelError) {
+        try bytes.withUnsafeBytes { raw in Result { () throws(ChannelError) in try reply(raw, to: request) } }.get()
     }
 
     // MARK: Waiting
@@ -191,15 +224,18 @@ public final class CallChannel {
 
 
 /// The environment's end of a channel as calls: each request encoded, sent, and its reply
-/// decoded (what `LocalPort.perform` does in one process).
-public struct ChannelCaller {
+/// decoded (what `LocalPort.perform` does in one process), with nothing allocated per call
+/// but what the reply carries.
+public final class ChannelCaller {
     public let channel: CallChannel
+    private var request = WireWriter()
     public init(channel: CallChannel) { self.channel = channel }
 
     /// - Throws: the call's own error; `badRequest` when the channel refuses the request.
     public func perform(_ request: KernelRequest) throws(KernelError) -> KernelReply {
-        let reply: [UInt8]
-        do { reply = try channel.call(request.encoded) } catch { throw .badRequest }
+        request.encode(into: &self.request)
+        let reply: UnsafeRawBufferPointer
+        do { reply = try self.request.withUnsafeBytes { (bytes) throws(ChannelError) in try channel.call(bytes) } } catch { throw .badRequest }
         return try KernelReply(decoding: reply)
     }
 }

@@ -84,17 +84,20 @@ public func serve<H: Host>(_ channel: CallChannel, kernel: Kernel<H>, environmen
 /// The same with the handling given: `xokd` takes its kernel's lock around each call.
 public func serve(_ channel: CallChannel, handle: (KernelRequest) throws(KernelError) -> KernelReply,
                   while keepGoing: () -> Bool) throws(ChannelError) {
+    // The reply is encoded into storage reused call after call.
+    var reply = WireWriter(capacity: 4096)
     while true {
         guard let request = channel.nextRequest(timeoutNanoseconds: 100_000_000) else {
             if !keepGoing() { return }
             continue
         }
         let result: Result<KernelReply, KernelError>
-        if let bytes = request.bytes {
+        if let bytes = request.received {
             do { result = .success(try handle(try KernelRequest(decoding: bytes))) } catch { result = .failure(error) }
         } else {
             result = .failure(.badRequest)
         }
-        try channel.reply(KernelReply.encode(result), to: request)
+        KernelReply.encode(result, into: &reply)
+        try reply.withUnsafeBytes { (bytes) throws(ChannelError) in try channel.reply(bytes, to: request) }
     }
 }

@@ -48,11 +48,29 @@ public enum CallBenchmark {
         var sink: UInt64 = 0
         let floor = time(calls * 10, repeats: repeats) { i in sink = direct(sink ^ UInt64(i)) }
         let null = try time(calls, repeats: repeats) { _ in _ = try port.nextUpcall() }
+        // The null call's parts: its request's trip over the wire, the kernel's handling
+        // alone, and the reply's trip.
+        let request = KernelRequest.upcallNext
+        var writer = WireWriter()
+        let wire = try time(calls, repeats: repeats) { _ in
+            request.encode(into: &writer)
+            _ = try writer.withUnsafeBytes { (bytes) throws(KernelError) in try KernelRequest(decoding: bytes) }
+        }
+        let environment = port.environment
+        let handled = try time(calls, repeats: repeats) { _ in _ = try kernel.handle(request, from: environment) }
+        let answer = Swift.Result<KernelReply, KernelError>.success(KernelReply.upcall(Upcall?.none))
+        let back = try time(calls, repeats: repeats) { _ in
+            KernelReply.encode(answer, into: &writer)
+            _ = try writer.withUnsafeBytes { (bytes) throws(KernelError) in try KernelReply(decoding: bytes) }
+        }
         let changes = (0..<256).map { i in XNChanges.inline([(1024 + 8 * (i % 64), [UInt8](repeating: UInt8(i), count: 8))]) }
         let change = try time(calls / 4, repeats: repeats) { i in try port.modify(root, .write, changes[i % 256], credential: client.slots.own) }
         _ = try kernel.shutdown()
         if sink == 42 { print("") }
         return [Result(name: "null call", nanoseconds: null, floor: floor),
+                Result(name: "  request over the wire", nanoseconds: wire, floor: floor),
+                Result(name: "  handled by the kernel", nanoseconds: handled, floor: floor),
+                Result(name: "  reply over the wire", nanoseconds: back, floor: floor),
                 Result(name: "one-block metadata change", nanoseconds: change, floor: floor)]
     }
 }

@@ -326,7 +326,7 @@ public struct XokdProbe {
 
         /// Puts `bytes` in the request area, claims `length`, and publishes the next sequence.
         private func publish(_ bytes: [UInt8], claiming length: UInt32) -> UInt32 {
-            bytes.withUnsafeBytes { if let from = $0.baseAddress { (base + KernelLimits.pageBytes).copyMemory(from: from, byteCount: $0.count) } }
+            bytes.withUnsafeBytes { if let from = $0.baseAddress { (base + CallChannel.requestOffset(length: $0.count)).copyMemory(from: from, byteCount: $0.count) } }
             word(CallChannel.requestLength).pointee = length
             let sequence = xok_load_acquire(word(CallChannel.requestSequence)) &+ 1
             xok_store_release(word(CallChannel.requestSequence), sequence)
@@ -346,7 +346,7 @@ public struct XokdProbe {
             }
             let count = Int(xok_load_acquire(word(CallChannel.replyLength)))
             guard count <= CallChannel.capacity else { return nil }
-            return Array(UnsafeRawBufferPointer(start: base + KernelLimits.pageBytes + CallChannel.capacity, count: count))
+            return Array(UnsafeRawBufferPointer(start: base + CallChannel.replyOffset(length: count), count: count))
         }
 
         /// Whether `request` was carried out rather than refused.

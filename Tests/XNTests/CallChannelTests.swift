@@ -39,7 +39,7 @@ import XokABI
     func requestsAndRepliesOfEverySizeCrossIntact(spin: Int) throws {
         let kernelSide = try CallChannel.create(spinNanoseconds: spin)
         let caller = try Self.otherEnd(of: kernelSide, spin: spin)
-        let sizes = [0, 1, 7, 4096, 65_537, CallChannel.capacity - 1, CallChannel.capacity] + Array(repeating: 24, count: 200)
+        let sizes = [0, 1, 7, CallChannel.inlineBytes, CallChannel.inlineBytes + 1, 4096, 65_537, CallChannel.capacity - 1, CallChannel.capacity] + Array(repeating: 24, count: 200)
         _ = Self.echo(kernelSide, count: sizes.count)
         for (i, size) in sizes.enumerated() {
             let request = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ i) }
@@ -69,10 +69,10 @@ import XokABI
         }
         // A request taken is a copy: changing the channel afterwards changes nothing.
         word(CallChannel.requestLength).pointee = 3
-        (memory + KernelLimits.pageBytes).storeBytes(of: 0x0030_2010, as: UInt32.self)
+        (memory + CallChannel.requestOffset(length: 3)).storeBytes(of: 0x0030_2010, as: UInt32.self)
         xok_store_release(word(CallChannel.requestSequence), xok_load_acquire(word(CallChannel.requestSequence)) &+ 1)
         let request = try #require(kernelSide.nextRequest(timeoutNanoseconds: 1_000_000_000))
-        (memory + KernelLimits.pageBytes).storeBytes(of: 0xFFFF_FFFF, as: UInt32.self)
+        (memory + CallChannel.requestOffset(length: 3)).storeBytes(of: 0xFFFF_FFFF, as: UInt32.self)
         #expect(request.bytes == [0x10, 0x20, 0x30])
     }
 
