@@ -23,7 +23,9 @@ extension Kernel {
     /// the record in place (a copy and write-back of the whole record was most of a null
     /// call's time).
     func nextUpcall(_ caller: EnvironmentID) -> Upcall? {
-        guard environments[caller.index]!.hasUpcall, let (upcall, sender) = self[caller].takeUpcall() else { return nil }
+        // Borrowed through the buffer: a plain read would copy the whole record.
+        guard environments.withUnsafeBufferPointer({ $0[caller.index]?.hasUpcall ?? false }),
+              let (upcall, sender) = self[caller].takeUpcall() else { return nil }
         if let sender { refund(sender, Quota(messages: 1)) }
         return upcall
     }

@@ -273,65 +273,79 @@ public enum Upcall: Hashable, Sendable {
 // MARK: - Wire encoding
 
 /// Appends little-endian fields. Its storage only grows, so one writer reused for every
-/// call (`removeAll`) allocates nothing once it has held the largest.
+/// call (`removeAll`) allocates nothing once it has held the largest; writes are plain
+/// stores, with one check of room (and of sharing, since a copy writes apart) per field.
 public struct WireWriter {
-    /// The storage: `count` bytes written, then zeros.
-    @usableFromInline var buffer: [UInt8]
+    /// Raw bytes and their capacity.
+    @usableFromInline final class Storage {
+        @usableFromInline let base: UnsafeMutableRawPointer
+        @usableFromInline let capacity: Int
+        init(capacity: Int) {
+            base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+            self.capacity = capacity
+        }
+        deinit { base.deallocate() }
+    }
+    @usableFromInline var storage: Storage
     /// Bytes written.
     public internal(set) var count = 0
 
-    public init(capacity: Int = 64) { buffer = [UInt8](repeating: 0, count: max(16, capacity)) }
+    public init(capacity: Int = 64) { storage = Storage(capacity: max(16, capacity)) }
 
     /// What is written.
-    public var bytes: [UInt8] { Array(buffer[0..<count]) }
+    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 
-    /// What is written, the writer given up (its storage becomes the array).
-    public consuming func finish() -> [UInt8] {
-        buffer.removeSubrange(count...)
-        return buffer
-    }
+    /// What is written, as an array.
+    public consuming func finish() -> [UInt8] { bytes }
 
     /// Calls `body` with what is written, in place.
     @inlinable
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        let result: Result<R, E> = buffer.withUnsafeBytes { all in
-            do throws(E) { return .success(try body(UnsafeRawBufferPointer(rebasing: all[0..<count]))) } catch { return .failure(error) }
-        }
-        return try result.get()
+        defer { withExtendedLifetime(storage) {} }
+        return try body(UnsafeRawBufferPointer(start: storage.base, count: count))
     }
 
     /// Empties it, keeping its storage.
     public mutating func removeAll() { count = 0 }
 
     /// Room for `n` more bytes; returns where they go.
-    private mutating func claim(_ n: Int) -> Int {
+    @inline(__always)
+    private mutating func claim(_ n: Int) -> UnsafeMutableRawPointer {
         let at = count
-        if buffer.count - at < n { buffer += [UInt8](repeating: 0, count: max(n, buffer.count)) }
+        if storage.capacity - at < n || !isKnownUniquelyReferenced(&storage) { regrow(toHold: at + n) }
         count = at + n
-        return at
+        return storage.base + at
     }
 
-    public mutating func u8(_ v: UInt8) { buffer[claim(1)] = v }
+    /// New storage of its own, with room for `needed` bytes, holding what is written.
+    private mutating func regrow(toHold needed: Int) {
+        let larger = Storage(capacity: max(needed, 2 * storage.capacity))
+        larger.base.copyMemory(from: storage.base, byteCount: count)
+        storage = larger
+    }
+
+    public mutating func u8(_ v: UInt8) { claim(1).storeBytes(of: v, as: UInt8.self) }
     public mutating func u16(_ v: UInt16) { integer(v) }
     public mutating func u32(_ v: UInt32) { integer(v) }
     public mutating func u64(_ v: UInt64) { integer(v) }
+    @inline(__always)
     private mutating func integer<T: FixedWidthInteger>(_ v: T) {
-        let at = claim(MemoryLayout<T>.size)
-        buffer.withUnsafeMutableBytes { $0.storeBytes(of: v.littleEndian, toByteOffset: at, as: T.self) }
+        claim(MemoryLayout<T>.size).storeBytes(of: v.littleEndian, as: T.self)
     }
     /// Overwrites the four bytes at `offset` (a length field written before what it
     /// counts); nothing when they lie outside what is written.
     public mutating func patch32(_ v: UInt32, at offset: Int) {
         guard offset >= 0, count - offset >= 4 else { return }
-        buffer.withUnsafeMutableBytes { $0.storeBytes(of: v.littleEndian, toByteOffset: offset, as: UInt32.self) }
+        if !isKnownUniquelyReferenced(&storage) { regrow(toHold: count) }
+        (storage.base + offset).storeBytes(of: v.littleEndian, as: UInt32.self)
     }
     public mutating func bool(_ v: Bool) { u8(v ? 1 : 0) }
     /// Counts are written truncated, never trapping: a list too long for its count field
     /// no longer matches its count, and the decoder refuses it (`badRequest`).
     public mutating func data(_ v: [UInt8]) {
         u32(UInt32(truncatingIfNeeded: v.count))
-        let at = claim(v.count)
-        buffer.withUnsafeMutableBytes { to in v.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: to[at..<at + $0.count]).copyMemory(from: $0) } }
+        let to = claim(v.count)
+        v.withUnsafeBytes { UnsafeMutableRawBufferPointer(start: to, count: $0.count).copyMemory(from: $0) }
     }
     public mutating func count16(_ n: Int) { u16(UInt16(truncatingIfNeeded: n)) }
     public mutating func capability(_ c: Capability) {

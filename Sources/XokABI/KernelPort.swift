@@ -28,10 +28,13 @@ public protocol KernelPort: AnyObject {
 extension KernelPort {
     public func registryEntry(of block: BlockNumber) -> ExposedState.RegistryEntry? { exposedState().registry(block: block) }
 
+    // Inlined into each call below, so that no call builds generic metadata at run time.
+    @inline(__always)
     private func expect<T>(_ request: KernelRequest, _ extract: (KernelReply) -> T?) throws(KernelError) -> T {
         guard let value = extract(try perform(request)) else { throw .badRequest }
         return value
     }
+    @inline(__always)
     private func done(_ request: KernelRequest) throws(KernelError) {
         guard case .done = try perform(request) else { throw .badRequest }
     }

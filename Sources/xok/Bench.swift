@@ -70,7 +70,7 @@ struct Bench: ParsableCommand {
             commandName: "ipc",
             abstract: "A null kernel call from another process over a call channel, beside a polled and a futex ping-pong between two processes.",
             discussion: """
-                Each figure is nanoseconds per round trip, timed by a child process this one starts; with two or more \
+                Each figure is nanoseconds per round trip, the best of ten batches, timed by a child process this one starts; with two or more \
                 processors the two are pinned to different ones. Target: the call at most twice the polled floor.
                 """)
 
