@@ -81,6 +81,16 @@ extension Kernel {
         bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: target[offset..<offset + bytes.count]).copyMemory(from: $0) }
     }
 
+    /// Whether `request` stores into a frame that is bound into `caller` and no other
+    /// environment.
+    func isPrivateStore(_ request: KernelRequest, by caller: EnvironmentID) -> Bool {
+        guard case .frameStore(let frame, _, _) = request, Int(frame.rawValue) < frames.count else { return false }
+        return frames.withUnsafeBufferPointer { all in
+            guard let bindings = all[Int(frame.rawValue)]?.bindings else { return false }
+            return bindings.count == 1 && bindings[caller] != nil
+        }
+    }
+
     func freeFrame(_ caller: EnvironmentID, _ credential: CapabilitySlot, _ frame: FrameNumber) throws(KernelError) {
         let record = try frameRecord(frame, caller, credential, needs: .write)
         guard record.bindings.keys.allSatisfy({ $0 == caller }) else { throw .busy }

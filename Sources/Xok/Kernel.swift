@@ -89,8 +89,10 @@ public final class Kernel<H: Host> {
         guard environmentIndex(caller) != nil else { throw .noSuchEnvironment }
         let reply = try dispatch(request, from: caller)
         // After the change (a refused call changes nothing): a reader that saw the old
-        // count before loading a page drops that page at its next look.
-        if !request.leavesFramesAlone { noteFrameChanges() }
+        // count before loading a page drops that page at its next look. A store into a
+        // frame bound to the caller alone changes nothing any other environment can hold
+        // a copy of, so the count stays (the caller's own port updates its copy).
+        if !request.leavesFramesAlone && !isPrivateStore(request, by: caller) { noteFrameChanges() }
         publish()
         return reply
     }

@@ -67,8 +67,17 @@ public final class ChannelPort: KernelPort {
 
     public func store(_ bytes: [UInt8], into frame: FrameNumber, offset: Int) throws(KernelError) {
         guard let offset = UInt16(exactly: offset), bytes.count <= KernelLimits.pageBytes else { throw .notMapped }
-        pages[frame] = nil
-        guard case .done = try perform(.frameStore(frame, offset: offset, bytes: bytes)) else { throw .badRequest }
+        guard case .done = try perform(.frameStore(frame, offset: offset, bytes: bytes)) else {
+            pages[frame] = nil
+            throw .badRequest
+        }
+        // The store is done, so a page kept of the frame gets the same bytes. (When others
+        // may hold the frame too, the kernel moved its count, and every page kept goes at
+        // the next load anyway.)
+        guard Int(offset) + bytes.count <= KernelLimits.pageBytes else { return }
+        pages[frame]?.withUnsafeMutableBytes { page in
+            bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: page[Int(offset)..<Int(offset) + $0.count]).copyMemory(from: $0) }
+        }
     }
 }
 
