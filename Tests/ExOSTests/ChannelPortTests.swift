@@ -81,6 +81,46 @@ import XokSimulation
     }
 }
 
+extension ChannelPorts {
+    /// A channel port keeps whole pages between changes; its own store into a frame it
+    /// alone holds leaves the kernel's count of frame changes where it was, so the page it
+    /// keeps must take the stored bytes too, or its next load would read the old ones.
+    @Test func aPortsKeptPageFollowsItsOwnStores() throws {
+        let kernel = Kernel(host: try LinuxHost(frameCount: 64))
+        let environment = try LibraryEnvironment.make(kernel, ownerID: 1, quota: LibraryEnvironment.share(of: kernel)).environment
+        nonisolated(unsafe) let channel = try CallChannel.create()
+        nonisolated(unsafe) let served = kernel
+        let stop = StopFlag()
+        let server = Thread {
+            do { try serve(channel, kernel: served, environment: environment) { !stop.isSet } } catch { stop.failed = true }
+            stop.done = true
+        }
+        server.start()
+        defer {
+            stop.set()
+            while !stop.done { usleep(1000) }
+        }
+        let port = ChannelPort(environment: environment, channel: try CallChannel.attach(fd: dup(channel.fd)),
+                               exposed: try MappedExposedState(fd: dup(kernel.host.exposedMemory.fd)))
+        let frame = try port.allocateFrame(credential: LibrarySlot.frames, acl: try AccessControlList([try Capability(name: [1], rights: .all)]))
+        try port.map(frame, writable: true, credential: LibrarySlot.own)
+        try port.store([UInt8](repeating: 7, count: KernelLimits.pageBytes), into: frame, offset: 0)
+        let counted = port.exposedState().frameChanges
+        // The second read of the frame with no change between keeps the whole page.
+        #expect(try port.load(frame, offset: 0, count: 2) == [7, 7])
+        #expect(try port.load(frame, offset: 100, count: 2) == [7, 7])
+        for (offset, bytes) in [(100, [UInt8]([1, 2])), (0, [3]), (KernelLimits.pageBytes - 3, [4, 5, 6])] {
+            try port.store(bytes, into: frame, offset: offset)
+            #expect(try port.load(frame, offset: offset, count: bytes.count) == bytes)
+        }
+        #expect(port.exposedState().frameChanges == counted, "the stores were the caller's alone")
+        #expect(try port.load(frame, offset: 0, count: 4) == [3, 7, 7, 7])
+        // What the kernel holds agrees with the kept page.
+        #expect(try kernel.host.memory.copy(of: frame) == port.load(frame, offset: 0, count: KernelLimits.pageBytes))
+        #expect(!stop.failed)
+    }
+}
+
 /// Flags the server thread and the test share.
 final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()

@@ -151,6 +151,40 @@ import XokSimulation
     }
 }
 
+extension ExposedStateView {
+    /// The frame-change count tells a port in another process when pages it keeps may be
+    /// stale. A store into a frame only its caller holds cannot make anyone else's copy
+    /// stale, so it leaves the count; once another environment holds the frame too, a
+    /// store moves it. A refused store moves nothing.
+    @Test func aStoreMovesTheFrameChangeCountOnlyWhenAnotherMayHoldTheFrame() throws {
+        let w = World(frames: 64)
+        let f = try w.frame(of: w.a)
+        try w.a.map(f, writable: true, credential: Slot.own)
+        let alone = w.a.exposedState().frameChanges
+        guard case .done = try w.a.perform(.frameStore(f, offset: 4090, bytes: [1, 2, 3, 4, 5, 6])) else { throw KernelError.badRequest }
+        #expect(w.a.exposedState().frameChanges == alone)
+        #expect(try w.a.load(f, offset: 4090, count: 6) == [1, 2, 3, 4, 5, 6])
+        // One past the page: refused, nothing changed, the count stays.
+        #expect(throws: KernelError.notMapped) { try w.a.perform(.frameStore(f, offset: 4091, bytes: [1, 2, 3, 4, 5, 6])) }
+        #expect(w.a.exposedState().frameChanges == alone)
+
+        try w.a.setACL(acl(capability([101], .all), capability([102], .read)), of: f, credential: Slot.own)
+        try w.b.map(f, writable: false, credential: Slot.own)
+        let shared = w.a.exposedState().frameChanges
+        #expect(shared != alone, "mapping it into b is a change of bindings")
+        guard case .done = try w.a.perform(.frameStore(f, offset: 0, bytes: [9])) else { throw KernelError.badRequest }
+        #expect(w.a.exposedState().frameChanges != shared)
+        #expect(try w.b.load(f, offset: 0, count: 1) == [9])
+
+        // A store into a frame the caller does not hold at all is refused and moves nothing.
+        let other = try w.frame(of: w.b)
+        let before = w.a.exposedState().frameChanges
+        #expect(throws: KernelError.notMapped) { try w.a.perform(.frameStore(other, offset: 0, bytes: [1])) }
+        #expect(throws: KernelError.notMapped) { try w.a.perform(.frameStore(FrameNumber(rawValue: .max), offset: 0, bytes: [1])) }
+        #expect(w.a.exposedState().frameChanges == before)
+    }
+}
+
 @Suite struct Scheduling {
     @Test func slicesRunRoundRobinWithPrologueAndEpilogue() throws {
         let w = World()
