@@ -4,9 +4,9 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 /// The modules on a kernel call's path, in a release build, without the run-time checks of
-/// exclusive access to class properties: each call's checks cost more than the kernel's
-/// own work on it (docs/performance.md). Debug builds, and so every test run, keep them.
-/// BPF, a library product, stays without unsafe flags so that other packages may use it.
+/// exclusive access to class properties: they cost as much as the kernel's own work on a
+/// null call (docs/xokd.md, "What a call costs"). Debug builds, and so every test run, keep
+/// them. BPF, a library product, stays without unsafe flags so that other packages may use it.
 let fast: [SwiftSetting] = strict + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 let package = Package(
