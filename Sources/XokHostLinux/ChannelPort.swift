@@ -35,9 +35,12 @@ public final class ChannelPort: KernelPort {
     /// a writer's reads are mostly single ones between changes.
     private var pages: [FrameNumber: [UInt8]] = [:]
     private var pagesChanges: UInt64 = 0
-    private var lastMiss: FrameNumber?
+    /// Frames read once (in part) since the last change.
+    private var readOnce: Set<FrameNumber> = []
     /// Pages kept at most; past that the copies start again.
     static let pagesKept = 1024
+    /// `frameLoad` calls made so far (the loads the kept pages did not answer).
+    public private(set) var frameLoadCalls = 0
 
     public func load(_ frame: FrameNumber, offset: Int, count: Int) throws(KernelError) -> [UInt8] {
         guard offset >= 0, count >= 0, count <= KernelLimits.pageBytes - offset else { throw .notMapped }
@@ -46,17 +49,23 @@ public final class ChannelPort: KernelPort {
         if changes != pagesChanges {
             if !pages.isEmpty { pages.removeAll(keepingCapacity: true) }
             pagesChanges = changes
-            lastMiss = nil
+            if !readOnce.isEmpty { readOnce.removeAll(keepingCapacity: true) }
         }
         if let page = pages[frame] { return Array(page[offset..<offset + count]) }
-        guard lastMiss == frame else {
-            lastMiss = frame
+        // A set, not the last frame alone: reads that alternate between two blocks (an
+        // inode and an indirect block, for each block of a file written) would otherwise
+        // never keep either page.
+        guard readOnce.contains(frame) else {
+            if readOnce.count >= Self.pagesKept { readOnce.removeAll(keepingCapacity: true) }
+            readOnce.insert(frame)
+            frameLoadCalls += 1
             guard case .bytes(let bytes) = try perform(.frameLoad(frame, offset: UInt16(offset), count: UInt16(count))), bytes.count == count else {
                 throw .badRequest
             }
             return bytes
         }
         let size = UInt16(KernelLimits.pageBytes)
+        frameLoadCalls += 1
         guard case .bytes(let page) = try perform(.frameLoad(frame, offset: 0, count: size)), page.count == Int(size) else {
             throw .badRequest
         }
