@@ -24,7 +24,7 @@ extension Kernel {
     /// call's time).
     func nextUpcall(_ caller: EnvironmentID) -> Upcall? {
         // Borrowed through the buffer: a plain read would copy the whole record.
-        guard environments.withUnsafeBufferPointer({ $0[caller.index]?.hasUpcall ?? false }),
+        guard caller.index < environments.count, environments.withUnsafeBufferPointer({ $0[caller.index]?.hasUpcall ?? false }),
               let (upcall, sender) = self[caller].takeUpcall() else { return nil }
         if let sender { refund(sender, Quota(messages: 1)) }
         return upcall
