@@ -128,7 +128,7 @@ extension KernelRequest {
     public var encoded: [UInt8] {
         var w = WireWriter()
         encode(into: &w)
-        return w.finish()
+        return w.bytes
     }
 
     /// Appends the request's encoding to `p` (emptied first).
@@ -275,7 +275,7 @@ extension KernelReply {
     public static func encode(_ result: Result<KernelReply, KernelError>) -> [UInt8] {
         var w = WireWriter()
         encode(result, into: &w)
-        return w.finish()
+        return w.bytes
     }
 
     /// Writes the encoding of `result` into `p` (emptied first).

@@ -295,9 +295,6 @@ public struct WireWriter {
     /// What is written.
     public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 
-    /// What is written, as an array.
-    public consuming func finish() -> [UInt8] { bytes }
-
     /// Calls `body` with what is written, in place.
     @inlinable
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {

@@ -83,7 +83,10 @@ public final class ChannelPort: KernelPort {
         // The store is done, so a page kept of the frame gets the same bytes. (When others
         // may hold the frame too, the kernel moved its count, and every page kept goes at
         // the next load anyway.)
-        guard Int(offset) + bytes.count <= KernelLimits.pageBytes else { return }
+        guard Int(offset) + bytes.count <= KernelLimits.pageBytes else {
+            pages[frame] = nil
+            return
+        }
         pages[frame]?.withUnsafeMutableBytes { page in
             bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: page[Int(offset)..<Int(offset) + $0.count]).copyMemory(from: $0) }
         }

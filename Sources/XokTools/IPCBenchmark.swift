@@ -93,7 +93,7 @@ public enum IPCBenchmark {
         let batch = max(1, calls / 10)
         var best = Double.infinity
         let clock = ContinuousClock()
-        /// Times round trips `first..<first + count` of `trip`, keeping the best batch.
+        /// Runs `trip` for each of `trips`, timing them in batches and keeping the best.
         func timed(_ trips: ClosedRange<Int>, _ trip: (Int) throws -> Void) rethrows {
             var start = clock.now, done = 0
             for i in trips {

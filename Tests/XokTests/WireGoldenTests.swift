@@ -115,3 +115,30 @@ import XokABI
         #expect(KernelReply.encode(.failure(.notCached)) == Self.bytes("03001d0000000000"))
     }
 }
+
+@Suite struct WireWriters {
+    /// A writer grows past its first storage keeping every byte; a copy writes apart
+    /// from the writer it came from; emptying keeps nothing of what was written; and
+    /// a patch outside what is written changes nothing.
+    @Test func aWriterGrowsCopiesApartAndPatchesOnlyWhatItWrote() {
+        var w = WireWriter(capacity: 16)
+        for i in 0..<3000 { w.u32(UInt32(i)) }
+        #expect(w.count == 12_000)
+        let expected = (0..<3000).flatMap { i in withUnsafeBytes(of: UInt32(i).littleEndian) { Array($0) } }
+        #expect(w.bytes.elementsEqual(expected), "12,000 bytes kept across growth")
+
+        var copy = w
+        copy.u8(0xAA)
+        copy.patch32(0xDEAD_BEEF, at: 0)
+        #expect(w.bytes.elementsEqual(expected), "the copy's writes stay in the copy")
+        #expect(copy.count == 12_001 && Array(copy.bytes.prefix(4)) == [0xEF, 0xBE, 0xAD, 0xDE] && copy.bytes.last == 0xAA)
+
+        w.patch32(1, at: w.count - 3)
+        w.patch32(1, at: -1)
+        #expect(w.bytes.elementsEqual(expected), "patches past what is written are ignored")
+        w.removeAll()
+        #expect(w.count == 0 && w.bytes.isEmpty)
+        w.data([1, 2, 3])
+        #expect(w.bytes == [3, 0, 0, 0, 1, 2, 3])
+    }
+}
