@@ -7,7 +7,7 @@ let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 /// exclusive access to class properties: they cost as much as the kernel's own work on a
 /// null call (docs/xokd.md, "What a call costs"). Debug builds, and so every test run, keep
 /// them. BPF, a library product, stays without unsafe flags so that other packages may use it.
-let fast: [SwiftSetting] = strict + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+let fast: [SwiftSetting] = strict + [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release))]
 
 let package = Package(
     name: "Xok",

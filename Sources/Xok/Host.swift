@@ -6,8 +6,9 @@
 import XN
 import XokABI
 
-/// The machine under the kernel.
-public protocol Host {
+/// The machine under the kernel. A class: the kernel holds its one machine by reference,
+/// so reading the clock or the frames on a call's path copies nothing.
+public protocol Host: AnyObject {
     /// The frames' bytes.
     associatedtype Memory: FrameMemory
     /// The disk XN shares among library file systems.
@@ -21,9 +22,9 @@ public protocol Host {
     var memory: Memory { get }
     /// Makes `frame` accessible to `environment`, read-only or read-write (a secure
     /// binding). Replaces any binding it had.
-    mutating func bind(_ frame: FrameNumber, to environment: EnvironmentID, writable: Bool)
+    func bind(_ frame: FrameNumber, to environment: EnvironmentID, writable: Bool)
     /// Removes the binding: the environment's next access to the frame faults.
-    mutating func unbind(_ frame: FrameNumber, from environment: EnvironmentID)
+    func unbind(_ frame: FrameNumber, from environment: EnvironmentID)
     /// Zeroed memory for the exposed state: `shared` bytes (a whole number of pages) that
     /// environments may be given to read, followed at once by `scratch` bytes that only
     /// the kernel sees (a predicate's window runs across both).

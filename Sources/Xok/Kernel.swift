@@ -11,7 +11,7 @@ import XokABI
 /// The kernel. Generic over the machine it runs on.
 public final class Kernel<H: Host> {
     /// The machine. Public so a trusted harness (the simulation, `xokd`) can drive it.
-    public var host: H
+    public let host: H
     /// Who may create environments, frames, regions, slices, types and roots.
     public let systemACLs: SystemACLs
 

@@ -321,10 +321,12 @@ public struct WireWriter {
         storage = larger
     }
 
-    public mutating func u8(_ v: UInt8) { claim(1).storeBytes(of: v, as: UInt8.self) }
-    public mutating func u16(_ v: UInt16) { integer(v) }
-    public mutating func u32(_ v: UInt32) { integer(v) }
-    public mutating func u64(_ v: UInt64) { integer(v) }
+    // The field writers and readers are inlined into the encoders and decoders: as calls,
+    // they cost as much as a null call's kernel work.
+    @inline(__always) public mutating func u8(_ v: UInt8) { claim(1).storeBytes(of: v, as: UInt8.self) }
+    @inline(__always) public mutating func u16(_ v: UInt16) { integer(v) }
+    @inline(__always) public mutating func u32(_ v: UInt32) { integer(v) }
+    @inline(__always) public mutating func u64(_ v: UInt64) { integer(v) }
     @inline(__always)
     private mutating func integer<T: FixedWidthInteger>(_ v: T) {
         claim(MemoryLayout<T>.size).storeBytes(of: v.littleEndian, as: T.self)
@@ -374,6 +376,7 @@ public struct WireReader {
         defer { position += n }
         return UnsafeRawBufferPointer(rebasing: bytes[position..<position + n])
     }
+    @inline(__always)
     private mutating func integer<T: FixedWidthInteger & UnsignedInteger>(_: T.Type) throws(KernelError) -> T {
         let size = MemoryLayout<T>.size
         guard bytes.count - position >= size else { throw .badRequest }
@@ -381,10 +384,10 @@ public struct WireReader {
         position += size
         return T(littleEndian: v)
     }
-    public mutating func u8() throws(KernelError) -> UInt8 { try integer(UInt8.self) }
-    public mutating func u16() throws(KernelError) -> UInt16 { try integer(UInt16.self) }
-    public mutating func u32() throws(KernelError) -> UInt32 { try integer(UInt32.self) }
-    public mutating func u64() throws(KernelError) -> UInt64 { try integer(UInt64.self) }
+    @inline(__always) public mutating func u8() throws(KernelError) -> UInt8 { try integer(UInt8.self) }
+    @inline(__always) public mutating func u16() throws(KernelError) -> UInt16 { try integer(UInt16.self) }
+    @inline(__always) public mutating func u32() throws(KernelError) -> UInt32 { try integer(UInt32.self) }
+    @inline(__always) public mutating func u64() throws(KernelError) -> UInt64 { try integer(UInt64.self) }
     public mutating func bool() throws(KernelError) -> Bool {
         switch try u8() {
         case 0: return false

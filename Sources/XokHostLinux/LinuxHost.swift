@@ -141,7 +141,7 @@ public final class ExposedMemory {
 }
 
 /// The Linux machine under the kernel.
-public struct LinuxHost: Host {
+public final class LinuxHost: Host {
     public typealias Disk = FileBlockDevice
     public let memory: LinuxMemory
     public var frameCount: Int { memory.frameCount }
@@ -174,6 +174,6 @@ public struct LinuxHost: Host {
     }
 
     // One process: the kernel's table of bindings is the protection there is.
-    public mutating func bind(_ frame: FrameNumber, to environment: EnvironmentID, writable: Bool) {}
-    public mutating func unbind(_ frame: FrameNumber, from environment: EnvironmentID) {}
+    public func bind(_ frame: FrameNumber, to environment: EnvironmentID, writable: Bool) {}
+    public func unbind(_ frame: FrameNumber, from environment: EnvironmentID) {}
 }

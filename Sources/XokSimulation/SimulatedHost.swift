@@ -26,7 +26,7 @@ public final class SimulatedMemory: FrameMemory {
 }
 
 /// A simulated machine.
-public struct SimulatedHost: Host {
+public final class SimulatedHost: Host {
     public private(set) var ticks: UInt64 = 0
     public let frameCount: Int
     /// Bytes in one frame.
@@ -43,13 +43,13 @@ public struct SimulatedHost: Host {
     }
 
     /// Moves the virtual clock forward.
-    public mutating func advanceClock(by ticks: UInt64) { self.ticks += ticks }
+    public func advanceClock(by ticks: UInt64) { self.ticks += ticks }
 
-    public mutating func bind(_ frame: FrameNumber, to environment: EnvironmentID, writable: Bool) {
+    public func bind(_ frame: FrameNumber, to environment: EnvironmentID, writable: Bool) {
         mmu[frame, default: [:]][environment] = writable
     }
 
-    public mutating func unbind(_ frame: FrameNumber, from environment: EnvironmentID) {
+    public func unbind(_ frame: FrameNumber, from environment: EnvironmentID) {
         mmu[frame]?[environment] = nil
         if mmu[frame]?.isEmpty == true { mmu[frame] = nil }
     }
@@ -70,7 +70,7 @@ public struct SimulatedHost: Host {
 
     /// `environment` writes a byte of `frame` through its binding.
     /// - Throws: `Fault` when the frame is not bound into it, or bound read-only.
-    public mutating func store(_ environment: EnvironmentID, _ frame: FrameNumber, offset: Int, _ value: UInt8) throws(Fault) {
+    public func store(_ environment: EnvironmentID, _ frame: FrameNumber, offset: Int, _ value: UInt8) throws(Fault) {
         guard mmu[frame]?[environment] == true, offset >= 0, offset < Self.frameBytes else { throw Fault(environment: environment, frame: frame, write: true) }
         memory.bytes(of: frame)[offset] = value
     }

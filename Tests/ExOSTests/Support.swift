@@ -26,9 +26,9 @@ enum Mode: String, CaseIterable, CustomTestStringConvertible {
 
 /// The simulated host with its exposed state in a sealed memfd, as on Linux, so that a
 /// `ChannelPort` can map it.
-struct SharedHost: Xok.Host {
+final class SharedHost: Xok.Host {
     typealias Disk = SimulatedDisk
-    var base: SimulatedHost
+    let base: SimulatedHost
     let exposed = ExposedMemory()
 
     init(frameCount: Int) { base = SimulatedHost(frameCount: frameCount) }
@@ -36,8 +36,8 @@ struct SharedHost: Xok.Host {
     var ticks: UInt64 { base.ticks }
     var frameCount: Int { base.frameCount }
     var memory: SimulatedMemory { base.memory }
-    mutating func bind(_ frame: FrameNumber, to environment: EnvironmentID, writable: Bool) { base.bind(frame, to: environment, writable: writable) }
-    mutating func unbind(_ frame: FrameNumber, from environment: EnvironmentID) { base.unbind(frame, from: environment) }
+    func bind(_ frame: FrameNumber, to environment: EnvironmentID, writable: Bool) { base.bind(frame, to: environment, writable: writable) }
+    func unbind(_ frame: FrameNumber, from environment: EnvironmentID) { base.unbind(frame, from: environment) }
 
     func exposedPages(shared: Int, scratch: Int) -> UnsafeMutableRawBufferPointer {
         guard let pages = exposed.make(shared: shared, scratch: scratch) else { fatalError("test host: no sealed memfd for the exposed state") }
