@@ -49,6 +49,12 @@ extension Kernel {
         // Frames XN let go change the frame counts below, so they come back first.
         openWriteWindow()
         if let xn { applyXNEvents(xn) }
+        // Someone lost a binding without asking: a copy of the frame it kept by call must
+        // go, and only the count can tell it.
+        if bindingTaken {
+            bindingTaken = false
+            noteFrameChanges()
+        }
         put64(host.ticks, ExposedState.clockOffset)
         put32(UInt32(freeFrames.count), ExposedState.framesFreeOffset)
         put32(UInt32(liveCount), ExposedState.environmentsOffset)
@@ -76,8 +82,10 @@ extension Kernel {
     }
 
     /// Moves the exposed count of frame changes (`ExposedState.frameChangesOffset`):
-    /// after any call that may have changed a frame's bytes or bindings, and when an
-    /// environment dies. A plain word outside the seqlock: readers compare it, whole.
+    /// after any call that may have changed a frame's bytes or bindings beyond its
+    /// caller's own frames, when a binding was taken from an environment that did not ask,
+    /// and when an environment dies. A plain word outside the seqlock: readers compare it,
+    /// whole.
     func noteFrameChanges() {
         frameChanges &+= 1
         exposed.storeBytes(of: frameChanges.littleEndian, toByteOffset: ExposedState.frameChangesOffset, as: UInt64.self)

@@ -94,13 +94,15 @@ extension Kernel {
     func freeFrame(_ caller: EnvironmentID, _ credential: CapabilitySlot, _ frame: FrameNumber) throws(KernelError) {
         let record = try frameRecord(frame, caller, credential, needs: .write)
         guard record.bindings.keys.allSatisfy({ $0 == caller }) else { throw .busy }
-        releaseFrame(frame)
+        releaseFrame(frame, askedBy: caller)
     }
 
-    /// Removes every binding of a frame; holders other than `keep` are told.
-    func unbindAll(_ frame: FrameNumber, telling: Bool, except keep: EnvironmentID? = nil) {
+    /// Removes every binding of a frame but `keep`'s; holders are told (`telling`). A
+    /// binding of anyone but `asker` was taken (`bindingTaken`).
+    func unbindAll(_ frame: FrameNumber, telling: Bool, except keep: EnvironmentID? = nil, askedBy asker: EnvironmentID? = nil) {
         let record = frames[Int(frame.rawValue)]!
         for holder in record.bindings.keys.sorted() where holder != keep {
+            if holder != asker { bindingTaken = true }
             host.unbind(frame, from: holder)
             self[holder].bindings[frame] = nil
             self[holder].revocationsToDeliver[frame] = nil
@@ -110,9 +112,9 @@ extension Kernel {
     }
 
     /// Frees a frame: every binding removed (holders other than the owner are told), the
-    /// owner's quota returned.
-    func releaseFrame(_ frame: FrameNumber) {
-        unbindAll(frame, telling: true)
+    /// owner's quota returned. `asker` is the environment whose call frees it, if any.
+    func releaseFrame(_ frame: FrameNumber, askedBy asker: EnvironmentID? = nil) {
+        unbindAll(frame, telling: true, askedBy: asker)
         if let owner = frames[Int(frame.rawValue)]!.owner { refund(owner, Quota(frames: 1)) }
         frames[Int(frame.rawValue)] = nil
         freeFrames.append(frame.rawValue)
@@ -179,6 +181,7 @@ extension Kernel {
             let holders = record.bindings.keys.filter { $0 != record.revoker }.sorted()
             if !holders.isEmpty && host.ticks >= deadline {
                 for holder in holders {
+                    bindingTaken = true
                     host.unbind(frame, from: holder)
                     self[holder].bindings[frame] = nil
                     self[holder].revocationsToDeliver[frame] = nil

@@ -84,7 +84,7 @@ extension Kernel {
     }
 
     func giveToCache(_ caller: EnvironmentID, _ frame: FrameNumber) {
-        unbindAll(frame, telling: false)
+        unbindAll(frame, telling: false, askedBy: caller)
         frames[Int(frame.rawValue)]!.cached = true
     }
 

@@ -44,6 +44,10 @@ public final class Kernel<H: Host> {
     var generation: UInt64 = 0
     /// See `noteFrameChanges`.
     var frameChanges: UInt64 = 0
+    /// Whether a binding was removed from an environment that did not ask for it (a frame
+    /// XN let go, a revocation forced) since the last `publish`, which then moves the
+    /// frame-change count.
+    var bindingTaken = false
     /// The frame the exposed registry shows each cached block in.
     var published: [BlockNumber: FrameNumber] = [:]
     /// Environment table entries to republish.
@@ -90,9 +94,13 @@ public final class Kernel<H: Host> {
         let reply = try dispatch(request, from: caller)
         // After the change (a refused call changes nothing): a reader that saw the old
         // count before loading a page drops that page at its next look. A store into a
-        // frame bound to the caller alone changes nothing any other environment can hold
-        // a copy of, so the count stays (the caller's own port updates its copy).
-        if !request.leavesFramesAlone && !isPrivateStore(request, by: caller) { noteFrameChanges() }
+        // frame bound to the caller alone, or a call that changes frames for its caller
+        // alone, changes nothing any other environment can hold a copy of, so the count
+        // stays (the caller's own port updates or drops its copies), unless the call also
+        // took someone else's binding (`publish` sees to that).
+        if !request.leavesFramesAlone && request.framesChangedForCallerAlone == nil && !isPrivateStore(request, by: caller) {
+            noteFrameChanges()
+        }
         publish()
         return reply
     }

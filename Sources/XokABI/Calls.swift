@@ -234,6 +234,25 @@ extension KernelRequest {
         default: return false
         }
     }
+
+    /// For a call whose effect on frames stays with its caller, the frames whose bytes or
+    /// bindings it may change; nil for every other call. Such a call binds frames into the
+    /// caller (`frameMap`, `xnMap`, `frameAllocate`, `frameAllocateMany`, and `xnMapMany`
+    /// for cached blocks), unbinds the caller's own (`frameUnmap`, `frameUnmapMany`,
+    /// `frameFree`, which is refused while another holds the frame), or has XN read blocks
+    /// into frames the caller gives (`xnReadIn`, `xnMapMany`), which no one else may hold.
+    /// No other environment's copy of any frame can go stale by it, so the kernel leaves
+    /// the frame-change count alone, unless the call also took a binding from someone
+    /// else (a revocation forced, a frame XN let go); the caller's own port drops its
+    /// copies of the frames named.
+    public var framesChangedForCallerAlone: [FrameNumber]? {
+        switch self {
+        case .frameMap, .xnMap, .frameAllocate, .frameAllocateMany: return []
+        case .frameUnmap(let frame), .frameFree(_, let frame), .xnReadIn(_, _, let frame): return [frame]
+        case .frameUnmapMany(let frames), .xnMapMany(_, _, let frames): return frames
+        default: return nil
+        }
+    }
 }
 
 /// What a call returns.

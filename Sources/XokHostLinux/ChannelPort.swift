@@ -19,7 +19,18 @@ public final class ChannelPort: KernelPort {
         self.exposed = exposed
     }
 
-    public func perform(_ request: KernelRequest) throws(KernelError) -> KernelReply { try caller.perform(request) }
+    public func perform(_ request: KernelRequest) throws(KernelError) -> KernelReply {
+        let reply = try caller.perform(request)
+        // The kernel leaves the count of frame changes alone after such a call, so the
+        // copies it made stale are this port's to drop.
+        if let frames = request.framesChangedForCallerAlone {
+            for frame in frames {
+                pages[frame] = nil
+                readOnce.remove(frame)
+            }
+        }
+        return reply
+    }
 
     public func exposedState() -> ExposedState { exposed.snapshot() }
 

@@ -46,18 +46,6 @@ public enum CallBenchmark {
         let root = try client.createRoot(name: "bench")
         let port = client.port
         var sink: UInt64 = 0
-        if let v = ProcessInfo.processInfo.environment["XOK_PROF"] {
-            let env = port.environment
-            let req = KernelRequest.upcallNext
-            var w = WireWriter()
-            let ans = Swift.Result<KernelReply, KernelError>.success(KernelReply.upcall(Upcall?.none))
-            for _ in 0..<20_000_000 {
-                if v == "k" { _ = try kernel.handle(req, from: env) }
-                if v == "q" { req.encode(into: &w); _ = try w.withUnsafeBytes { (b) throws(KernelError) in try KernelRequest(decoding: b) } }
-                if v == "r" { KernelReply.encode(ans, into: &w); _ = try w.withUnsafeBytes { (b) throws(KernelError) in try KernelReply(decoding: b) } }
-            }
-            exit(0)
-        }
         let floor = time(calls * 10, repeats: repeats) { i in sink = direct(sink ^ UInt64(i)) }
         let null = try time(calls, repeats: repeats) { _ in _ = try port.nextUpcall() }
         // The null call's parts: its request's trip over the wire, the kernel's handling

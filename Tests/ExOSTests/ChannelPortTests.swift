@@ -8,6 +8,7 @@ import CFFS
 import ExOS
 import Foundation
 import Testing
+import TreeFS
 import XN
 import Xok
 import XokABI
@@ -131,6 +132,92 @@ extension ChannelPorts {
             #expect(try port.load(second, offset: i, count: 1) == [0])
         }
         #expect(port.frameLoadCalls - calls <= 4)
+        #expect(!stop.failed)
+    }
+
+    /// Calls that change frames for their caller alone (unmapping its own, freeing one it
+    /// alone holds, allocating) leave the kernel's count of frame changes where it was, so
+    /// the port must drop the pages it kept of the frames they name: a frame unmapped must
+    /// not load from a kept page, and one freed and allocated again must read as zeros.
+    @Test func aPortDropsThePagesItsOwnCallsChanged() throws {
+        let kernel = Kernel(host: try LinuxHost(frameCount: 64))
+        let environment = try LibraryEnvironment.make(kernel, ownerID: 1, quota: LibraryEnvironment.share(of: kernel)).environment
+        nonisolated(unsafe) let channel = try CallChannel.create()
+        nonisolated(unsafe) let served = kernel
+        let stop = StopFlag()
+        let server = Thread {
+            do { try serve(channel, kernel: served, environment: environment) { !stop.isSet } } catch { stop.failed = true }
+            stop.done = true
+        }
+        server.start()
+        defer {
+            stop.set()
+            while !stop.done { usleep(1000) }
+        }
+        let port = ChannelPort(environment: environment, channel: try CallChannel.attach(fd: dup(channel.fd)),
+                               exposed: try MappedExposedState(fd: dup(kernel.host.exposedMemory.fd)))
+        let acl = try AccessControlList([try Capability(name: [1], rights: .all)])
+        let frame = try port.allocateFrame(credential: LibrarySlot.frames, acl: acl)
+        try port.map(frame, writable: true, credential: LibrarySlot.own)
+        try port.store([UInt8](repeating: 7, count: KernelLimits.pageBytes), into: frame, offset: 0)
+        for _ in 0..<2 { #expect(try port.load(frame, offset: 0, count: 2) == [7, 7]) }
+        let counted = port.exposedState().frameChanges
+
+        try port.unmap(frame)
+        #expect(throws: KernelError.notMapped) { try port.load(frame, offset: 0, count: 2) }
+        try port.map(frame, writable: true, credential: LibrarySlot.own)
+        for _ in 0..<2 { #expect(try port.load(frame, offset: 0, count: 2) == [7, 7]) }
+
+        // Freed while bound, then allocated again (the free list gives it back first).
+        try port.free(frame, credential: LibrarySlot.own)
+        let again = try port.allocateFrame(credential: LibrarySlot.frames, acl: acl)
+        try #require(again == frame)
+        try port.map(again, writable: false, credential: LibrarySlot.own)
+        #expect(try port.load(again, offset: 0, count: 2) == [0, 0])
+        #expect(port.exposedState().frameChanges == counted, "every call was the caller's alone")
+        #expect(!stop.failed)
+    }
+
+    /// XN reading a block into a frame its caller gives changes the frame's bytes without
+    /// moving the count (no one else may hold such a frame), so the port must drop a page
+    /// it kept of the frame: the block's bytes must show, not what the frame held before.
+    @Test func aFrameGivenToTheCacheIsLoadedAfresh() throws {
+        let image = FileManager.default.temporaryDirectory.appendingPathComponent("xok-given-\(UUID().uuidString).img").path
+        defer { try? FileManager.default.removeItem(atPath: image) }
+        let kernel = Kernel(host: try LinuxHost(frameCount: 256))
+        try kernel.mountDisk(try FileBlockDevice.create(path: image, blocks: 1024), format: true)
+        let format = TreeFormat(name: "tree", ownerOffset: 0)
+        let local = try LibraryEnvironment.treeClient(kernel, ownerID: 1, format: format)
+        nonisolated(unsafe) let channel = try CallChannel.create()
+        nonisolated(unsafe) let served = kernel
+        let stop = StopFlag(), environment = local.port.environment
+        let server = Thread {
+            do { try serve(channel, kernel: served, environment: environment) { !stop.isSet } } catch { stop.failed = true }
+            stop.done = true
+        }
+        server.start()
+        defer {
+            stop.set()
+            while !stop.done { usleep(1000) }
+        }
+        let port = ChannelPort(environment: environment, channel: try CallChannel.attach(fd: dup(channel.fd)),
+                               exposed: try MappedExposedState(fd: dup(kernel.host.exposedMemory.fd)))
+        let client = TreeClient(port: port, ownerID: 1, format: format, type: local.type, slots: LibrarySlot.tree)
+        // A root on disk and out of the cache.
+        let root = try client.createRoot(name: "given")
+        try port.writeback([root])
+        guard case .done = try port.perform(.xnEvict(credential: LibrarySlot.own, root)) else { throw KernelError.badRequest }
+
+        let frame = try client.newFrame()
+        try port.map(frame, writable: true, credential: LibrarySlot.own)
+        try port.store([UInt8](repeating: 0xAA, count: KernelLimits.pageBytes), into: frame, offset: 0)
+        for _ in 0..<2 { #expect(try port.load(frame, offset: 0, count: 8) == [UInt8](repeating: 0xAA, count: 8)) }
+        let counted = port.exposedState().frameChanges
+        #expect(try port.readIn(root, frame: frame, credential: LibrarySlot.own) == frame)
+        #expect(try port.map(root, writable: false, credential: LibrarySlot.own) == frame)
+        #expect(try port.load(frame, offset: 0, count: 8) == client.stamp.bytes)
+        #expect(try port.load(frame, offset: 0, count: KernelLimits.pageBytes) == kernel.host.memory.copy(of: frame))
+        #expect(port.exposedState().frameChanges == counted, "the frame was the caller's alone")
         #expect(!stop.failed)
     }
 }

@@ -171,7 +171,7 @@ extension ExposedStateView {
         try w.a.setACL(acl(capability([101], .all), capability([102], .read)), of: f, credential: Slot.own)
         try w.b.map(f, writable: false, credential: Slot.own)
         let shared = w.a.exposedState().frameChanges
-        #expect(shared != alone, "mapping it into b is a change of bindings")
+        #expect(shared != alone, "the acl changed")
         guard case .done = try w.a.perform(.frameStore(f, offset: 0, bytes: [9])) else { throw KernelError.badRequest }
         #expect(w.a.exposedState().frameChanges != shared)
         #expect(try w.b.load(f, offset: 0, count: 1) == [9])
@@ -182,6 +182,51 @@ extension ExposedStateView {
         #expect(throws: KernelError.notMapped) { try w.a.perform(.frameStore(other, offset: 0, bytes: [1])) }
         #expect(throws: KernelError.notMapped) { try w.a.perform(.frameStore(FrameNumber(rawValue: .max), offset: 0, bytes: [1])) }
         #expect(w.a.exposedState().frameChanges == before)
+    }
+
+    /// A call whose effect on frames stays with its caller (binding into it, unbinding its
+    /// own, freeing or allocating a frame only it holds) leaves the count: nobody else can
+    /// hold a copy it makes stale. One that also takes someone else's binding moves it, as
+    /// does a revocation forced by the clock, with no call at all.
+    @Test func callsThatChangeOnlyTheCallersFramesLeaveTheFrameChangeCount() throws {
+        let w = World(frames: 64)
+        func count() -> UInt64 { w.a.exposedState().frameChanges }
+        let f = try w.frame(of: w.a)
+        try w.a.setACL(acl(capability([101], .all), capability([102], .read)), of: f, credential: Slot.own)
+        let start = count()
+        try w.a.map(f, writable: true, credential: Slot.own)
+        try w.a.unmap(f)
+        try w.a.map(f, writable: false, credential: Slot.own)
+        try w.b.map(f, writable: false, credential: Slot.own)
+        let spare = try w.a.allocateFrames(3, credential: Slot.frames, acl: w.ownACL(w.a))
+        try w.a.unmap([spare[1], spare[2]])
+        try w.a.free(spare[0], credential: Slot.own)   // bound into a alone
+        #expect(count() == start)
+
+        // b drops its binding itself: still nobody else's business.
+        try w.b.unmap(f)
+        #expect(count() == start)
+
+        // a revokes the frame from b, which holds it again; a's own unmapping of another
+        // frame after the deadline forces the revocation, taking b's binding: the count moves.
+        try w.b.map(f, writable: false, credential: Slot.own)
+        try w.a.revoke(f, graceTicks: 10, credential: Slot.own)
+        let revoking = count()
+        try w.a.map(spare[1], writable: false, credential: Slot.own)
+        #expect(count() == revoking, "the deadline has not passed")
+        w.kernel.host.advanceClock(by: 20)
+        try w.a.unmap(spare[1])
+        #expect(count() != revoking, "b lost its binding without asking")
+        #expect(throws: KernelError.notMapped) { try w.b.load(f, offset: 0, count: 1) }
+
+        // The same forced by the clock alone, between calls.
+        try w.b.map(f, writable: false, credential: Slot.own)
+        try w.a.revoke(f, graceTicks: 10, credential: Slot.own)
+        let pending = count()
+        w.kernel.host.advanceClock(by: 20)
+        w.kernel.advance()
+        #expect(count() != pending)
+        #expect(throws: KernelError.notMapped) { try w.b.load(f, offset: 0, count: 1) }
     }
 }
 
