@@ -4,10 +4,14 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 /// The modules on a kernel call's path, in a release build, without the run-time checks of
-/// exclusive access to class properties: they cost as much as the kernel's own work on a
-/// null call (docs/xokd.md, "What a call costs"). Debug builds, and so every test run, keep
-/// them. BPF, a library product, stays without unsafe flags so that other packages may use it.
-let fast: [SwiftSetting] = strict + [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release))]
+/// exclusive access to class properties (they cost as much as the kernel's own work on a
+/// null call), and with their generic code visible to the modules that use it, so that
+/// `Kernel<LinuxHost>` is compiled for its host rather than through witness tables
+/// (docs/xokd.md, "What a call costs"). Debug builds, and so every test run, keep the
+/// checks. BPF, a library product, stays without unsafe flags so that other packages may
+/// use it.
+let fast: [SwiftSetting] = strict + [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"],
+                                                  .when(configuration: .release))]
 
 let package = Package(
     name: "Xok",

@@ -239,7 +239,15 @@ public final class CFFS<P: KernelPort> {
         while block != 0 {
             count += 1
             guard count < 1 << 20 else { throw .EIO }
-            let bytes = try cache.read(block, parent: parent, credential: credential)
+            var bytes = try cache.read(block, parent: parent, credential: credential)
+            if bytes.le32(CFFSLayout.magic) == 0, bytes.allSatisfy({ $0 == 0 }) {
+                // Never laid out: whoever allocated the block died between linking it in
+                // and writing its header, and XN wrote back what it left. An empty block
+                // of this directory; laid out now by whoever may write the directory, read
+                // as the empty end of it by anyone else.
+                guard let laidOut = try? layOut(block, of: inode, under: parent, credential: self.credential(inode.uid, inode.gid)) else { return }
+                bytes = laidOut
+            }
             guard bytes.le32(CFFSLayout.magic) == CFFSLayout.dirMagic else { throw .EIO }
             guard try visit(block, bytes) else { return }
             // Later blocks are read with the directory's own class.
@@ -470,6 +478,17 @@ public final class CFFS<P: KernelPort> {
         try touch(dir, parent)
         remember(NameKey(directory: parent.pointers[0], name: name), ref)
         return ref
+    }
+
+    /// Writes the header of directory `inode`'s block `block`, which reads as zeros, and
+    /// returns the block as it is then.
+    private func layOut(_ block: BlockNumber, of inode: Inode, under parent: BlockNumber, credential: CapabilitySlot) throws(Errno) -> [UInt8] {
+        var header = BlockHeader(magic: CFFSLayout.dirMagic, dirType: dirType, indType: indType, inoType: inoType)
+        header.uid = inode.uid
+        header.gid = inode.gid
+        header.mode = inode.mode
+        try cache.modify(block, .write, [(0, header.encoded)], credential: credential)
+        return try cache.read(block, parent: parent, credential: credential)
     }
 
     /// Adds a block to the end of a directory. Returns it.

@@ -54,9 +54,12 @@ public struct ExposedState: Sendable {
     public static let cachedBlocksOffset = 96
     public static let dirtyBlocksOffset = 100
     /// A count the kernel moves after every successful call that may have changed some
-    /// frame's bytes or who may read them (all but `KernelRequest.leavesFramesAlone`), and
-    /// when an environment dies. A library OS that reads frames by call (ChannelPort) may
-    /// keep what it read while this count stays the same.
+    /// frame's bytes or who may read them beyond its caller's own frames (all but
+    /// `KernelRequest.leavesFramesAlone`, `framesChangedForCallerAlone` and a store into a
+    /// frame only its caller holds), when a binding is taken from an environment that did
+    /// not ask, and when an environment dies. A library OS that reads frames by call
+    /// (ChannelPort) may keep what it read while this count stays the same, if it drops
+    /// the copies its own calls change.
     public static let frameChangesOffset = 104
     public static let headerBytes = KernelLimits.pageBytes
     public static let environmentEntryBytes = 16

@@ -215,8 +215,9 @@ extension ChannelPorts {
         let counted = port.exposedState().frameChanges
         #expect(try port.readIn(root, frame: frame, credential: LibrarySlot.own) == frame)
         #expect(try port.map(root, writable: false, credential: LibrarySlot.own) == frame)
-        #expect(try port.load(frame, offset: 0, count: 8) == client.stamp.bytes)
-        #expect(try port.load(frame, offset: 0, count: KernelLimits.pageBytes) == kernel.host.memory.copy(of: frame))
+        let head = try port.load(frame, offset: 0, count: 8), page = try port.load(frame, offset: 0, count: KernelLimits.pageBytes)
+        #expect(head == client.stamp.bytes)
+        #expect(page == kernel.host.memory.copy(of: frame))
         #expect(port.exposedState().frameChanges == counted, "the frame was the caller's alone")
         #expect(!stop.failed)
     }

@@ -126,7 +126,7 @@ final class Clock: @unchecked Sendable {
     }
 }
 
-extension Process {
+extension ExOS {
     /// Writes a whole file.
     func put(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o644) throws {
         let fd = try open(path, [.writeOnly, .create, .truncate], mode: mode)
