@@ -91,6 +91,16 @@ extension Kernel {
         }
     }
 
+    /// Whether `request` changes a cached block whose frame no environment but `caller`
+    /// holds (`KernelRequest.blockChanged`; the frames it gives were checked to be the
+    /// caller's alone). Asked after the call, when the block is where the call left it.
+    func changesBlockOfCallerAlone(_ request: KernelRequest, by caller: EnvironmentID) -> Bool {
+        guard let (block, _) = request.blockChanged, let frame = xn?.registryEntry(block)?.frame, Int(frame.rawValue) < frames.count else {
+            return false
+        }
+        return frames.withUnsafeBufferPointer { all in all[Int(frame.rawValue)]?.bindings.keys.allSatisfy { $0 == caller } ?? false }
+    }
+
     func freeFrame(_ caller: EnvironmentID, _ credential: CapabilitySlot, _ frame: FrameNumber) throws(KernelError) {
         let record = try frameRecord(frame, caller, credential, needs: .write)
         guard record.bindings.keys.allSatisfy({ $0 == caller }) else { throw .busy }

@@ -98,7 +98,8 @@ public final class Kernel<H: Host> {
         // alone, changes nothing any other environment can hold a copy of, so the count
         // stays (the caller's own port updates or drops its copies), unless the call also
         // took someone else's binding (`publish` sees to that).
-        if !request.leavesFramesAlone && request.framesChangedForCallerAlone == nil && !isPrivateStore(request, by: caller) {
+        if !request.leavesFramesAlone && request.framesChangedForCallerAlone == nil && !isPrivateStore(request, by: caller)
+            && !changesBlockOfCallerAlone(request, by: caller) {
             noteFrameChanges()
         }
         publish()

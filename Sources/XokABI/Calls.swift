@@ -253,6 +253,21 @@ extension KernelRequest {
         default: return nil
         }
     }
+
+    /// For `xnModify` and `xnWriteData`, the cached block whose bytes the call changes and
+    /// the frames it gives the cache (which no one but the caller may hold); nil for every
+    /// other call. When no environment but the caller holds the block's frame either, the
+    /// call changes frames for its caller alone: the kernel leaves the frame-change count
+    /// (unless a binding was taken: a block freed while someone held it), and the caller's
+    /// port drops its copies of the block's frame and of the frames given.
+    public var blockChanged: (block: BlockNumber, given: [FrameNumber])? {
+        switch self {
+        case .xnModify(_, let block, .allocate(_, _, let frame), _): return (block, [frame])
+        case .xnModify(_, let block, .allocateMany(_, _, let frames), _): return (block, frames)
+        case .xnModify(_, let block, _, _), .xnWriteData(_, let block, _): return (block, [])
+        default: return nil
+        }
+    }
 }
 
 /// What a call returns.

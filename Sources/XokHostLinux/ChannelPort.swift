@@ -24,10 +24,12 @@ public final class ChannelPort: KernelPort {
         // The kernel leaves the count of frame changes alone after such a call, so the
         // copies it made stale are this port's to drop.
         if let frames = request.framesChangedForCallerAlone {
-            for frame in frames {
-                pages[frame] = nil
-                readOnce.remove(frame)
-            }
+            for frame in frames { drop(frame) }
+        }
+        if let (block, given) = request.blockChanged {
+            // The registry shows where the block is now; if it shows nothing, every page goes.
+            if let frame = registryEntry(of: block)?.frame { drop(frame) } else { dropAll() }
+            for frame in given { drop(frame) }
         }
         return reply
     }
@@ -53,14 +55,23 @@ public final class ChannelPort: KernelPort {
     /// `frameLoad` calls made so far (the loads the kept pages did not answer).
     public private(set) var frameLoadCalls = 0
 
+    private func drop(_ frame: FrameNumber) {
+        pages[frame] = nil
+        readOnce.remove(frame)
+    }
+
+    private func dropAll() {
+        if !pages.isEmpty { pages.removeAll(keepingCapacity: true) }
+        if !readOnce.isEmpty { readOnce.removeAll(keepingCapacity: true) }
+    }
+
     public func load(_ frame: FrameNumber, offset: Int, count: Int) throws(KernelError) -> [UInt8] {
         guard offset >= 0, count >= 0, count <= KernelLimits.pageBytes - offset else { throw .notMapped }
         // The count is read before the page is, so a change after it shows next time.
         let changes = exposed.frameChanges
         if changes != pagesChanges {
-            if !pages.isEmpty { pages.removeAll(keepingCapacity: true) }
+            dropAll()
             pagesChanges = changes
-            if !readOnce.isEmpty { readOnce.removeAll(keepingCapacity: true) }
         }
         if let page = pages[frame] { return Array(page[offset..<offset + count]) }
         // A set, not the last frame alone: reads that alternate between two blocks (an
