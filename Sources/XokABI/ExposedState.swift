@@ -55,11 +55,11 @@ public struct ExposedState: Sendable {
     public static let dirtyBlocksOffset = 100
     /// A count the kernel moves after every successful call that may have changed some
     /// frame's bytes or who may read them beyond its caller's own frames (all but
-    /// `KernelRequest.leavesFramesAlone`, `framesChangedForCallerAlone` and a store into a
-    /// frame only its caller holds), when a binding is taken from an environment that did
-    /// not ask, and when an environment dies. A library OS that reads frames by call
-    /// (ChannelPort) may keep what it read while this count stays the same, if it drops
-    /// the copies its own calls change.
+    /// `KernelRequest.leavesFramesAlone`, `framesChangedForCallerAlone`, and a store into
+    /// a frame or a change to a block (`blockChanged`) only its caller holds), when a
+    /// binding is taken from an environment that did not ask, and when an environment
+    /// dies. A library OS that reads frames by call (ChannelPort) may keep what it read
+    /// while this count stays the same, if it drops the copies its own calls change.
     public static let frameChangesOffset = 104
     public static let headerBytes = KernelLimits.pageBytes
     public static let environmentEntryBytes = 16
