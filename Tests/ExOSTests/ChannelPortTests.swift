@@ -83,14 +83,9 @@ import XokSimulation
 }
 
 extension ChannelPorts {
-    /// A channel port keeps whole pages between changes; its own store into a frame it
-    /// alone holds leaves the kernel's count of frame changes where it was, so the page it
-    /// keeps must take the stored bytes too, or its next load would read the old ones. And
-    /// a page is kept at its second read since the last change, however the reads of
-    /// other frames fall between.
-    @Test func aPortsKeptPageFollowsItsOwnStores() throws {
-        let kernel = Kernel(host: try LinuxHost(frameCount: 64))
-        let environment = try LibraryEnvironment.make(kernel, ownerID: 1, quota: LibraryEnvironment.share(of: kernel)).environment
+    /// Runs `body` with a `ChannelPort` for `environment`, whose calls `kernel` answers on
+    /// a thread of its own until `body` returns.
+    func withChannelPort(_ kernel: Kernel<LinuxHost>, _ environment: EnvironmentID, _ body: (ChannelPort) throws -> Void) throws {
         nonisolated(unsafe) let channel = try CallChannel.create()
         nonisolated(unsafe) let served = kernel
         let stop = StopFlag()
@@ -102,37 +97,49 @@ extension ChannelPorts {
         defer {
             stop.set()
             while !stop.done { usleep(1000) }
+            #expect(!stop.failed)
         }
-        let port = ChannelPort(environment: environment, channel: try CallChannel.attach(fd: dup(channel.fd)),
-                               exposed: try MappedExposedState(fd: dup(kernel.host.exposedMemory.fd)))
-        let frame = try port.allocateFrame(credential: LibrarySlot.frames, acl: try AccessControlList([try Capability(name: [1], rights: .all)]))
-        try port.map(frame, writable: true, credential: LibrarySlot.own)
-        try port.store([UInt8](repeating: 7, count: KernelLimits.pageBytes), into: frame, offset: 0)
-        let counted = port.exposedState().frameChanges
-        // The second read of the frame with no change between keeps the whole page.
-        #expect(try port.load(frame, offset: 0, count: 2) == [7, 7])
-        #expect(try port.load(frame, offset: 100, count: 2) == [7, 7])
-        for (offset, bytes) in [(100, [UInt8]([1, 2])), (0, [3]), (KernelLimits.pageBytes - 3, [4, 5, 6])] {
-            try port.store(bytes, into: frame, offset: offset)
-            #expect(try port.load(frame, offset: offset, count: bytes.count) == bytes)
-        }
-        #expect(port.exposedState().frameChanges == counted, "the stores were the caller's alone")
-        #expect(try port.load(frame, offset: 0, count: 4) == [3, 7, 7, 7])
-        // What the kernel holds agrees with the kept page.
-        #expect(try kernel.host.memory.copy(of: frame) == port.load(frame, offset: 0, count: KernelLimits.pageBytes))
+        try body(ChannelPort(environment: environment, channel: try CallChannel.attach(fd: dup(channel.fd)),
+                             exposed: try MappedExposedState(fd: dup(kernel.host.exposedMemory.fd))))
+    }
 
-        // Reads that alternate between two frames, as writing a file alternates between
-        // its inode and its indirect block: each page is kept at its second read, so two
-        // hundred reads make four calls, not two hundred.
-        let second = try port.allocateFrame(credential: LibrarySlot.frames, acl: try AccessControlList([try Capability(name: [1], rights: .all)]))
-        try port.map(second, writable: false, credential: LibrarySlot.own)
-        let calls = port.frameLoadCalls
-        for i in 0..<100 {
-            #expect(try port.load(frame, offset: i, count: 1) == [i == 0 ? 3 : 7])
-            #expect(try port.load(second, offset: i, count: 1) == [0])
+    /// A channel port keeps whole pages between changes; its own store into a frame it
+    /// alone holds leaves the kernel's count of frame changes where it was, so the page it
+    /// keeps must take the stored bytes too, or its next load would read the old ones. And
+    /// a page is kept at its second read since the last change, however the reads of
+    /// other frames fall between.
+    @Test func aPortsKeptPageFollowsItsOwnStores() throws {
+        let kernel = Kernel(host: try LinuxHost(frameCount: 64))
+        let environment = try LibraryEnvironment.make(kernel, ownerID: 1, quota: LibraryEnvironment.share(of: kernel)).environment
+        try withChannelPort(kernel, environment) { port in
+            let frame = try port.allocateFrame(credential: LibrarySlot.frames, acl: try AccessControlList([try Capability(name: [1], rights: .all)]))
+            try port.map(frame, writable: true, credential: LibrarySlot.own)
+            try port.store([UInt8](repeating: 7, count: KernelLimits.pageBytes), into: frame, offset: 0)
+            let counted = port.exposedState().frameChanges
+            // The second read of the frame with no change between keeps the whole page.
+            #expect(try port.load(frame, offset: 0, count: 2) == [7, 7])
+            #expect(try port.load(frame, offset: 100, count: 2) == [7, 7])
+            for (offset, bytes) in [(100, [UInt8]([1, 2])), (0, [3]), (KernelLimits.pageBytes - 3, [4, 5, 6])] {
+                try port.store(bytes, into: frame, offset: offset)
+                #expect(try port.load(frame, offset: offset, count: bytes.count) == bytes)
+            }
+            #expect(port.exposedState().frameChanges == counted, "the stores were the caller's alone")
+            #expect(try port.load(frame, offset: 0, count: 4) == [3, 7, 7, 7])
+            // What the kernel holds agrees with the kept page.
+            #expect(try kernel.host.memory.copy(of: frame) == port.load(frame, offset: 0, count: KernelLimits.pageBytes))
+
+            // Reads that alternate between two frames, as writing a file alternates between
+            // its inode and its indirect block: each page is kept at its second read, so two
+            // hundred reads make four calls, not two hundred.
+            let second = try port.allocateFrame(credential: LibrarySlot.frames, acl: try AccessControlList([try Capability(name: [1], rights: .all)]))
+            try port.map(second, writable: false, credential: LibrarySlot.own)
+            let calls = port.frameLoadCalls
+            for i in 0..<100 {
+                #expect(try port.load(frame, offset: i, count: 1) == [i == 0 ? 3 : 7])
+                #expect(try port.load(second, offset: i, count: 1) == [0])
+            }
+            #expect(port.frameLoadCalls - calls <= 4)
         }
-        #expect(port.frameLoadCalls - calls <= 4)
-        #expect(!stop.failed)
     }
 
     /// Calls that change frames for their caller alone (unmapping its own, freeing one it
@@ -142,40 +149,27 @@ extension ChannelPorts {
     @Test func aPortDropsThePagesItsOwnCallsChanged() throws {
         let kernel = Kernel(host: try LinuxHost(frameCount: 64))
         let environment = try LibraryEnvironment.make(kernel, ownerID: 1, quota: LibraryEnvironment.share(of: kernel)).environment
-        nonisolated(unsafe) let channel = try CallChannel.create()
-        nonisolated(unsafe) let served = kernel
-        let stop = StopFlag()
-        let server = Thread {
-            do { try serve(channel, kernel: served, environment: environment) { !stop.isSet } } catch { stop.failed = true }
-            stop.done = true
-        }
-        server.start()
-        defer {
-            stop.set()
-            while !stop.done { usleep(1000) }
-        }
-        let port = ChannelPort(environment: environment, channel: try CallChannel.attach(fd: dup(channel.fd)),
-                               exposed: try MappedExposedState(fd: dup(kernel.host.exposedMemory.fd)))
-        let acl = try AccessControlList([try Capability(name: [1], rights: .all)])
-        let frame = try port.allocateFrame(credential: LibrarySlot.frames, acl: acl)
-        try port.map(frame, writable: true, credential: LibrarySlot.own)
-        try port.store([UInt8](repeating: 7, count: KernelLimits.pageBytes), into: frame, offset: 0)
-        for _ in 0..<2 { #expect(try port.load(frame, offset: 0, count: 2) == [7, 7]) }
-        let counted = port.exposedState().frameChanges
+        try withChannelPort(kernel, environment) { port in
+            let acl = try AccessControlList([try Capability(name: [1], rights: .all)])
+            let frame = try port.allocateFrame(credential: LibrarySlot.frames, acl: acl)
+            try port.map(frame, writable: true, credential: LibrarySlot.own)
+            try port.store([UInt8](repeating: 7, count: KernelLimits.pageBytes), into: frame, offset: 0)
+            for _ in 0..<2 { #expect(try port.load(frame, offset: 0, count: 2) == [7, 7]) }
+            let counted = port.exposedState().frameChanges
 
-        try port.unmap(frame)
-        #expect(throws: KernelError.notMapped) { try port.load(frame, offset: 0, count: 2) }
-        try port.map(frame, writable: true, credential: LibrarySlot.own)
-        for _ in 0..<2 { #expect(try port.load(frame, offset: 0, count: 2) == [7, 7]) }
+            try port.unmap(frame)
+            #expect(throws: KernelError.notMapped) { try port.load(frame, offset: 0, count: 2) }
+            try port.map(frame, writable: true, credential: LibrarySlot.own)
+            for _ in 0..<2 { #expect(try port.load(frame, offset: 0, count: 2) == [7, 7]) }
 
-        // Freed while bound, then allocated again (the free list gives it back first).
-        try port.free(frame, credential: LibrarySlot.own)
-        let again = try port.allocateFrame(credential: LibrarySlot.frames, acl: acl)
-        try #require(again == frame)
-        try port.map(again, writable: false, credential: LibrarySlot.own)
-        #expect(try port.load(again, offset: 0, count: 2) == [0, 0])
-        #expect(port.exposedState().frameChanges == counted, "every call was the caller's alone")
-        #expect(!stop.failed)
+            // Freed while bound, then allocated again (the free list gives it back first).
+            try port.free(frame, credential: LibrarySlot.own)
+            let again = try port.allocateFrame(credential: LibrarySlot.frames, acl: acl)
+            try #require(again == frame)
+            try port.map(again, writable: false, credential: LibrarySlot.own)
+            #expect(try port.load(again, offset: 0, count: 2) == [0, 0])
+            #expect(port.exposedState().frameChanges == counted, "every call was the caller's alone")
+        }
     }
 
     /// XN reading a block into a frame its caller gives changes the frame's bytes without
@@ -188,38 +182,25 @@ extension ChannelPorts {
         try kernel.mountDisk(try FileBlockDevice.create(path: image, blocks: 1024), format: true)
         let format = TreeFormat(name: "tree", ownerOffset: 0)
         let local = try LibraryEnvironment.treeClient(kernel, ownerID: 1, format: format)
-        nonisolated(unsafe) let channel = try CallChannel.create()
-        nonisolated(unsafe) let served = kernel
-        let stop = StopFlag(), environment = local.port.environment
-        let server = Thread {
-            do { try serve(channel, kernel: served, environment: environment) { !stop.isSet } } catch { stop.failed = true }
-            stop.done = true
-        }
-        server.start()
-        defer {
-            stop.set()
-            while !stop.done { usleep(1000) }
-        }
-        let port = ChannelPort(environment: environment, channel: try CallChannel.attach(fd: dup(channel.fd)),
-                               exposed: try MappedExposedState(fd: dup(kernel.host.exposedMemory.fd)))
-        let client = TreeClient(port: port, ownerID: 1, format: format, type: local.type, slots: LibrarySlot.tree)
-        // A root on disk and out of the cache.
-        let root = try client.createRoot(name: "given")
-        try port.writeback([root])
-        guard case .done = try port.perform(.xnEvict(credential: LibrarySlot.own, root)) else { throw KernelError.badRequest }
+        try withChannelPort(kernel, local.port.environment) { port in
+            let client = TreeClient(port: port, ownerID: 1, format: format, type: local.type, slots: LibrarySlot.tree)
+            // A root on disk and out of the cache.
+            let root = try client.createRoot(name: "given")
+            try port.writeback([root])
+            guard case .done = try port.perform(.xnEvict(credential: LibrarySlot.own, root)) else { throw KernelError.badRequest }
 
-        let frame = try client.newFrame()
-        try port.map(frame, writable: true, credential: LibrarySlot.own)
-        try port.store([UInt8](repeating: 0xAA, count: KernelLimits.pageBytes), into: frame, offset: 0)
-        for _ in 0..<2 { #expect(try port.load(frame, offset: 0, count: 8) == [UInt8](repeating: 0xAA, count: 8)) }
-        let counted = port.exposedState().frameChanges
-        #expect(try port.readIn(root, frame: frame, credential: LibrarySlot.own) == frame)
-        #expect(try port.map(root, writable: false, credential: LibrarySlot.own) == frame)
-        let head = try port.load(frame, offset: 0, count: 8), page = try port.load(frame, offset: 0, count: KernelLimits.pageBytes)
-        #expect(head == client.stamp.bytes)
-        #expect(page == kernel.host.memory.copy(of: frame))
-        #expect(port.exposedState().frameChanges == counted, "the frame was the caller's alone")
-        #expect(!stop.failed)
+            let frame = try client.newFrame()
+            try port.map(frame, writable: true, credential: LibrarySlot.own)
+            try port.store([UInt8](repeating: 0xAA, count: KernelLimits.pageBytes), into: frame, offset: 0)
+            for _ in 0..<2 { #expect(try port.load(frame, offset: 0, count: 8) == [UInt8](repeating: 0xAA, count: 8)) }
+            let counted = port.exposedState().frameChanges
+            #expect(try port.readIn(root, frame: frame, credential: LibrarySlot.own) == frame)
+            #expect(try port.map(root, writable: false, credential: LibrarySlot.own) == frame)
+            let head = try port.load(frame, offset: 0, count: 8), page = try port.load(frame, offset: 0, count: KernelLimits.pageBytes)
+            #expect(head == client.stamp.bytes)
+            #expect(page == kernel.host.memory.copy(of: frame))
+            #expect(port.exposedState().frameChanges == counted, "the frame was the caller's alone")
+        }
     }
 }
 
