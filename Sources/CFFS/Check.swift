@@ -84,13 +84,13 @@ public struct CFFSCheck {
                 violation("\(path): block \(block) cannot be read")
                 break
             }
-            let header = BlockHeader(bytes)
             if bytes.allSatisfy({ $0 == 0 }) {
                 // Its allocator died before writing the header (XN writes back what a dead
                 // environment left); C-FFS lays it out at its first use.
                 report.notes.append("\(path): block \(block) was never laid out: an empty directory block")
                 break
             }
+            let header = BlockHeader(bytes)
             if header.magic != CFFSLayout.dirMagic { violation("\(path): block \(block) is not a directory block") }
             if Stamp(uid: header.uid, gid: header.gid, mode: header.mode) != stamp {
                 violation("\(path): block \(block) carries owner \(header.uid):\(header.gid) mode \(octal(header.mode)), "

@@ -244,9 +244,10 @@ public final class CFFS<P: KernelPort> {
                 // Never laid out: whoever allocated the block died between linking it in
                 // and writing its header, and XN wrote back what it left. An empty block
                 // of this directory; laid out now by whoever may write the directory, read
-                // as the empty end of it by anyone else.
-                guard let laidOut = try? layOut(block, of: inode, under: parent, credential: self.credential(inode.uid, inode.gid)) else { return }
-                bytes = laidOut
+                // as the empty end of it by anyone else. Any other failure is the walk's.
+                do { bytes = try layOut(block, of: inode, under: parent, credential: self.credential(inode.uid, inode.gid)) } catch .EACCES {
+                    return
+                }
             }
             guard bytes.le32(CFFSLayout.magic) == CFFSLayout.dirMagic else { throw .EIO }
             guard try visit(block, bytes) else { return }
@@ -482,7 +483,11 @@ public final class CFFS<P: KernelPort> {
 
     /// Writes the header of directory `inode`'s block `block`, which reads as zeros, and
     /// returns the block as it is then.
+    /// - Throws: `EACCES` unless the directory's mode lets this process write it (the
+    ///   directory's UDF lets any writer change a block whose magic is still zero, so the
+    ///   mode is this library's to respect).
     private func layOut(_ block: BlockNumber, of inode: Inode, under parent: BlockNumber, credential: CapabilitySlot) throws(Errno) -> [UInt8] {
+        try require(2, on: inode)
         var header = BlockHeader(magic: CFFSLayout.dirMagic, dirType: dirType, indType: indType, inoType: inoType)
         header.uid = inode.uid
         header.gid = inode.gid

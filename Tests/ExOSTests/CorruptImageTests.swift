@@ -137,6 +137,11 @@ extension CorruptImages {
 
         let kernel = Kernel(host: SimulatedHost(frameCount: 4096))
         try kernel.mountDisk(disk, format: false)
+        // A user who may not write /d reads the block as empty and leaves it as it is.
+        let outsider = try ExOSEnvironment.mount(kernel, uid: 1000, gid: 1000, now: { 1 })
+        #expect(try outsider.list("/d") == [])
+        let cached = try #require(kernel.xn?.registryEntry(directoryBlock)?.frame)
+        #expect(kernel.host.memory.copy(of: cached) == [UInt8](repeating: 0, count: KernelLimits.pageBytes))
         let again = try ExOSEnvironment.mount(kernel, uid: 0, gid: 0, now: { 1 })
         #expect(try again.list("/d") == [])
         try again.put("/d/new", [1, 2, 3])
