@@ -183,9 +183,17 @@ public struct ProgramKind: Hashable, Sendable {
 ///                   | credential: rights u64, component count u64,
 ///                   |             components (8 × u64)
 ///     offset 8296   +--------------------------------+
+///                   | this block's number u64, its parent's number u64
+///     offset 8312   +--------------------------------+
+///                   | the parent block as cached (4096)  |
+///     offset 12408  +--------------------------------+
 ///
 /// All integers little-endian. The operation is one of `AclContext.Operation`; the target
-/// is the block allocated, freed or linked, or the data block written.
+/// is the block allocated, freed or linked, the data block written, or the child passed
+/// through. For a change (every operation but `read`, `writeData` and `traverse`) the
+/// parent's bytes are the block's parent as it is now, so a UDF can hold a block's first
+/// contents to what its parent says of it; for a root, and for the three accesses, the
+/// parent's number is 0 and its bytes are zeros.
 public enum AclContext {
     public static let blockBeforeOffset = 0
     public static let blockAfterOffset = Limits.metadataBlockBytes
@@ -195,8 +203,13 @@ public enum AclContext {
     public static let credentialOffset = changeOffset + 24
     /// Name components a credential carries at most.
     public static let credentialComponentsMax = 8
+    /// This block's number, then its parent's (0 for none).
+    public static let blockNumberOffset = credentialOffset + 16 + 8 * credentialComponentsMax
+    public static let parentNumberOffset = blockNumberOffset + 8
+    /// The parent block's bytes, for a change.
+    public static let parentOffset = parentNumberOffset + 8
     /// The context's size.
-    public static let bytes = credentialOffset + 16 + 8 * credentialComponentsMax
+    public static let bytes = parentOffset + Limits.metadataBlockBytes
 
     /// What the change does.
     public enum Operation: UInt32, Sendable {
@@ -224,5 +237,10 @@ public enum AclContext {
         /// A pointer to the target, an existing block of a shareable type, appears: one
         /// more name for it (a hard link). The target keeps its other parents.
         case link = 8
+        /// The credential passes through this block to the target, one of its children,
+        /// on the way to reach the target or a block below it (before and after are this
+        /// block, unchanged). XN asks every block above the one a call names, so a file
+        /// system can require a right of each step of a path, as UNIX's search bit does.
+        case traverse = 9
     }
 }

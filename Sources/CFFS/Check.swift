@@ -132,6 +132,9 @@ public struct CFFSCheck {
                 }
             } else {
                 report.files += 1
+                if inode.size > CFFSLayout.bytesMax {
+                    violation("\(path): a size of \(inode.size) bytes, past the \(CFFSLayout.bytesMax) a file can hold")
+                }
             }
             if inode.nlink != 1 { violation("\(path): link count field \(inode.nlink) (a file's names are counted, not stored; 1 expected)") }
             fileBlocks(inode, path, stamp)

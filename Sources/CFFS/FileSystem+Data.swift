@@ -49,6 +49,7 @@ extension CFFS {
             if pointer == 0 {
                 guard makePath else { return nil }
                 let level = path.digits.count - depth
+                if container != ref.block { try layOutIfZero(container, level: level + 1, of: inode, credential: credential) }
                 let offset = field
                 pointer = try cache.allocate(under: container, type: indType, near: nextBlock(ref.block), credential: credential) { child in
                     [(offset, bytes64(child))]
@@ -83,12 +84,26 @@ extension CFFS {
             return (pointer, container)
         }
         guard allocate else { return nil }
+        if container != ref.block { try layOutIfZero(container, level: 1, of: inode, credential: credential) }
         let child = try cache.allocate(under: container, type: .data, near: nextBlock(ref.block), credential: credential) { child in
             [(field, bytes64(child))]
         }
         cursor[ref.block] = child + 1
         if container == ref.block, let direct = Self.path(of: index), direct.digits.isEmpty { inode.pointers[direct.field] = child }
         return (child, container)
+    }
+
+    /// Writes the header of indirect block `block` (of `level`, in `inode`'s file) if it
+    /// still reads as zeros: an allocator died between linking it in and laying it out.
+    /// Its UDF takes no pointer into a block not laid out.
+    func layOutIfZero(_ block: BlockNumber, level: Int, of inode: Inode, credential: CapabilitySlot) throws(Errno) {
+        guard try cache.read(block, parent: nil, credential: credential, count: 4).le32(0) == 0 else { return }
+        var header = BlockHeader(magic: CFFSLayout.indMagic, dirType: dirType, indType: indType, inoType: inoType)
+        header.level = UInt32(level)
+        header.uid = inode.uid
+        header.gid = inode.gid
+        header.mode = inode.mode
+        try cache.modify(block, .write, [(0, header.encoded)], credential: credential)
     }
 
     /// Where a directory's next file block should go: after the last one it got, or

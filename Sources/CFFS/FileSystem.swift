@@ -159,13 +159,20 @@ public final class CFFS<P: KernelPort> {
             }
         }
         do {
+            var programs: [[FrameSpan]] = []
             for code in [udfs.owns, udfs.acl, udfs.size] {
-                let frame = try port.allocateFrame(credential: cache.identity.frameSlot, acl: cache.identity.frameACL)
-                spans.append(FrameSpan(frame: frame, length: UInt32(code.count)))
-                try port.map(frame, writable: true, credential: cache.identity.userSlot)
-                try port.store(code, into: frame, offset: 0)
+                var program: [FrameSpan] = []
+                for start in stride(from: 0, to: code.count, by: KernelLimits.pageBytes) {
+                    let piece = Array(code[start..<min(code.count, start + KernelLimits.pageBytes)])
+                    let frame = try port.allocateFrame(credential: cache.identity.frameSlot, acl: cache.identity.frameACL)
+                    spans.append(FrameSpan(frame: frame, length: UInt32(piece.count)))
+                    program.append(spans.last!)
+                    try port.map(frame, writable: true, credential: cache.identity.userSlot)
+                    try port.store(piece, into: frame, offset: 0)
+                }
+                programs.append(program)
             }
-            return try port.installType(named: name, owns: spans[0], acl: spans[1], size: spans[2], shareable: shareable, credential: types)
+            return try port.installType(named: name, owns: programs[0], acl: programs[1], size: programs[2], shareable: shareable, credential: types)
         } catch {
             throw Errno(error)
         }
@@ -179,6 +186,15 @@ public final class CFFS<P: KernelPort> {
     /// Throws `EACCES` unless the identity has every bit of `bits` on `inode`.
     func require(_ bits: UInt32, on inode: Inode) throws(Errno) {
         guard identity.bits(uid: inode.uid, gid: inode.gid, mode: inode.mode) & bits == bits else { throw .EACCES }
+    }
+
+    /// Throws `EPERM` when `parent` is sticky (mode 01000) and the identity owns neither
+    /// `entry` nor `parent` and is not the superuser: in such a directory (/tmp) only
+    /// those may remove or rename an entry, as unlink(2) and rename(2) say. The directory's
+    /// UDF refuses it too.
+    func requireStickyRight(_ parent: Inode, _ entry: Inode) throws(Errno) {
+        guard parent.mode & 0o1000 != 0, !identity.isSuperuser, identity.uid != entry.uid, identity.uid != parent.uid else { return }
+        throw .EPERM
     }
 
     /// Reads a block already seen (its parent and credential noted).
@@ -207,6 +223,8 @@ public final class CFFS<P: KernelPort> {
         guard ref.slot >= 0, ref.slot < CFFSLayout.slots else { throw .EINVAL }
         let bytes = try cache.read(ref.block, parent: nil, credential: cache.credentialOf[ref.block] ?? identity.userSlot,
                                    offset: CFFSLayout.slotOffset(ref.slot), count: CFFSLayout.slotBytes)
+        // What the disk says is checked before anything is done with it (fsck names it).
+        guard Inode.damage(in: bytes, at: 0) == nil else { throw .EIO }
         guard var inode = Inode(bytes, at: 0) else { throw .ENOENT }
         if let pending = pendingTimes[ref], inode.isDirectory, inode.pointers[0] == pending.first {
             inode.mtime = pending.time
@@ -266,6 +284,7 @@ public final class CFFS<P: KernelPort> {
         var result: [DirectoryEntry] = []
         try walkDirectory(inode, in: dir) { block, bytes throws(Errno) in
             for slot in 0..<CFFSLayout.slots {
+                guard Inode.damage(in: bytes, at: CFFSLayout.slotOffset(slot)) == nil else { throw .EIO }
                 if let entry = Inode(bytes, at: CFFSLayout.slotOffset(slot)) {
                     let (ref, file) = try resolve(FileRef(block: block, slot: slot), entry, in: inode)
                     result.append(DirectoryEntry(name: entry.name, ref: ref, inode: file))
@@ -345,6 +364,7 @@ public final class CFFS<P: KernelPort> {
         let bytes = try cache.read(block, parent: place.block, credential: credential(directory.uid, directory.gid))
         // A link another client is still making has no entry yet.
         guard bytes.le32(CFFSLayout.magic) == CFFSLayout.inoMagic, let file = Inode(bytes, at: CFFSLayout.slotsStart) else { throw .ENOENT }
+        guard Inode.damage(in: bytes, at: CFFSLayout.slotsStart) == nil else { throw .EIO }
         return (FileRef(block: block, slot: 0), file)
     }
 
@@ -558,6 +578,7 @@ public final class CFFS<P: KernelPort> {
         let parent = try inode(dir)
         guard let (ref, inode) = try entry(name, in: dir, directory: parent) else { throw .ENOENT }
         try require(3, on: parent)
+        try requireStickyRight(parent, inode)
         let credential = credential(parent.uid, parent.gid)
         let at = CFFSLayout.slotOffset(ref.slot)
         let empty = [UInt8](repeating: 0, count: CFFSLayout.slotBytes)
@@ -684,6 +705,7 @@ public final class CFFS<P: KernelPort> {
         let parent = try inode(dir)
         guard let (source, moving) = try entry(from, in: dir, directory: parent) else { throw .ENOENT }
         try require(3, on: parent)
+        try requireStickyRight(parent, moving)
         if let (existing, target) = try entry(to, in: dir, directory: parent) {
             if existing == source { return }
             // Two names of one file: rename(2) does nothing.
@@ -726,6 +748,7 @@ public final class CFFS<P: KernelPort> {
         guard let (source, moving) = try entry(from, in: dir, directory: sourceParent) else { throw .ENOENT }
         try require(3, on: sourceParent)
         try require(3, on: targetParent)
+        try requireStickyRight(sourceParent, moving)
         if let (_, replaced) = try entry(to, in: target, directory: targetParent) {
             if moving.isLink, replaced.isLink, moving.pointers[0] == replaced.pointers[0] { return FileRef(block: moving.pointers[0], slot: 0) }
             if replaced.isDirectory != moving.isDirectory { throw replaced.isDirectory ? .EISDIR : .ENOTDIR }

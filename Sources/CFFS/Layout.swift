@@ -41,7 +41,7 @@ public enum CFFSLayout {
     public static let dirMagic: UInt32 = 0x5249_4443     // "CDIR"
     public static let indMagic: UInt32 = 0x444e_4943     // "CIND"
     public static let inoMagic: UInt32 = 0x4f4e_4943     // "CINO"
-    public static let version: UInt32 = 2
+    public static let version: UInt32 = 3
 
     // Header.
     public static let headerBytes = 64
@@ -77,6 +77,9 @@ public enum CFFSLayout {
         let n = UInt64(indPointers)
         return UInt64(directCount) + n + n * n + n * n * n
     }()
+    /// The largest size an entry may record (about 489 GiB): what its blocks can hold.
+    /// The UDFs refuse a larger one, and every reader treats one as damage.
+    public static let bytesMax: UInt64 = blocksMax * UInt64(blockBytes)
 }
 
 /// File types and permission bits, as in st_mode.
@@ -150,6 +153,31 @@ public struct Inode: Equatable, Sendable {
         pointers = CFFSLayout.pointerFields.map { block.le64(offset + $0) }
         let length = min(Int(block[offset + CFFSLayout.eNameLength]), CFFSLayout.nameBytesMax)
         name = Array(block[offset + CFFSLayout.eName..<offset + CFFSLayout.eName + length])
+    }
+
+    /// What is wrong with the entry in the slot at `offset` of a directory or inode block,
+    /// as a reader must never trust it: a name that no UDF lets in (empty, longer than
+    /// 120 bytes, holding NUL or '/', "." or ".."), a type C-FFS does not make, or a size
+    /// past what the layout holds. nil for a sound entry (or an empty slot).
+    public static func damage(in block: [UInt8], at offset: Int) -> String? {
+        let mode = block.le32(offset + CFFSLayout.eMode)
+        guard mode != 0 else { return nil }
+        let length = Int(block[offset + CFFSLayout.eNameLength])
+        guard length >= 1, length <= CFFSLayout.nameBytesMax else { return "a name of \(length) bytes" }
+        let name = block[offset + CFFSLayout.eName..<offset + CFFSLayout.eName + length]
+        if name.contains(0) || name.contains(0x2f) || name.elementsEqual([0x2e]) || name.elementsEqual([0x2e, 0x2e]) {
+            return "an invalid name"
+        }
+        let size = block.le64(offset + CFFSLayout.eSize)
+        switch mode & FileMode.typeMask {
+        case FileMode.regular, FileMode.directory, FileMode.link:
+            if size > CFFSLayout.bytesMax { return "a size of \(size) bytes, past what a file can hold" }
+        case FileMode.symlink:
+            if size > UInt64(CFFSLayout.blockBytes) { return "a symbolic link of \(size) bytes" }
+        default:
+            return "an unknown file type"
+        }
+        return nil
     }
 
     /// The slot's 256 bytes.

@@ -178,8 +178,13 @@ public enum CFFSUDFs {
     /// superuser changes it once it is initialized.
     static var aclSuper: [UInt8] {
         build { u in
-            let changes = u.b.makeLabel()
+            let changes = u.b.makeLabel(), notTraverse = u.b.makeLabel()
             u.loadOperation()
+            // Passing through to the root directory: its own header guards it.
+            u.b.branch(.ne, .r9, .immediate(Int32(AclContext.Operation.traverse.rawValue)), to: notTraverse)
+            u.requireRights(.read)
+            u.b.jump(to: u.allow)
+            u.b.bind(notTraverse)
             u.b.branch(.ne, .r9, .immediate(Int32(AclContext.Operation.read.rawValue)), to: changes)
             u.requireRights(.read)
             u.b.branch(.eq, .r8, 0, to: u.deny)
@@ -203,6 +208,7 @@ public enum CFFSUDFs {
             let changes = u.b.makeLabel(), scan = u.b.makeLabel(), loop = u.b.makeLabel(), nextSlot = u.b.makeLabel()
             let file = u.b.makeLabel(), matchDirectory = u.b.makeLabel(), matchFile = u.b.makeLabel()
             u.loadOperation()
+            u.routeTraverseOfDirectory()
             u.routeAccess(to: changes)
 
             // Reads and data writes: find the entry that points to the target.
@@ -277,8 +283,8 @@ public enum CFFSUDFs {
             u.b.bind(changes)
             u.b.store(.double, to: .r10, offset: -8, .register(.r9))
             u.requireRights(.write)
+            u.checkLayout(.directory)
             u.checkMove()
-            u.allowInitializing(elseKeep: CFFSLayout.dirMagic)
             u.loadChangedRange()
             u.checkHeader(otherFieldsNeedDirectoryWrite: true)
             u.checkSlots()
@@ -293,6 +299,9 @@ public enum CFFSUDFs {
         build { u in
             let changes = u.b.makeLabel(), writing = u.b.makeLabel(), notMove = u.b.makeLabel(), done = u.b.makeLabel()
             u.loadOperation()
+            // Its children are its file's: passing through to them needs what reaching the
+            // file needed, which the directories above checked.
+            u.b.branch(.eq, .r9, .immediate(Int32(AclContext.Operation.traverse.rawValue)), to: u.allow)
             u.routeAccess(to: changes)
             // Every child belongs to the file in slot 0: its stamp decides.
             u.b.branch(.eq, .r8, 0, to: u.deny)
@@ -315,7 +324,7 @@ public enum CFFSUDFs {
             u.b.branch(.eq, .r9, .immediate(Int32(AclContext.Operation.moveOut.rawValue)), to: u.deny)
             u.b.branch(.eq, .r9, .immediate(Int32(AclContext.Operation.link.rawValue)), to: u.deny)
             u.requireRights(.write)
-            u.allowInitializing(elseKeep: CFFSLayout.inoMagic)
+            u.checkLayout(.inode)
             // Only slot 0 changes.
             u.loadChangedRange()
             u.b.branch(.lt, .r6, .immediate(Int32(CFFSLayout.slotsStart)), to: u.deny)
@@ -341,7 +350,7 @@ public enum CFFSUDFs {
             u.b.load(.word, .r2, from: .r8, offset: after + Int16(CFFSLayout.eMode))
             u.b.branch(.eq, .r2, 0, to: u.deny)
             u.b.mov(.r6, 0)
-            u.checkExistingEntry(renames: false, next: done)
+            u.checkExistingEntry(renames: false, inDirectory: false, next: done)
             u.b.bind(done)
             u.b.jump(to: u.allow)
             u.finish()
@@ -352,6 +361,8 @@ public enum CFFSUDFs {
         build { u in
             let changes = u.b.makeLabel(), writing = u.b.makeLabel()
             u.loadOperation()
+            // Its children are its file's, as an inode block's are.
+            u.b.branch(.eq, .r9, .immediate(Int32(AclContext.Operation.traverse.rawValue)), to: u.allow)
             u.routeAccess(to: changes)
             // Every child of an indirect block belongs to the one file its header stamps,
             // and XN asks only about this block's own children: no need to find which.
@@ -367,7 +378,7 @@ public enum CFFSUDFs {
             u.b.bind(changes)
             u.denyMoves()
             u.requireRights(.write)
-            u.allowInitializing(elseKeep: CFFSLayout.indMagic)
+            u.checkLayout(.indirect)
             u.loadChangedRange()
             u.checkHeader(otherFieldsNeedDirectoryWrite: false)
             // Anything outside uid, gid and mode (pointers, level): write on the file.
@@ -391,8 +402,8 @@ struct UDFBuilder {
     var b = ProgramBuilder()
     let allow: Label, deny: Label
     /// Program-local functions, emitted after the exits when used.
-    let permissionFunction: Label, nameFunction: Label
-    var usesPermission = false, usesName = false
+    let permissionFunction: Label, nameFunction: Label, stickyFunction: Label
+    var usesPermission = false, usesName = false, usesSticky = false
     /// Where the context pointer is kept across calls (which clobber r1-r5).
     static let savedContext: Int16 = -16
 
@@ -401,6 +412,7 @@ struct UDFBuilder {
         deny = b.makeLabel()
         permissionFunction = b.makeLabel()
         nameFunction = b.makeLabel()
+        stickyFunction = b.makeLabel()
         b.store(.double, to: .r10, offset: Self.savedContext, .register(.r1))
     }
 
@@ -414,6 +426,7 @@ struct UDFBuilder {
         b.exit()
         if usesPermission { emitPermissionFunction() }
         if usesName { emitNameFunction() }
+        if usesSticky { emitStickyFunction() }
     }
 
     /// Appends (`block`, `type`) to the owns output at r9, counting in r0.
@@ -573,14 +586,253 @@ struct UDFBuilder {
         b.branch(.ne, .r0, 3, to: deny)
     }
 
-    /// Allows the first change to a block whose header is still zero (XN lets only its
-    /// allocator make it, and C-FFS's first change writes the header); after that, denies
-    /// a change that does not keep `magic`. Uses r2.
-    mutating func allowInitializing(elseKeep magic: UInt32) {
+    // MARK: Rules added for a hostile co-user (docs/cffs.md, "Protection")
+
+    /// Passing through a directory block (operation `traverse`, r8 the child; XN asks
+    /// with the block itself as the child before any change to it): to the directory's own
+    /// next block, read or search on it (listing a directory needs only read); into the
+    /// block itself, search; to anything else, search. The owner may always pass to the
+    /// directory's own blocks (chmod must reach every header). A block not laid out yet
+    /// guards nothing: it points nowhere, and its layout has rules of its own.
+    mutating func routeTraverseOfDirectory() {
+        let notTraverse = b.makeLabel(), search = b.makeLabel(), own = b.makeLabel()
+        b.branch(.ne, .r9, .immediate(Int32(AclContext.Operation.traverse.rawValue)), to: notTraverse)
+        requireRights(.read)
         b.load(.word, .r2, from: .r1, offset: Int16(CFFSLayout.magic))
         b.branch(.eq, .r2, 0, to: allow)
-        b.load(.word, .r2, from: .r1, offset: CFFSUDFs.after + Int16(CFFSLayout.magic))
+        permission(of: .r1, header: true)
+        b.load(.double, .r2, from: .r1, offset: Int16(AclContext.blockNumberOffset))
+        b.branch(.eq, .r2, .r8, to: own)
+        b.load(.double, .r2, from: .r1, offset: Int16(CFFSLayout.next))
+        b.branch(.ne, .r2, .r8, to: search)
+        b.emit(.branch(.set, .bits64, .r0, .immediate(4), offset: 0), to: allow)
+        b.bind(own)
+        ifOwner(uidAt: .r1, offset: Int16(CFFSLayout.uid), allow)
+        b.bind(search)
+        b.emit(.branch(.set, .bits64, .r0, .immediate(1), offset: 0), to: allow)
+        b.jump(to: deny)
+        b.bind(notTraverse)
+    }
+
+    enum BlockKind { case directory, indirect, inode }
+
+    /// A block whose magic is still zero (just allocated, or left so by an allocator that
+    /// died) gets its first contents here, and they must be what its parent says it is:
+    /// a header alone (no entries, no pointers: those come by the rules of later
+    /// changes), the parent's type ids, and the stamp of the file or directory the parent
+    /// says the block belongs to, laid out by one who may write that. After that, every
+    /// change keeps the block's magic. Uses r2-r8; ends in allow or deny for a layout.
+    mutating func checkLayout(_ kind: BlockKind) {
+        let magic: UInt32 = switch kind {
+        case .directory: CFFSLayout.dirMagic
+        case .indirect: CFFSLayout.indMagic
+        case .inode: CFFSLayout.inoMagic
+        }
+        let laidOut = b.makeLabel(), whoMay = b.makeLabel()
+        let after = CFFSUDFs.after, parent = Int16(AclContext.parentOffset)
+        b.load(.word, .r2, from: .r1, offset: Int16(CFFSLayout.magic))
+        b.branch(.ne, .r2, 0, to: laidOut)
+        loadChangedRange()
+        b.branch(.gt, .r7, .immediate(Int32(CFFSLayout.headerBytes)), to: deny)
+        b.load(.word, .r2, from: .r1, offset: after + Int16(CFFSLayout.magic))
         b.branch(.ne, .r2, .immediate(Int32(bitPattern: magic)), to: deny)
+        b.load(.double, .r2, from: .r1, offset: Int16(AclContext.parentNumberOffset))
+        b.branch(.eq, .r2, 0, to: deny)
+        for field in [CFFSLayout.dirType, CFFSLayout.indType, CFFSLayout.inoType] {
+            b.load(.word, .r2, from: .r1, offset: after + Int16(field))
+            b.load(.word, .r3, from: .r1, offset: parent + Int16(field))
+            b.branch(.ne, .r2, .r3, to: deny)
+        }
+        b.load(.double, .r2, from: .r1, offset: after + Int16(CFFSLayout.next))
+        b.branch(.ne, .r2, 0, to: deny)
+        b.load(.double, .r7, from: .r1, offset: Int16(AclContext.blockNumberOffset))
+        b.load(.word, .r2, from: .r1, offset: parent + Int16(CFFSLayout.magic))
+        switch kind {
+        case .directory:
+            let rootDirectory = b.makeLabel(), scan = b.makeLabel(), loop = b.makeLabel(), nextSlot = b.makeLabel(), found = b.makeLabel()
+            b.branch(.eq, .r2, .immediate(Int32(CFFSLayout.superMagic)), to: rootDirectory)
+            b.branch(.ne, .r2, .immediate(Int32(CFFSLayout.dirMagic)), to: deny)
+            // The directory's next block carries its header's stamp; a subdirectory's first
+            // block, its entry's.
+            b.mov(.r8, .r1)
+            b.add(.r8, .immediate(Int32(AclContext.parentOffset)))
+            b.load(.double, .r3, from: .r8, offset: Int16(CFFSLayout.next))
+            b.branch(.ne, .r3, .r7, to: scan)
+            requireSameStamp(as: .r8, entry: false)
+            b.jump(to: whoMay)
+            b.bind(scan)
+            b.add(.r8, .immediate(Int32(CFFSLayout.slotsStart)))
+            b.mov(.r6, 0)
+            b.bind(loop)
+            b.branch(.ge, .r6, .immediate(Int32(CFFSLayout.slots)), to: deny)
+            b.load(.word, .r2, from: .r8, offset: Int16(CFFSLayout.eMode))
+            b.alu(.and, .r2, .immediate(Int32(FileMode.typeMask)))
+            b.branch(.ne, .r2, .immediate(Int32(FileMode.directory)), to: nextSlot)
+            b.load(.double, .r3, from: .r8, offset: Int16(CFFSLayout.eDirect))
+            b.branch(.eq, .r3, .r7, to: found)
+            b.bind(nextSlot)
+            b.add(.r8, .immediate(Int32(CFFSLayout.slotBytes)))
+            b.add(.r6, 1)
+            b.jump(to: loop)
+            b.bind(found)
+            requireSameStamp(as: .r8, entry: true)
+            b.jump(to: whoMay)
+            // The root directory: the superuser's.
+            b.bind(rootDirectory)
+            ifSuperuser(allow)
+            b.jump(to: deny)
+        case .indirect:
+            let fromIndirect = b.makeLabel(), fromInode = b.makeLabel(), loop = b.makeLabel(), nextSlot = b.makeLabel()
+            let levels = (0..<CFFSLayout.indirectLevels).map { _ in b.makeLabel() }, stamp = b.makeLabel()
+            b.mov(.r8, .r1)
+            b.add(.r8, .immediate(Int32(AclContext.parentOffset + CFFSLayout.slotsStart)))
+            b.mov(.r6, 0)
+            b.branch(.eq, .r2, .immediate(Int32(CFFSLayout.indMagic)), to: fromIndirect)
+            b.branch(.eq, .r2, .immediate(Int32(CFFSLayout.inoMagic)), to: fromInode)
+            b.branch(.ne, .r2, .immediate(Int32(CFFSLayout.dirMagic)), to: deny)
+            b.jump(to: loop)
+            // An inode block holds its file in slot 0 alone: one turn of the loop.
+            b.bind(fromInode)
+            b.mov(.r6, .immediate(Int32(CFFSLayout.slots - 1)))
+            // A file's entry whose indirect pointer of level k is this block.
+            b.bind(loop)
+            b.branch(.ge, .r6, .immediate(Int32(CFFSLayout.slots)), to: deny)
+            b.load(.word, .r2, from: .r8, offset: Int16(CFFSLayout.eMode))
+            b.alu(.and, .r2, .immediate(Int32(FileMode.typeMask)))
+            let isFile = b.makeLabel()
+            b.branch(.eq, .r2, .immediate(Int32(FileMode.regular)), to: isFile)
+            b.branch(.ne, .r2, .immediate(Int32(FileMode.symlink)), to: nextSlot)
+            b.bind(isFile)
+            for (k, level) in levels.enumerated() {
+                b.load(.double, .r3, from: .r8, offset: Int16(CFFSLayout.eIndirect + 8 * k))
+                b.branch(.eq, .r3, .r7, to: level)
+            }
+            b.bind(nextSlot)
+            b.add(.r8, .immediate(Int32(CFFSLayout.slotBytes)))
+            b.add(.r6, 1)
+            b.jump(to: loop)
+            for (k, level) in levels.enumerated() {
+                b.bind(level)
+                b.mov(.r3, .immediate(Int32(k + 1)))
+                b.jump(to: stamp)
+            }
+            b.bind(stamp)
+            b.load(.word, .r2, from: .r1, offset: after + Int16(CFFSLayout.level))
+            b.branch(.ne, .r2, .r3, to: deny)
+            requireSameStamp(as: .r8, entry: true)
+            b.jump(to: whoMay)
+            // Under an indirect block: one level down, the same file's stamp.
+            b.bind(fromIndirect)
+            b.load(.word, .r2, from: .r1, offset: parent + Int16(CFFSLayout.level))
+            b.branch(.lt, .r2, 2, to: deny)
+            b.alu(.sub, .r2, 1)
+            b.load(.word, .r3, from: .r1, offset: after + Int16(CFFSLayout.level))
+            b.branch(.ne, .r2, .r3, to: deny)
+            b.mov(.r8, .r1)
+            b.add(.r8, .immediate(Int32(AclContext.parentOffset)))
+            requireSameStamp(as: .r8, entry: false)
+        case .inode:
+            // Under a link entry of a directory, by one who may write and search it; its
+            // header stamps nothing (slot 0's entry does, once a move brings it).
+            b.branch(.ne, .r2, .immediate(Int32(CFFSLayout.dirMagic)), to: deny)
+            b.load(.double, .r2, from: .r1, offset: after + Int16(CFFSLayout.uid))
+            b.branch(.ne, .r2, 0, to: deny)
+            b.load(.double, .r2, from: .r1, offset: after + Int16(CFFSLayout.level))
+            b.branch(.ne, .r2, 0, to: deny)
+            b.load(.word, .r2, from: .r1, offset: after + Int16(CFFSLayout.mode))
+            b.branch(.ne, .r2, 0, to: deny)
+            b.mov(.r8, .r1)
+            b.add(.r8, .immediate(Int32(AclContext.parentOffset)))
+            permission(of: .r8, header: true)
+            b.alu(.and, .r0, 3)
+            b.branch(.eq, .r0, 3, to: allow)
+            b.jump(to: deny)
+        }
+        // Laid out by one who may write what the stamp guards.
+        b.bind(whoMay)
+        b.mov(.r8, .r1)
+        b.add(.r8, .immediate(Int32(AclContext.blockAfterOffset)))
+        permission(of: .r8, header: true)
+        b.emit(.branch(.set, .bits64, .r0, .immediate(2), offset: 0), to: allow)
+        b.jump(to: deny)
+        b.bind(laidOut)
+        b.load(.word, .r2, from: .r1, offset: after + Int16(CFFSLayout.magic))
+        b.branch(.ne, .r2, .immediate(Int32(bitPattern: magic)), to: deny)
+    }
+
+    /// Denies unless the after header's uid, gid and mode are the stamp at `base` (an
+    /// entry's, or a header's). Uses r2, r3.
+    mutating func requireSameStamp(as base: Register, entry: Bool) {
+        let fields = entry ? [CFFSLayout.eUID, CFFSLayout.eGID, CFFSLayout.eMode] : [CFFSLayout.uid, CFFSLayout.gid, CFFSLayout.mode]
+        for (from, to) in zip(fields, [CFFSLayout.uid, CFFSLayout.gid, CFFSLayout.mode]) {
+            b.load(.word, .r2, from: base, offset: Int16(from))
+            b.load(.word, .r3, from: .r1, offset: CFFSUDFs.after + Int16(to))
+            b.branch(.ne, .r2, .r3, to: deny)
+        }
+    }
+
+    /// Denies unless the after entry at r8 has a size the layout can hold: a symbolic
+    /// link's at most a block, any other at most `CFFSLayout.bytesMax`. Uses r2, r3.
+    mutating func requireSizeInBounds() {
+        let link = b.makeLabel(), ok = b.makeLabel()
+        b.load(.double, .r2, from: .r8, offset: CFFSUDFs.after + Int16(CFFSLayout.eSize))
+        b.load(.word, .r3, from: .r8, offset: CFFSUDFs.after + Int16(CFFSLayout.eMode))
+        b.alu(.and, .r3, .immediate(Int32(FileMode.typeMask)))
+        b.branch(.eq, .r3, .immediate(Int32(FileMode.symlink)), to: link)
+        b.loadImmediate(.r3, CFFSLayout.bytesMax)
+        b.branch(.gt, .r2, .r3, to: deny)
+        b.jump(to: ok)
+        b.bind(link)
+        b.branch(.gt, .r2, .immediate(Int32(CFFSLayout.blockBytes)), to: deny)
+        b.bind(ok)
+    }
+
+    /// In a sticky directory (mode 01000 in the before header), denies unless the
+    /// credential is the superuser's, or its uid owns the entry at r8 (before block) or
+    /// the directory, as unlink(2) and rename(2) require. Clobbers r2-r5; r1 is reloaded.
+    mutating func requireStickyRight() {
+        b.mov(.r2, .r8)
+        b.load(.double, .r1, from: .r10, offset: Self.savedContext)
+        b.call(stickyFunction)
+        b.load(.double, .r1, from: .r10, offset: Self.savedContext)
+        b.branch(.eq, .r0, 0, to: deny)
+        usesSticky = true
+    }
+
+    /// The sticky function: r1 the context, r2 the entry's address; r0 1 when allowed.
+    /// (r6 is its own: a local call keeps the caller's r6-r9.)
+    private mutating func emitStickyFunction() {
+        let yes = b.makeLabel(), no = b.makeLabel(), group = b.makeLabel(), compare = b.makeLabel()
+        b.bind(stickyFunction)
+        b.mov(.r6, .r2)
+        b.load(.word, .r3, from: .r1, offset: Int16(CFFSLayout.mode))
+        b.alu(.and, .r3, .immediate(0o1000))
+        b.branch(.eq, .r3, 0, to: yes)
+        ifSuperuser(yes)
+        // The credential's uid: [tag, 1, uid] or [tag, 2, gid, uid].
+        b.load(.double, .r3, from: .r1, offset: CFFSUDFs.credential + 16)
+        b.branch(.ne, .r3, .immediate(Int32(CFFSNames.tag)), to: no)
+        b.load(.double, .r3, from: .r1, offset: CFFSUDFs.credential + 24)
+        b.load(.double, .r4, from: .r1, offset: CFFSUDFs.credential + 8)
+        b.branch(.eq, .r3, .immediate(Int32(CFFSNames.groupKind)), to: group)
+        b.branch(.ne, .r3, .immediate(Int32(CFFSNames.userKind)), to: no)
+        b.branch(.ne, .r4, 3, to: no)
+        b.load(.double, .r5, from: .r1, offset: CFFSUDFs.credential + 32)
+        b.jump(to: compare)
+        b.bind(group)
+        b.branch(.ne, .r4, 4, to: no)
+        b.load(.double, .r5, from: .r1, offset: CFFSUDFs.credential + 40)
+        b.bind(compare)
+        b.load(.word, .r3, from: .r6, offset: Int16(CFFSLayout.eUID))
+        b.branch(.eq, .r5, .r3, to: yes)
+        b.load(.word, .r3, from: .r1, offset: Int16(CFFSLayout.uid))
+        b.branch(.eq, .r5, .r3, to: yes)
+        b.bind(no)
+        b.mov(.r0, 0)
+        b.exit()
+        b.bind(yes)
+        b.mov(.r0, 1)
+        b.exit()
     }
 
     /// Only directory entries move: a block of another type takes part in no move.
@@ -728,15 +980,17 @@ struct UDFBuilder {
         b.branch(.eq, .r5, 0, to: next)
         requireDirectoryWrite()
         requireCreator()
+        requireSizeInBounds()
         checkName()
         b.jump(to: next)
 
         b.bind(remove)
         requireDirectoryWrite()
+        requireStickyRight()
         b.jump(to: next)
 
         b.bind(existing)
-        checkExistingEntry(renames: true, next: next)
+        checkExistingEntry(renames: true, inDirectory: true, next: next)
 
         b.bind(next)
         b.add(.r6, 1)
@@ -748,7 +1002,7 @@ struct UDFBuilder {
     /// denied) needs write on the directory; size, times and blocks need write on the file
     /// or its ownership, or for freeing blocks, as unlink does, write on the directory; a
     /// link entry changes nothing but its name. Jumps to `next` when allowed.
-    mutating func checkExistingEntry(renames: Bool, next: Label) {
+    mutating func checkExistingEntry(renames: Bool, inDirectory: Bool, next: Label) {
         b.load(.word, .r4, from: .r8, offset: Int16(CFFSLayout.eMode))
         b.load(.word, .r5, from: .r8, offset: CFFSUDFs.after + Int16(CFFSLayout.eMode))
         // The file's type never changes.
@@ -764,6 +1018,7 @@ struct UDFBuilder {
         b.bind(renamed)
         if renames {
             requireDirectoryWrite()
+            requireStickyRight()
             checkName()
         } else {
             b.jump(to: deny)
@@ -780,11 +1035,15 @@ struct UDFBuilder {
         b.load(.word, .r2, from: .r8, offset: Int16(CFFSLayout.eMode))
         b.alu(.and, .r2, .immediate(Int32(FileMode.typeMask)))
         b.branch(.eq, .r2, .immediate(Int32(FileMode.link)), to: deny)
+        // No size past what the layout can address (a reader trusts none, but no writer
+        // may leave one either).
+        requireSizeInBounds()
         ifOwner(uidAt: .r8, offset: Int16(CFFSLayout.eUID), next)
         // Freeing a file's blocks, as unlink does: write on the directory is enough.
         let notFreeing = b.makeLabel()
         b.load(.double, .r2, from: .r10, offset: -8)
         b.branch(.ne, .r2, .immediate(Int32(AclContext.Operation.free.rawValue)), to: notFreeing)
+        if inDirectory { requireStickyRight() }
         permission(of: .r1, header: true)
         b.alu(.and, .r0, 3)
         b.branch(.eq, .r0, 3, to: next)

@@ -72,7 +72,7 @@ public struct TreeFormat: Sendable {
             try port.map(frame, writable: true, credential: slots.own)
             try port.store(code, into: frame, offset: 0)
         }
-        return try port.installType(named: name, owns: spans[0], acl: spans[1], size: spans[2], shareable: shareable, credential: types)
+        return try port.installType(named: name, owns: [spans[0]], acl: [spans[1]], size: [spans[2]], shareable: shareable, credential: types)
     }
 }
 

@@ -57,6 +57,8 @@ extension TreeFormat {
         var b = ProgramBuilder()
         let deny = b.makeLabel(), allow = b.makeLabel(), owned = b.makeLabel(), reading = b.makeLabel()
         b.load(.word, .r2, from: .r1, offset: Int16(AclContext.operationOffset))
+        // A tree node guards itself: passing through one to reach another needs nothing.
+        b.branch(.eq, .r2, .immediate(Int32(AclContext.Operation.traverse.rawValue)), to: allow)
         b.load(.double, .r3, from: .r1, offset: credential + 8)
         b.branch(.eq, .r3, 0, to: deny)
         b.load(.double, .r4, from: .r1, offset: credential + 16)

@@ -107,7 +107,9 @@ extension XN {
             guard let template = template(parentEntry.type) else { return }
             let bytes = contents(parentEntry)
             do {
-                try authorize(template, before: bytes, after: bytes, first: 0, count: 0, operation: operation, target: block, credential: credential)
+                try authorize(template, before: bytes, after: bytes, first: 0, count: 0, operation: operation, target: block, credential: credential,
+                              block: parent)
+                try requirePath(through: parent, to: block, credential: credential)
                 return
             } catch {
                 refusal = error
@@ -182,6 +184,7 @@ extension XN {
             others.remove(at: i)
         }
         sharers[child] = others.isEmpty ? nil : others
+        pathsReshaped()
         if cache[child] != nil {
             cache[child]!.parent = parents[child]
             changed.insert(child)
@@ -241,15 +244,16 @@ extension XN {
         released.append(ReleasedFrame(frame: entry.frame, owner: entry.owner))
     }
 
-    /// Lays out the acl UDF's context.
+    /// Lays out the acl UDF's context. For a change to `block` (not an access), the
+    /// parent area holds its parent as cached now.
     func fillAclContext(_ context: inout [UInt8], before: [UInt8], after: [UInt8], first: Int, count: Int, operation: AclContext.Operation,
-                        target: BlockNumber, credential: Capability) {
+                        target: BlockNumber, credential: Capability, block: BlockNumber) {
         context.withUnsafeMutableBytes { c in
             before.withUnsafeBytes { c.baseAddress!.advanced(by: AclContext.blockBeforeOffset).copyMemory(from: $0.baseAddress!, byteCount: XNLayout.blockBytes) }
             after.withUnsafeBytes { c.baseAddress!.advanced(by: AclContext.blockAfterOffset).copyMemory(from: $0.baseAddress!, byteCount: XNLayout.blockBytes) }
         }
         context.withUnsafeMutableBytes { c in
-            _ = c.baseAddress!.advanced(by: AclContext.changeOffset).initializeMemory(as: UInt8.self, repeating: 0, count: AclContext.bytes - AclContext.changeOffset)
+            _ = c.baseAddress!.advanced(by: AclContext.changeOffset).initializeMemory(as: UInt8.self, repeating: 0, count: AclContext.parentOffset - AclContext.changeOffset)
         }
         context.put32(UInt32(first), at: AclContext.changeOffset)
         context.put32(UInt32(count), at: AclContext.changeOffset + 4)
@@ -258,14 +262,29 @@ extension XN {
         context.put64(UInt64(credential.rights.rawValue), at: AclContext.credentialOffset)
         context.put64(UInt64(credential.name.count), at: AclContext.credentialOffset + 8)
         for (i, c) in credential.name.enumerated() { context.put64(c, at: AclContext.credentialOffset + 16 + 8 * i) }
+        context.put64(block, at: AclContext.blockNumberOffset)
+        let isChange = operation != .read && operation != .writeData && operation != .traverse
+        if isChange, let parent = parents[block], let parentEntry = cache[parent] {
+            context.put64(parent, at: AclContext.parentNumberOffset)
+            let source = UnsafeRawBufferPointer(memory.bytes(of: parentEntry.frame))
+            context.withUnsafeMutableBytes { c in
+                c.baseAddress!.advanced(by: AclContext.parentOffset).copyMemory(from: source.baseAddress!, byteCount: XNLayout.blockBytes)
+            }
+            aclParentClear = false
+        } else if !aclParentClear {
+            context.withUnsafeMutableBytes { c in
+                _ = c.baseAddress!.advanced(by: AclContext.parentOffset).initializeMemory(as: UInt8.self, repeating: 0, count: XNLayout.blockBytes)
+            }
+            aclParentClear = true
+        }
     }
 
     /// Asks the acl UDF of `block`'s type.
     func authorize(_ template: Template, before: [UInt8], after: [UInt8], first: Int, count: Int,
-                   operation: AclContext.Operation, target: BlockNumber, credential: Capability) throws(XNError) {
+                   operation: AclContext.Operation, target: BlockNumber, credential: Capability, block: BlockNumber) throws(XNError) {
         guard checksEnabled else { return }
         fillAclContext(&aclScratch, before: before, after: after, first: first, count: count, operation: operation,
-                       target: target, credential: credential)
+                       target: target, credential: credential, block: block)
         guard try template.allows(&aclScratch) else { throw .aclDenied }
     }
 
@@ -312,6 +331,7 @@ extension XN {
         dirtySet.insert(block)
         if !cache[block]!.writers.contains(environment) { cache[block]!.writers.append(environment) }
         changed.insert(block)
+        if !paths.passedBy.isEmpty { pathsChanged(at: block) }
     }
 
     /// Changes cached metadata block `block` by `modifications`, as `operation` says.
@@ -338,12 +358,13 @@ extension XN {
         // The acl UDF is asked once for each block that appears or disappears.
         if change.targets.isEmpty {
             try authorize(template, before: before, after: after, first: first, count: count, operation: change.aclOperation, target: 0,
-                          credential: credential)
+                          credential: credential, block: block)
         }
         for target in change.targets {
             try authorize(template, before: before, after: after, first: first, count: count, operation: change.aclOperation,
-                          target: target, credential: credential)
+                          target: target, credential: credential, block: block)
         }
+        try requirePath(through: block, to: block, credential: credential)
         // The pointers the operation says the block will hold afterwards.
         let old = entry.pointers
         var expected = old
@@ -438,6 +459,7 @@ extension XN {
                     dirtySet.remove(child)
                     changed.insert(child)
                 }
+                if types[child] != .data { pathsReshaped(freeing: child) }
                 types[child] = nil
                 parents[child] = nil
                 sharers[child] = nil

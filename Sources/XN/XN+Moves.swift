@@ -81,9 +81,11 @@ extension XN {
         let (destinationAfter, _, _) = try applied(edits, to: landed)
 
         try authorize(sourceTemplate, before: sourceBefore, after: sourceAfter, first: offset, count: count, operation: .moveOut,
-                      target: destination, credential: credential)
+                      target: destination, credential: credential, block: source)
         try authorize(destinationTemplate, before: landed, after: destinationAfter, first: landing, count: count, operation: .moveIn,
-                      target: source, credential: credential)
+                      target: source, credential: credential, block: destination)
+        try requirePath(through: source, to: source, credential: credential)
+        try requirePath(through: destination, to: destination, credential: credential)
 
         // The pointers: the source keeps a subset of its own, and the destination gains
         // exactly the rest. `owns` runs even with checks off: it is the only way to know
@@ -136,6 +138,7 @@ extension XN {
         }
         let members = group.sorted()
         for block in members { moveGroups[block] = members }
+        pathsReshaped()
     }
 
     /// `all` without the pointers of `kept` (both sorted), or nil when `kept` holds one

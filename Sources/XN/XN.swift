@@ -61,6 +61,14 @@ public final class XN<D: BlockDevice, M: FrameMemory> {
     let checksEnabled: Bool
     /// The acl UDF's context, laid out anew for each check (one allocation per mount).
     var aclScratch = [UInt8](repeating: 0, count: AclContext.bytes)
+    /// Whether the context's parent area holds zeros now (it is cleared only when a
+    /// change filled it).
+    var aclParentClear = true
+    /// Paths remembered: which blocks let which credentials pass (XN+Paths.swift).
+    var paths = PathMemory()
+    /// Every capability the caller of the current call holds, besides the call's own
+    /// credential: a path may be passed with any of them. The kernel sets it per call.
+    public var pathCredentials: [Capability?] = []
 
     /// Lays out a fresh XN disk on `device` and mounts it.
     /// - Throws: `deviceTooSmall`, `device`.

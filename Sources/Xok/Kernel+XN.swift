@@ -102,6 +102,17 @@ extension Kernel {
         return Array(UnsafeRawBufferPointer(rebasing: bytes[0..<Int(span.length)]))
     }
 
+    /// The bytes of `spans`, one after another: each at most a page, all at most `max`.
+    func spanBytes(_ caller: EnvironmentID, _ spans: [FrameSpan], max: Int) throws(KernelError) -> [UInt8] {
+        guard spans.count <= KernelLimits.udfFramesMax else { throw .invalidArgument }
+        var result: [UInt8] = []
+        for span in spans {
+            guard Int(span.length) <= max - result.count else { throw .invalidArgument }
+            result += try spanBytes(caller, span, max: KernelLimits.pageBytes)
+        }
+        return result
+    }
+
     /// `changes` as XN's modifications, each range inside a block.
     /// - Throws: `invalidArgument` (a range past the block, inline bytes that do not
     ///   match the ranges, bytes both inline and in a frame); `notMapped` (the source).
@@ -154,6 +165,9 @@ extension Kernel {
 
     func dispatchXN(_ request: KernelRequest, from caller: EnvironmentID) throws(KernelError) -> KernelReply {
         let xn = try mounted()
+        // A path may be passed with any capability the caller holds (XN+Paths.swift).
+        xn.pathCredentials = self[caller].capabilities
+        defer { xn.pathCredentials = [] }
         do {
             switch request {
             case .xnInstallType(let credential, let name, let owns, let acl, let size, let shareable):

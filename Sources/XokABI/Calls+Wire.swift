@@ -7,6 +7,7 @@ extension WireWriter {
         u32(q.environments); u32(q.frames); u32(q.regions); u32(q.slices); u32(q.messages); u64(q.blocks); u32(q.catalogueEntries)
     }
     public mutating func span(_ s: FrameSpan) { u32(s.frame.rawValue); u32(s.length) }
+    public mutating func spans(_ s: [FrameSpan]) { u8(UInt8(truncatingIfNeeded: s.count)); for span in s { self.span(span) } }
     public mutating func changes(_ c: XNChanges) {
         count16(c.ranges.count)
         for r in c.ranges { u16(r.offset); u16(r.length) }
@@ -34,6 +35,13 @@ extension WireReader {
               blocks: try u64(), catalogueEntries: try u32())
     }
     public mutating func span() throws(KernelError) -> FrameSpan { FrameSpan(frame: FrameNumber(rawValue: try u32()), length: try u32()) }
+    public mutating func spans() throws(KernelError) -> [FrameSpan] {
+        let count = Int(try u8())
+        guard count >= 1, count <= KernelLimits.udfFramesMax else { throw .badRequest }
+        var result: [FrameSpan] = []
+        for _ in 0..<count { result.append(try span()) }
+        return result
+    }
     public mutating func name() throws(KernelError) -> [UInt8] { try data(max: KernelLimits.xnNameBytesMax) }
     public mutating func changes() throws(KernelError) -> XNChanges {
         let count = Int(try u16())
@@ -163,7 +171,7 @@ extension KernelRequest {
         case .sliceFree(let slice): p.u32(slice.rawValue)
         case .yield(let target): p.bool(target != nil); p.u32(target?.rawValue ?? 0)
         case .xnInstallType(let credential, let name, let owns, let acl, let size, let shareable):
-            p.u16(credential.rawValue); p.data(name); p.span(owns); p.span(acl); p.span(size); p.bool(shareable)
+            p.u16(credential.rawValue); p.data(name); p.spans(owns); p.spans(acl); p.spans(size); p.bool(shareable)
         case .xnLookupType(let name), .xnLookupRoot(let name): p.data(name)
         case .xnCreateRoot(let credential, let name, let type, let protection, let frame):
             p.u16(credential.rawValue); p.data(name); p.u32(type.rawValue); p.u16(protection.rawValue); p.u32(frame.rawValue)
@@ -238,7 +246,7 @@ extension KernelRequest {
             let hasTarget = try r.bool(), target = EnvironmentID(rawValue: try r.u32())
             self = .yield(to: hasTarget ? target : nil)
         case .xnInstallType:
-            self = .xnInstallType(credential: try r.slot(), name: try r.name(), owns: try r.span(), acl: try r.span(), size: try r.span(),
+            self = .xnInstallType(credential: try r.slot(), name: try r.name(), owns: try r.spans(), acl: try r.spans(), size: try r.spans(),
                                   shareable: try r.bool())
         case .xnLookupType: self = .xnLookupType(name: try r.name())
         case .xnCreateRoot:

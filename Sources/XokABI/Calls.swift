@@ -75,8 +75,10 @@ public enum KernelRequest: Hashable, Sendable {
 
     // XN (docs/kernel-interface.md, "XN"): the disk shared among library file systems.
     /// Installs a block type named `name` whose three UDFs lie in frames the caller has
-    /// bound. Needs write on the kernel's type ACL; counts against the caller's quota.
-    case xnInstallType(credential: CapabilitySlot, name: [UInt8], owns: FrameSpan, acl: FrameSpan, size: FrameSpan, shareable: Bool = false)
+    /// bound (each program the bytes of its spans, one after another, in up to
+    /// `udfFramesMax` frames). Needs write on the kernel's type ACL; counts against the
+    /// caller's quota.
+    case xnInstallType(credential: CapabilitySlot, name: [UInt8], owns: [FrameSpan], acl: [FrameSpan], size: [FrameSpan], shareable: Bool = false)
     /// The installed type called `name`.
     case xnLookupType(name: [UInt8])
     /// A root named `name`: a fresh block of `type`, cached in `frame` (the caller's own),

@@ -104,7 +104,7 @@ extension KernelPort {
 
     // MARK: XN
 
-    public func installType(named name: String, owns: FrameSpan, acl: FrameSpan, size: FrameSpan, shareable: Bool = false,
+    public func installType(named name: String, owns: [FrameSpan], acl: [FrameSpan], size: [FrameSpan], shareable: Bool = false,
                             credential: CapabilitySlot) throws(KernelError) -> TypeID {
         try expect(.xnInstallType(credential: credential, name: Array(name.utf8), owns: owns, acl: acl, size: size, shareable: shareable)) {
             if case .type(let t) = $0 { t } else { nil }

@@ -59,13 +59,17 @@ public enum KernelLimits {
     public static let xnWritebackBlocksMax = 256
     /// Blocks one `allocateMany` or `freeMany` names at most (256 KiB of file data).
     public static let xnBatchMax = 64
-    /// Bytes of one UDF program (512 instructions: XN's UDFs are small); each travels in
-    /// a frame of its own when a type is installed.
-    public static let udfBytesMax = pageBytes
+    /// Frames one UDF program travels in when a type is installed (its bytes are theirs,
+    /// one after another).
+    public static let udfFramesMax = 4
+    /// Bytes of one UDF program (2,048 instructions). C-FFS's directory `acl`, which holds
+    /// UNIX's rules for entries, names, moves, sticky directories and a new block's
+    /// layout against its parent, is about 700.
+    public static let udfBytesMax = udfFramesMax * pageBytes
 
     /// Checked relations between the limits; the kernel evaluates this at boot.
     public static let relationsHold: Bool = {
-        precondition(udfBytesMax <= pageBytes, "a UDF travels in one frame")
+        precondition(udfBytesMax <= udfFramesMax * pageBytes, "a UDF travels in its frames")
         precondition(xnInlineBytesMax <= pageBytes && xnChangesMax * 4 + xnInlineBytesMax + 64 <= messageWireBytesMax,
                      "an XN change fits a call message")
         precondition(xnWritebackBlocksMax * 8 + 64 <= messageWireBytesMax, "a writeback list fits a call message")

@@ -23,7 +23,7 @@ func install(_ client: Client, name: String, owns: [UInt8], acl: [UInt8], size: 
         try client.port.store(code, into: frame, offset: 0)
         spans.append(FrameSpan(frame: frame, length: UInt32(code.count)))
     }
-    return try client.port.installType(named: name, owns: spans[0], acl: spans[1], size: spans[2], credential: LibrarySlot.types)
+    return try client.port.installType(named: name, owns: [spans[0]], acl: [spans[1]], size: [spans[2]], credential: LibrarySlot.types)
 }
 
 @Suite struct XNAttacks {
@@ -163,7 +163,7 @@ func install(_ client: Client, name: String, owns: [UInt8], acl: [UInt8], size: 
         let v = try Volume()
         let entriesBefore = v.kernel.quota(of: v.b.port.environment)?.used.catalogueEntries
         for (owns, acl) in [(try Assembler.assemble("ldxdw %r0, [%r1+4090]\nexit").bytes, allowAll),
-                            (treeFormat.owns, try Assembler.assemble("ldxb %r0, [%r1+9000]\nexit").bytes),
+                            (treeFormat.owns, try Assembler.assemble("ldxb %r0, [%r1+\(AclContext.bytes)]\nexit").bytes),
                             (try Assembler.assemble("stdw [%r3+8192], 1\nmov %r0, 0\nexit").bytes, allowAll)] {
             #expect(throws: KernelError.programRejected) { _ = try install(v.b, name: "evil", owns: owns, acl: acl, size: zeroSize) }
         }

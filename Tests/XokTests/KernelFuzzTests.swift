@@ -53,7 +53,7 @@ import XokSimulation
             case 8: return .regionWrite(credential: slot(), pick(regions), offset: UInt32(truncatingIfNeeded: number(100)), bytes: bytes(32))
             case 9: return .ipcSend(credential: slot(), target: pick(ports).environment, message: bytes(300))
             case 10: return .upcallNext
-            case 11: return .xnInstallType(credential: slot(), name: name, owns: span, acl: span, size: span, shareable: rng.next() % 2 == 0)
+            case 11: return .xnInstallType(credential: slot(), name: name, owns: [span], acl: [span, span], size: [span], shareable: rng.next() % 2 == 0)
             case 12: return .xnCreateRoot(credential: slot(), name: name, type: TypeID(rawValue: UInt32(rng.next() % 5)), protection: slot(), frame: pick(frames))
             case 13, 14: return .xnReadIn(credential: slot(), pick(blocks), frame: pick(frames))
             case 15: return .xnRead(credential: slot(), pick(blocks), into: pick(frames))

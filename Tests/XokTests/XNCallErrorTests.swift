@@ -51,7 +51,7 @@ let sizeZero: [UInt8] = try! Assembler.assemble("mov %r0, 0\nexit").bytes
 
 func installRequest(_ w: World, _ port: LocalPort<SimulatedHost>, name: [UInt8], owns: [UInt8], credential: CapabilitySlot = Slot.types) throws -> KernelRequest {
     let spans = try [owns, allowEverything, sizeZero].map { FrameSpan(frame: try bytesFrame(w, port, $0), length: UInt32($0.count)) }
-    return .xnInstallType(credential: credential, name: name, owns: spans[0], acl: spans[1], size: spans[2])
+    return .xnInstallType(credential: credential, name: name, owns: [spans[0]], acl: [spans[1]], size: [spans[2]])
 }
 
 /// a's request to allocate `blocks` as data in its directory (entries 1 on), each in a
@@ -161,13 +161,16 @@ let xnErrorCases: [ErrorCase] = [
         (w.a, try installRequest(w, w.a, name: [], owns: TreeFormat(name: "t", ownerOffset: 0).owns)) },
     ErrorCase(call: "xnInstallType", error: .invalidArgument, why: "a name that is not UTF-8") { w in
         (w.a, try installRequest(w, w.a, name: [0xff, 0xfe], owns: TreeFormat(name: "t", ownerOffset: 0).owns)) },
-    ErrorCase(call: "xnInstallType", error: .invalidArgument, why: "a UDF longer than a frame") { w in
+    ErrorCase(call: "xnInstallType", error: .invalidArgument, why: "a span longer than a frame") { w in
         guard case .xnInstallType(let c, let n, var owns, let acl, let size, _) = try installRequest(w, w.a, name: Array("t".utf8), owns: allowEverything) else { throw KernelError.badRequest }
-        owns.length = UInt32(KernelLimits.pageBytes + 1)
+        owns[0].length = UInt32(KernelLimits.pageBytes + 1)
         return (w.a, .xnInstallType(credential: c, name: n, owns: owns, acl: acl, size: size)) },
+    ErrorCase(call: "xnInstallType", error: .badRequest, why: "a UDF in more frames than a program may take (the wire refuses it)") { w in
+        guard case .xnInstallType(let c, let n, let owns, let acl, let size, _) = try installRequest(w, w.a, name: Array("t".utf8), owns: allowEverything) else { throw KernelError.badRequest }
+        return (w.a, .xnInstallType(credential: c, name: n, owns: Array(repeating: owns[0], count: KernelLimits.udfFramesMax + 1), acl: acl, size: size)) },
     ErrorCase(call: "xnInstallType", error: .notMapped, why: "UDFs in a frame the caller has not bound") { w in
         let unbound = FrameSpan(frame: try w.frame(of: w.a), length: 8)
-        return (w.a, .xnInstallType(credential: Slot.types, name: Array("t".utf8), owns: unbound, acl: unbound, size: unbound)) },
+        return (w.a, .xnInstallType(credential: Slot.types, name: Array("t".utf8), owns: [unbound], acl: [unbound], size: [unbound])) },
     ErrorCase(call: "xnInstallType", error: .programRejected, why: "owns reads past the block") { w in
         (w.a, try installRequest(w, w.a, name: Array("bad".utf8), owns: try Assembler.assemble("ldxb %r0, [%r1+4096]\nexit").bytes)) },
     ErrorCase(call: "xnInstallType", error: .nameTaken, why: "the name is installed") { w in
