@@ -499,7 +499,9 @@ public final class BlockCache<P: KernelPort> {
         var left = dirty.count
         while !dirty.isEmpty {
             try writeBackPass()
-            if dirty.count >= left { return }
+            // A pass that wrote nothing will not write more: say so, never report a sync
+            // that did not happen.
+            if dirty.count >= left { throw .EIO }
             left = dirty.count
         }
     }

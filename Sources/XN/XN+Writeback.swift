@@ -2,34 +2,45 @@
 // (1) a freed block becomes free only once the parent without the pointer is durable;
 // (2) a parent pointing to new, not yet durable metadata is tainted and its writeback is
 //     refused (`tainted`), so no persistent pointer to uninitialized data is ever written;
-// (3) a dirty block is written back by the environment its frame is charged to or by one
-//     that changed it since it was last written; once none of them is alive, by anyone,
-//     so no handed-over data is lost and no co-writer can lock its owner out.
+// (3) anyone may write back any dirty block: writing back reveals nothing and changes
+//     nothing a reader sees, and a co-writer who never syncs must not hold back anyone
+//     else's changes. So a writeback of a tainted block first writes the new blocks below
+//     it, deepest first, whoever allocated them: `sync` means the caller's own changes are
+//     on disk, whatever the co-writers of its directories do.
 // Each writeback issues its blocks in block order and ends with a barrier.
 
 import XokABI
 
 extension XN {
-    /// Whether `environment` may write back dirty `entry`.
-    func mayWriteBack(_ entry: CacheEntry, by environment: EnvironmentID?) -> Bool {
-        guard let environment else { return true }
-        return entry.owner == environment || entry.writers.contains(environment) || (entry.owner == nil && entry.writers.isEmpty)
-    }
-
     /// Writes back the dirty blocks among `blocks`, in block order, then a barrier; a
-    /// block in a move group takes its group along, written through the move log.
-    /// - Throws: `notOwner` (a block only others may write back yet), `tainted` (a block
-    ///   pointing to new metadata not yet durable), `device`. Nothing is written when it
-    ///   throws for a block's state.
+    /// block in a move group takes its group along, written through the move log; a
+    /// block pointing to new blocks not yet written has them written first.
+    /// - Throws: `tainted` (a move unit that cannot be written yet), `device`. Nothing of
+    ///   `blocks` is written when it throws for a block's state.
     public func writeback(_ blocks: [BlockNumber], by environment: EnvironmentID) throws(XNError) {
         try write(blocks, by: environment)
     }
 
-    /// Writeback on behalf of `environment`, or of the kernel itself (nil: the shutdown
-    /// flush, which may write any block).
-    func write(_ blocks: [BlockNumber], by environment: EnvironmentID?) throws(XNError) {
+    /// Writeback on behalf of `environment`, or of the kernel itself (nil). First, with
+    /// `descending`, the new blocks that taint what is asked, level by level from the
+    /// deepest, each level ending with a barrier.
+    func write(_ blocks: [BlockNumber], by environment: EnvironmentID?, descending: Bool = true) throws(XNError) {
         let asked = Set(blocks).filter { dirtySet.contains($0) }
-        for block in asked { guard mayWriteBack(cache[block]!, by: environment) else { throw .notOwner } }
+        if descending {
+            var levels: [[BlockNumber]] = []
+            var frontier = asked.filter { moveGroups[$0] == nil }.sorted(), seen = Set<BlockNumber>()
+            while !frontier.isEmpty {
+                var next: [BlockNumber] = []
+                for block in frontier {
+                    for pointer in cache[block]?.pointers ?? [] where isUnwritten(pointer.block) && seen.insert(pointer.block).inserted {
+                        next.append(pointer.block)
+                    }
+                }
+                if !next.isEmpty { levels.append(next.sorted()) }
+                frontier = next
+            }
+            for level in levels.reversed() { try write(level, by: environment, descending: false) }
+        }
         // A block in a move group goes with its whole unit (`atomicUnit`), whoever dirtied
         // the others: writing them only makes durable what XN already let through.
         var groups: [[BlockNumber]] = []

@@ -254,4 +254,25 @@ extension Process {
         try bob.sync()
         #expect(m.check.violations == [])
     }
+
+    /// Finding 3: a sync means the caller's changes are on disk, even when a co-writer
+    /// of the same directory block left a new file there that he never synced.
+    @Test(arguments: Mode.allCases) func aSyncIsTrueThoughACoWriterNeverSyncs(_ mode: Mode) throws {
+        let m = try Machine(mode)
+        try m.shared("/tmp")
+        try m.root.sync()
+        let alice = try m.process(uid: 1000, gid: 1000)
+        let bob = try m.process(uid: 1001, gid: 1001)
+        try bob.put("/tmp/bobs", Array(repeating: 7, count: 9000))
+        try bob.mkdir("/tmp/bobdir")
+        try alice.put("/tmp/alices", Array("kept".utf8))
+        try alice.sync()
+        let tmpBlock = try alice.fs.inode(try alice.place("/tmp")).pointers[0]
+        var disk = m.xn.device
+        let onDisk = try #require(try disk.read([tmpBlock]).first)
+        let names = (0..<CFFSLayout.slots).compactMap { Inode(onDisk, at: CFFSLayout.slotOffset($0)) }.map { String(decoding: $0.name, as: UTF8.self) }
+        #expect(names.contains("alices"), "\(names)")
+        #expect(m.check.violations == [])
+        #expect(m.cffsCheck.violations == [])
+    }
 }
