@@ -426,6 +426,9 @@ public final class BlockCache<P: KernelPort> {
         for block in gone.sorted() { forget(block) }
     }
 
+    /// Drops what is known of `blocks`, which XN freed.
+    func forget(_ blocks: [BlockNumber]) { for block in blocks { forget(block) } }
+
     /// Drops what is known of a block that left the cache.
     private func forget(_ block: BlockNumber) {
         mapped[block] = nil

@@ -317,10 +317,18 @@ extension CFFS {
         var fields: [BlockNumber: Int] = [:]
         var base = UInt64(CFFSLayout.directCount)
         var span = UInt64(CFFSLayout.indPointers)
+        // Nothing kept: each indirect tree goes whole with its pointer (XN frees an
+        // indirect block with what is below it), in the one change to the entry. That
+        // needs only what freeing the entry's pointers needs: write on the directory, for
+        // an unlink.
+        let whole = keep == 0
+        let below = whole ? try blocksBelowIndirect(ref, inode) : []
         for level in 1...CFFSLayout.indirectLevels {
             let field = CFFSLayout.directCount + level - 1
             let pointer = inode.pointers[field]
-            if pointer != 0, try pruneTree(pointer, parent: ref.block, level: level, base: base, keep: keep, credential: fileCredential) {
+            var goes = false
+            if pointer != 0 { goes = try whole ? true : pruneTree(pointer, parent: ref.block, level: level, base: base, keep: keep, credential: fileCredential) }
+            if goes {
                 gone.append(pointer)
                 fields[pointer] = at + CFFSLayout.pointerFields[field]
             }
@@ -339,6 +347,28 @@ extension CFFS {
         try cache.free(gone, from: ref.block, credential: credential) { batch in
             batch.map { (offset: fields[$0] ?? 0, bytes: bytes64(0)) } + entryChanges
         }
+        cache.forget(below)
+    }
+
+    /// Every block below the file's indirect blocks (data and indirect), as far as they
+    /// can be read.
+    func blocksBelowIndirect(_ ref: FileRef, _ inode: Inode) throws(Errno) -> [BlockNumber] {
+        var result: [BlockNumber] = []
+        let credential = credential(inode.uid, inode.gid)
+        func walk(_ block: BlockNumber, _ parent: BlockNumber, _ level: Int) throws(Errno) {
+            let bytes = try cache.read(block, parent: parent, credential: credential)
+            for k in 0..<CFFSLayout.indPointers {
+                let child = bytes.le64(CFFSLayout.indPointersStart + 8 * k)
+                guard child != 0 else { continue }
+                result.append(child)
+                if level > 1 { try walk(child, block, level - 1) }
+            }
+        }
+        for level in 1...CFFSLayout.indirectLevels {
+            let pointer = inode.pointers[CFFSLayout.directCount + level - 1]
+            if pointer != 0 { try walk(pointer, ref.block, level) }
+        }
+        return result
     }
 
     /// Prunes the indirect tree at `block` (level `level`, covering file blocks from

@@ -99,7 +99,7 @@ public final class CFFS<P: KernelPort> {
         let cache = BlockCache(port: port, identity: identity, policy: policy)
         let superType = try install(CFFSUDFs.superName, CFFSUDFs.superblock, cache, types)
         let dirType = try install(CFFSUDFs.dirName, CFFSUDFs.directory, cache, types)
-        let indType = try install(CFFSUDFs.indName, CFFSUDFs.indirect, cache, types)
+        let indType = try install(CFFSUDFs.indName, CFFSUDFs.indirect, cache, types, freedWhole: true)
         let inoType = try install(CFFSUDFs.inodeName, CFFSUDFs.inode, cache, types, shareable: true)
         let frame = try cache.spareFrame()
         let block: BlockNumber
@@ -148,7 +148,7 @@ public final class CFFS<P: KernelPort> {
     /// Installs one type, or finds it installed. Its UDFs travel in frames of the
     /// client's, freed afterwards.
     static func install(_ name: String, _ udfs: TypeUDFs, _ cache: BlockCache<P>, _ types: CapabilitySlot,
-                        shareable: Bool = false) throws(Errno) -> TypeID {
+                        shareable: Bool = false, freedWhole: Bool = false) throws(Errno) -> TypeID {
         let port = cache.port
         if let existing = try? port.type(named: name) { return existing }
         var spans: [FrameSpan] = []
@@ -172,7 +172,8 @@ public final class CFFS<P: KernelPort> {
                 }
                 programs.append(program)
             }
-            return try port.installType(named: name, owns: programs[0], acl: programs[1], size: programs[2], shareable: shareable, credential: types)
+            return try port.installType(named: name, owns: programs[0], acl: programs[1], size: programs[2], shareable: shareable,
+                                        freedWhole: freedWhole, credential: types)
         } catch {
             throw Errno(error)
         }

@@ -27,6 +27,12 @@ public final class Template {
     /// fsck calls a block reachable twice a violation: that is what catches a freed block
     /// reused too early, so the exception is kept to the types that ask for it.
     public let shareable: Bool
+    /// Whether freeing the pointer to a block of this type frees the block and everything
+    /// below it in the same change, as the last pointer to a shareable block does (a
+    /// file's indirect blocks: whoever may remove the file's name may free its blocks,
+    /// without the right to change the file). Fixed at install. Any other block must be
+    /// empty to be freed.
+    public let freedWhole: Bool
     public let ownsCode: [UInt8], aclCode: [UInt8], sizeCode: [UInt8]
     private let owns: Interpreter, acl: Interpreter, size: Interpreter
     private var output: [UInt8]
@@ -35,7 +41,7 @@ public final class Template {
     /// names nothing, and `size` of it is at most a block.
     /// - Throws: `templateRejected` naming the UDF and the reason.
     init(id: TypeID, name: [UInt8], owns ownsCode: [UInt8], acl aclCode: [UInt8], size sizeCode: [UInt8],
-         shareable: Bool) throws(XNError) {
+         shareable: Bool, freedWhole: Bool = false) throws(XNError) {
         guard Name.isValid(name) else { throw .badName }
         func verify(_ code: [UInt8], _ kind: ProgramKind, _ what: String) throws(XNError) -> Interpreter {
             guard code.count <= XNLayout.udfBytesMax else { throw .templateRejected("\(what) is over \(XNLayout.udfBytesMax) bytes") }
@@ -46,6 +52,7 @@ public final class Template {
         self.id = id
         self.name = name
         self.shareable = shareable
+        self.freedWhole = freedWhole
         self.ownsCode = ownsCode
         self.aclCode = aclCode
         self.sizeCode = sizeCode

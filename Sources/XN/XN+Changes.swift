@@ -147,6 +147,8 @@ extension XN {
 
     /// Whether `type`'s blocks may have several parents.
     func isShareable(_ type: TypeID) -> Bool { template(type)?.shareable ?? false }
+    /// Whether freeing the last pointer to a block of `type` takes its subtree with it.
+    func freesSubtree(_ type: TypeID) -> Bool { template(type).map { $0.shareable || $0.freedWhole } ?? false }
 
     /// Every block above `block` (itself included), through all parents.
     func ancestors(of block: BlockNumber) -> Set<BlockNumber> {
@@ -344,10 +346,10 @@ extension XN {
     ///
     /// Freeing the last pointer to a shareable block frees it and everything below it
     /// (the last name of a file goes, and the file with it).
-    /// Returns how many blocks it freed.
+    /// Returns the blocks it freed (for the kernel to return each to whoever was charged).
     @discardableResult
     public func modify(_ block: BlockNumber, _ modifications: [Modification], operation: XNOperation,
-                       credential: Capability, by environment: EnvironmentID) throws(XNError) -> Int {
+                       credential: Capability, by environment: EnvironmentID) throws(XNError) -> [BlockNumber] {
         guard let entry = cache[block] else { throw types[block] == nil ? .notMetadata : .notCached }
         guard let template = template(entry.type) else { throw .notMetadata }
         if let root = roots.first(where: { $0.block == block }), !rootPermits(root, credential, .write) { throw .aclDenied }
@@ -397,7 +399,7 @@ extension XN {
                 guard moveGroups.isEmpty || moveGroups[child] == nil else { throw .moving }
                 let type = expected.remove(at: gone).type
                 if references(child) > 1 { continue }   // only a name goes
-                if isShareable(type) {
+                if freesSubtree(type) {
                     let below = try subtree(child, under: block)
                     freed.freed += below.freed
                     freed.dropped += below.dropped
@@ -473,7 +475,7 @@ extension XN {
                 }
             }
         }
-        return freed.freed.count
+        return freed.freed.map { $0.block }
     }
 
     /// What freeing the last pointer from `parent` to shareable block `top` takes with it:

@@ -144,17 +144,18 @@ public final class XN<D: BlockDevice, M: FrameMemory> {
 
     // MARK: Templates and roots
 
-    /// Installs a type; a `shareable` one's blocks may have several parents (hard links).
+    /// Installs a type; a `shareable` one's blocks may have several parents (hard links);
+    /// a `freedWhole` one's block is freed with everything below it.
     /// Types are immutable once installed and persist.
     /// - Throws: `badName`, `templateRejected` (verification or sanity check),
     ///   `nameTaken`, `catalogueFull`, `device`.
     public func installTemplate(name: [UInt8], owns: [UInt8], acl: [UInt8], size: [UInt8],
-                                shareable: Bool = false) throws(XNError) -> TypeID {
+                                shareable: Bool = false, freedWhole: Bool = false) throws(XNError) -> TypeID {
         guard Name.isValid(name) else { throw .badName }
         guard !templates.contains(where: { $0.name == name }) else { throw .nameTaken }
         guard templates.count < XNLayout.typesMax - 1 else { throw .catalogueFull }
         let template = try Template(id: TypeID(rawValue: UInt32(templates.count + 1)), name: name, owns: owns, acl: acl, size: size,
-                                    shareable: shareable)
+                                    shareable: shareable, freedWhole: freedWhole)
         let blocks = XNStructures<D>.catalogueBlocks(templates + [template], geometry)
         guard blocks.count <= Int(geometry.typeCatalogueBlocks) else { throw .catalogueFull }
         do {
@@ -318,14 +319,14 @@ enum XNStructures<D: BlockDevice> {
     }
 
     /// The type catalogue as one stream (length u32, count u32, then per template: name,
-    /// flags u32 (bit 0: shareable), then owns, acl and size as a u32 length and the
+    /// flags u32 (bit 0: shareable, bit 1: freed whole), then owns, acl and size as a u32 length and the
     /// bytes), cut into sealed blocks.
     static func catalogueBlocks(_ templates: [Template], _ g: XNLayout.Geometry) -> [(BlockNumber, [UInt8])] {
         var stream = [UInt8](repeating: 0, count: 8)
         for t in templates {
             var name = [UInt8](repeating: 0, count: XNLayout.nameBytesMax + 1)
             Name.encode(t.name, into: &name, at: 0)
-            stream += name + [t.shareable ? 1 : 0, 0, 0, 0]
+            stream += name + [(t.shareable ? 1 : 0) | (t.freedWhole ? 2 : 0), 0, 0, 0]
             for code in [t.ownsCode, t.aclCode, t.sizeCode] {
                 var length = [UInt8](repeating: 0, count: 4)
                 length.put32(UInt32(code.count), at: 0)
@@ -369,7 +370,7 @@ enum XNStructures<D: BlockDevice> {
             at += XNLayout.nameBytesMax + 1
             guard at + 4 <= length else { throw .corruptImage("type catalogue is truncated") }
             let flags = stream.u32(at: at)
-            guard flags <= 1 else { throw .corruptImage("type \(n + 1) has unknown flags \(flags)") }
+            guard flags <= 3 else { throw .corruptImage("type \(n + 1) has unknown flags \(flags)") }
             at += 4
             var codes: [[UInt8]] = []
             for _ in 0..<3 {
@@ -382,7 +383,7 @@ enum XNStructures<D: BlockDevice> {
             }
             do {
                 templates.append(try Template(id: TypeID(rawValue: UInt32(n + 1)), name: name, owns: codes[0], acl: codes[1], size: codes[2],
-                                              shareable: flags == 1))
+                                              shareable: flags & 1 != 0, freedWhole: flags & 2 != 0))
             } catch {
                 throw .corruptImage("stored template '\(String(decoding: name, as: UTF8.self))' no longer verifies: \(error)")
             }

@@ -179,8 +179,8 @@ extension Kernel {
     /// Ends an environment and its whole subtree, and returns everything they held: their
     /// bindings, their frames (whose other holders lose their bindings and are told),
     /// regions, slices, predicates and messages. Blocks and catalogue entries they charged
-    /// stay charged to the parent, since they outlive them on disk; the rest of the
-    /// quota goes back to it. Dirty blocks handed to XN stay cached for any flusher.
+    /// stay charged to the parent, since they outlive them on disk (freeing such a block
+    /// later returns it to the parent); the rest of the quota goes back to it. Dirty blocks handed to XN stay cached for any flusher.
     public func kill(_ id: EnvironmentID) {
         guard let index = environmentIndex(id) else { return }
         noteFrameChanges()
@@ -209,9 +209,10 @@ extension Kernel {
         for message in record.messages { refund(message.from, Quota(messages: 1)) }
         if let parent = record.parent, environmentIndex(parent) != nil, let reservation = Quota.reservation(for: record.quota) {
             refund(parent, reservation)
-            // What it left on disk is its parent's now.
+            // What it left on disk is its parent's now, and so is each block's charge.
             self[parent].used.blocks += record.used.blocks
             self[parent].used.catalogueEntries += record.used.catalogueEntries
+            blockCharges.bequeath(id, to: parent)
         }
         if running == id { running = nil }
         environments[index] = nil

@@ -154,6 +154,11 @@ extension Kernel {
             refund(caller, charged)
             throw error.kernelError
         }
+        switch operation {
+        case .allocate(let child, _, _): blockCharges.charge([child], to: caller)
+        case .allocateMany(let children, _, _): blockCharges.charge(children, to: caller)
+        default: break
+        }
         // A batch's data blocks are their frames as the caller filled them: its bindings
         // stay, as an `xnMap` would have made them (XN counts the allocation as its change).
         if case .allocateMany(_, .data, _) = operation {
@@ -163,6 +168,13 @@ extension Kernel {
         }
     }
 
+    /// Returns each freed block's charge to the environment it is charged to, or to the
+    /// living ancestor that inherited it; a block from before the mount was charged to no
+    /// one, and returns nothing.
+    func refundBlocks(_ freed: [BlockNumber]) {
+        for (environment, count) in blockCharges.release(freed) { refund(environment, Quota(blocks: UInt64(count))) }
+    }
+
     func dispatchXN(_ request: KernelRequest, from caller: EnvironmentID) throws(KernelError) -> KernelReply {
         let xn = try mounted()
         // A path may be passed with any capability the caller holds (XN+Paths.swift).
@@ -170,13 +182,13 @@ extension Kernel {
         defer { xn.pathCredentials = [] }
         do {
             switch request {
-            case .xnInstallType(let credential, let name, let owns, let acl, let size, let shareable):
+            case .xnInstallType(let credential, let name, let owns, let acl, let size, let shareable, let freedWhole):
                 try authorize(caller, credential, systemACLs.types, .write)
                 let codes = [try spanBytes(caller, owns, max: KernelLimits.udfBytesMax), try spanBytes(caller, acl, max: KernelLimits.udfBytesMax),
                              try spanBytes(caller, size, max: KernelLimits.udfBytesMax)]
                 try charge(caller, Quota(catalogueEntries: 1))
                 do {
-                    return .type(try xn.installTemplate(name: name, owns: codes[0], acl: codes[1], size: codes[2], shareable: shareable))
+                    return .type(try xn.installTemplate(name: name, owns: codes[0], acl: codes[1], size: codes[2], shareable: shareable, freedWhole: freedWhole))
                 } catch {
                     refund(caller, Quota(catalogueEntries: 1))
                     throw error
@@ -191,6 +203,7 @@ extension Kernel {
                 try charge(caller, Quota(blocks: 1, catalogueEntries: 1))
                 do {
                     let block = try xn.createRoot(name: name, type: type, capability: capability, frame: frame, by: caller)
+                    blockCharges.charge([block], to: caller)
                     giveToCache(caller, frame)
                     return .block(block)
                 } catch {
@@ -231,7 +244,7 @@ extension Kernel {
                 case .free, .freeMany:
                     // A shared block's name going frees nothing; its last name, the whole file.
                     let freed = try xn.modify(block, mods, operation: operation, credential: c, by: caller)
-                    refund(caller, Quota(blocks: UInt64(freed)))
+                    refundBlocks(freed)
                 case .allocate(_, _, let frame):
                     try allocate(block, mods, operation, frames: [frame], credential: c, caller, xn)
                 case .allocateMany(_, _, let frames):
@@ -306,4 +319,43 @@ extension XNError {
         case .cycle, .destinationInUse, .notShareable: .invalidArgument
         }
     }
+}
+
+/// Which environment each block is charged to, both ways round, so that a free refunds
+/// whoever was charged and a death hands an environment's charges to its parent, each in
+/// time that grows with the blocks concerned only.
+struct BlockCharges {
+    private var owner: [BlockNumber: EnvironmentID] = [:]
+    private var held: [EnvironmentID: Set<BlockNumber>] = [:]
+
+    mutating func charge(_ blocks: [BlockNumber], to environment: EnvironmentID) {
+        for block in blocks {
+            owner[block] = environment
+            held[environment, default: []].insert(block)
+        }
+    }
+
+    /// Forgets `blocks`' charges; how many each environment had among them.
+    mutating func release(_ blocks: [BlockNumber]) -> [(EnvironmentID, Int)] {
+        var counts: [EnvironmentID: Int] = [:]
+        for block in blocks {
+            guard let environment = owner.removeValue(forKey: block) else { continue }
+            held[environment]?.remove(block)
+            if held[environment]?.isEmpty == true { held[environment] = nil }
+            counts[environment, default: 0] += 1
+        }
+        return counts.sorted { $0.key.rawValue < $1.key.rawValue }.map { ($0.key, $0.value) }
+    }
+
+    /// `environment` died: its charges are `heir`'s.
+    mutating func bequeath(_ environment: EnvironmentID, to heir: EnvironmentID) {
+        guard let blocks = held.removeValue(forKey: environment) else { return }
+        for block in blocks { owner[block] = heir }
+        held[heir, default: []].formUnion(blocks)
+    }
+
+    /// The environment `block` is charged to, if any.
+    func chargedTo(_ block: BlockNumber) -> EnvironmentID? { owner[block] }
+    /// How many blocks `environment` is charged for.
+    func count(of environment: EnvironmentID) -> Int { held[environment]?.count ?? 0 }
 }

@@ -52,6 +52,11 @@ public final class Kernel<H: Host> {
     var published: [BlockNumber: FrameNumber] = [:]
     /// Environment table entries to republish.
     var staleEnvironmentEntries: Set<Int> = []
+    /// Who each block allocated since the mount is charged to, and each environment's
+    /// charged blocks: a block's charge goes back to whoever was charged, however and by
+    /// whomever it is freed (Kernel+XN.swift). An environment's go to its parent when it
+    /// dies.
+    var blockCharges = BlockCharges()
     /// Bumped whenever a region's bytes change, so predicates that read regions rerun.
     var regionVersion: UInt64 = 0
     /// The exposed-state generation and region version predicates were last run against.

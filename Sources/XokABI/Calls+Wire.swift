@@ -170,8 +170,8 @@ extension KernelRequest {
         case .sliceAllocate(let credential, let slice): p.u16(credential.rawValue); p.u32(slice.rawValue)
         case .sliceFree(let slice): p.u32(slice.rawValue)
         case .yield(let target): p.bool(target != nil); p.u32(target?.rawValue ?? 0)
-        case .xnInstallType(let credential, let name, let owns, let acl, let size, let shareable):
-            p.u16(credential.rawValue); p.data(name); p.spans(owns); p.spans(acl); p.spans(size); p.bool(shareable)
+        case .xnInstallType(let credential, let name, let owns, let acl, let size, let shareable, let freedWhole):
+            p.u16(credential.rawValue); p.data(name); p.spans(owns); p.spans(acl); p.spans(size); p.u8((shareable ? 1 : 0) | (freedWhole ? 2 : 0))
         case .xnLookupType(let name), .xnLookupRoot(let name): p.data(name)
         case .xnCreateRoot(let credential, let name, let type, let protection, let frame):
             p.u16(credential.rawValue); p.data(name); p.u32(type.rawValue); p.u16(protection.rawValue); p.u32(frame.rawValue)
@@ -246,8 +246,11 @@ extension KernelRequest {
             let hasTarget = try r.bool(), target = EnvironmentID(rawValue: try r.u32())
             self = .yield(to: hasTarget ? target : nil)
         case .xnInstallType:
-            self = .xnInstallType(credential: try r.slot(), name: try r.name(), owns: try r.spans(), acl: try r.spans(), size: try r.spans(),
-                                  shareable: try r.bool())
+            let (credential, name, owns, acl, size) = (try r.slot(), try r.name(), try r.spans(), try r.spans(), try r.spans())
+            let flags = try r.u8()
+            guard flags <= 3 else { throw .badRequest }
+            self = .xnInstallType(credential: credential, name: name, owns: owns, acl: acl, size: size, shareable: flags & 1 != 0,
+                                  freedWhole: flags & 2 != 0)
         case .xnLookupType: self = .xnLookupType(name: try r.name())
         case .xnCreateRoot:
             self = .xnCreateRoot(credential: try r.slot(), name: try r.name(), type: TypeID(rawValue: try r.u32()), protection: try r.slot(),

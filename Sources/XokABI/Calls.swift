@@ -77,8 +77,10 @@ public enum KernelRequest: Hashable, Sendable {
     /// Installs a block type named `name` whose three UDFs lie in frames the caller has
     /// bound (each program the bytes of its spans, one after another, in up to
     /// `udfFramesMax` frames). Needs write on the kernel's type ACL; counts against the
-    /// caller's quota.
-    case xnInstallType(credential: CapabilitySlot, name: [UInt8], owns: [FrameSpan], acl: [FrameSpan], size: [FrameSpan], shareable: Bool = false)
+    /// caller's quota. A `shareable` type's blocks may have several parents; a
+    /// `freedWhole` type's block is freed with everything below it.
+    case xnInstallType(credential: CapabilitySlot, name: [UInt8], owns: [FrameSpan], acl: [FrameSpan], size: [FrameSpan], shareable: Bool = false,
+                       freedWhole: Bool = false)
     /// The installed type called `name`.
     case xnLookupType(name: [UInt8])
     /// A root named `name`: a fresh block of `type`, cached in `frame` (the caller's own),

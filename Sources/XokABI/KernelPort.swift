@@ -104,9 +104,10 @@ extension KernelPort {
 
     // MARK: XN
 
-    public func installType(named name: String, owns: [FrameSpan], acl: [FrameSpan], size: [FrameSpan], shareable: Bool = false,
+    public func installType(named name: String, owns: [FrameSpan], acl: [FrameSpan], size: [FrameSpan], shareable: Bool = false, freedWhole: Bool = false,
                             credential: CapabilitySlot) throws(KernelError) -> TypeID {
-        try expect(.xnInstallType(credential: credential, name: Array(name.utf8), owns: owns, acl: acl, size: size, shareable: shareable)) {
+        try expect(.xnInstallType(credential: credential, name: Array(name.utf8), owns: owns, acl: acl, size: size, shareable: shareable,
+                                  freedWhole: freedWhole)) {
             if case .type(let t) = $0 { t } else { nil }
         }
     }

@@ -275,4 +275,37 @@ extension Process {
         #expect(m.check.violations == [])
         #expect(m.cffsCheck.violations == [])
     }
+
+    /// Finding 5: a freed block's charge goes back to whoever was charged for it, not to
+    /// whoever frees it; a dead environment's charges are its parent's, and come back to
+    /// it when the blocks are freed, so honest use never leaks quota.
+    @Test(arguments: Mode.allCases) func aFreedBlockGoesBackToWhoeverWasChargedForIt(_ mode: Mode) throws {
+        let m = try Machine(mode)
+        try m.shared("/tmp")
+        try m.root.sync()
+        let kernel = m.kernel
+        let bob = try m.process(uid: 1001, gid: 1001)
+        let alice = try m.process(uid: 1000, gid: 1000)
+        try bob.put("/tmp/his", pattern(64 * 1024))
+        try alice.put("/tmp/hers", pattern(64 * 1024))
+        let bobHolds = try #require(kernel.quota(of: bob.fs.port.environment)).used.blocks
+        let aliceHolds = try #require(kernel.quota(of: alice.fs.port.environment)).used.blocks
+        try bob.unlink("/tmp/hers")
+        #expect(try #require(kernel.quota(of: bob.fs.port.environment)).used.blocks == bobHolds, "the deleter gains nothing")
+        #expect(try #require(kernel.quota(of: alice.fs.port.environment)).used.blocks == aliceHolds - 17, "16 data blocks and an indirect one")
+
+        // Write, exit, delete, over and over: the parent's charge comes back each time.
+        let parent = kernel.initEnvironment
+        let baseline = try #require(kernel.quota(of: parent)).used.blocks
+        for cycle in 0..<6 {
+            let writer = try m.process(uid: 1000, gid: 1000)
+            try writer.put("/tmp/cycle", pattern(300_000))
+            try writer.sync()
+            kernel.kill(writer.fs.port.environment)
+            #expect(try #require(kernel.quota(of: parent)).used.blocks > baseline)
+            try bob.unlink("/tmp/cycle")
+            #expect(try #require(kernel.quota(of: parent)).used.blocks == baseline, "cycle \(cycle)")
+        }
+        #expect(kernel.checkInvariants() == [])
+    }
 }

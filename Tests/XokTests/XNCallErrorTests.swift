@@ -162,11 +162,11 @@ let xnErrorCases: [ErrorCase] = [
     ErrorCase(call: "xnInstallType", error: .invalidArgument, why: "a name that is not UTF-8") { w in
         (w.a, try installRequest(w, w.a, name: [0xff, 0xfe], owns: TreeFormat(name: "t", ownerOffset: 0).owns)) },
     ErrorCase(call: "xnInstallType", error: .invalidArgument, why: "a span longer than a frame") { w in
-        guard case .xnInstallType(let c, let n, var owns, let acl, let size, _) = try installRequest(w, w.a, name: Array("t".utf8), owns: allowEverything) else { throw KernelError.badRequest }
+        guard case .xnInstallType(let c, let n, var owns, let acl, let size, _, _) = try installRequest(w, w.a, name: Array("t".utf8), owns: allowEverything) else { throw KernelError.badRequest }
         owns[0].length = UInt32(KernelLimits.pageBytes + 1)
         return (w.a, .xnInstallType(credential: c, name: n, owns: owns, acl: acl, size: size)) },
     ErrorCase(call: "xnInstallType", error: .badRequest, why: "a UDF in more frames than a program may take (the wire refuses it)") { w in
-        guard case .xnInstallType(let c, let n, let owns, let acl, let size, _) = try installRequest(w, w.a, name: Array("t".utf8), owns: allowEverything) else { throw KernelError.badRequest }
+        guard case .xnInstallType(let c, let n, let owns, let acl, let size, _, _) = try installRequest(w, w.a, name: Array("t".utf8), owns: allowEverything) else { throw KernelError.badRequest }
         return (w.a, .xnInstallType(credential: c, name: n, owns: Array(repeating: owns[0], count: KernelLimits.udfFramesMax + 1), acl: acl, size: size)) },
     ErrorCase(call: "xnInstallType", error: .notMapped, why: "UDFs in a frame the caller has not bound") { w in
         let unbound = FrameSpan(frame: try w.frame(of: w.a), length: 8)
