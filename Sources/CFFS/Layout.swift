@@ -252,10 +252,12 @@ public struct BlockHeader: Equatable, Sendable {
 }
 
 extension Array where Element == UInt8 {
-    func le32(_ offset: Int) -> UInt32 {
+    /// The little-endian u32 at `offset` (the format's integers).
+    public func le32(_ offset: Int) -> UInt32 {
         UInt32(self[offset]) | UInt32(self[offset + 1]) << 8 | UInt32(self[offset + 2]) << 16 | UInt32(self[offset + 3]) << 24
     }
-    func le64(_ offset: Int) -> UInt64 { UInt64(le32(offset)) | UInt64(le32(offset + 4)) << 32 }
+    /// The little-endian u64 at `offset`.
+    public func le64(_ offset: Int) -> UInt64 { UInt64(le32(offset)) | UInt64(le32(offset + 4)) << 32 }
     mutating func put32(_ value: UInt32, at offset: Int) {
         for i in 0..<4 { self[offset + i] = UInt8(truncatingIfNeeded: value >> UInt32(8 * i)) }
     }

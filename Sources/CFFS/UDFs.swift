@@ -271,6 +271,7 @@ public enum CFFSUDFs {
             u.b.alu(.and, .r2, .immediate(Int32(FileMode.typeMask)))
             u.b.branch(.eq, .r2, .immediate(Int32(FileMode.symlink)), to: u.allow)
             u.b.bind(notLink)
+            u.refuseOthersWritingASymbolicLink(entry: .r6)
             u.permission(of: .r6, header: false)
             u.b.branch(.ne, .r9, .immediate(Int32(AclContext.Operation.read.rawValue)), to: writing)
             u.b.emit(.branch(.set, .bits64, .r0, .immediate(4), offset: 0), to: u.allow)
@@ -315,6 +316,7 @@ public enum CFFSUDFs {
             u.b.emit(.branch(.set, .bits64, .r0, .immediate(4), offset: 0), to: u.allow)
             u.b.jump(to: u.deny)
             u.b.bind(writing)
+            u.refuseOthersWritingASymbolicLink(entry: .r6)
             u.permission(of: .r6, header: false)
             u.b.emit(.branch(.set, .bits64, .r0, .immediate(2), offset: 0), to: u.allow)
             u.b.jump(to: u.deny)
@@ -350,7 +352,7 @@ public enum CFFSUDFs {
             u.b.load(.word, .r2, from: .r8, offset: after + Int16(CFFSLayout.eMode))
             u.b.branch(.eq, .r2, 0, to: u.deny)
             u.b.mov(.r6, 0)
-            u.checkExistingEntry(renames: false, inDirectory: false, next: done)
+            u.checkExistingEntry(renames: false, next: done)
             u.b.bind(done)
             u.b.jump(to: u.allow)
             u.finish()
@@ -612,6 +614,20 @@ struct UDFBuilder {
         b.emit(.branch(.set, .bits64, .r0, .immediate(1), offset: 0), to: allow)
         b.jump(to: deny)
         b.bind(notTraverse)
+    }
+
+    /// For a data write (r9 not `read`) through the entry at `entry`: a symbolic link's
+    /// block is written by its owner or the superuser alone. Uses r2, r3.
+    mutating func refuseOthersWritingASymbolicLink(entry: Register) {
+        let fine = b.makeLabel()
+        b.branch(.eq, .r9, .immediate(Int32(AclContext.Operation.read.rawValue)), to: fine)
+        b.load(.word, .r2, from: entry, offset: Int16(CFFSLayout.eMode))
+        b.alu(.and, .r2, .immediate(Int32(FileMode.typeMask)))
+        b.branch(.ne, .r2, .immediate(Int32(FileMode.symlink)), to: fine)
+        ifSuperuser(fine)
+        ifOwner(uidAt: entry, offset: Int16(CFFSLayout.eUID), fine)
+        b.jump(to: deny)
+        b.bind(fine)
     }
 
     enum BlockKind { case directory, indirect, inode }
@@ -990,7 +1006,7 @@ struct UDFBuilder {
         b.jump(to: next)
 
         b.bind(existing)
-        checkExistingEntry(renames: true, inDirectory: true, next: next)
+        checkExistingEntry(renames: true, next: next)
 
         b.bind(next)
         b.add(.r6, 1)
@@ -1002,7 +1018,7 @@ struct UDFBuilder {
     /// denied) needs write on the directory; size, times and blocks need write on the file
     /// or its ownership, or for freeing blocks, as unlink does, write on the directory; a
     /// link entry changes nothing but its name. Jumps to `next` when allowed.
-    mutating func checkExistingEntry(renames: Bool, inDirectory: Bool, next: Label) {
+    mutating func checkExistingEntry(renames: Bool, next: Label) {
         b.load(.word, .r4, from: .r8, offset: Int16(CFFSLayout.eMode))
         b.load(.word, .r5, from: .r8, offset: CFFSUDFs.after + Int16(CFFSLayout.eMode))
         // The file's type never changes.
@@ -1039,15 +1055,14 @@ struct UDFBuilder {
         // may leave one either).
         requireSizeInBounds()
         ifOwner(uidAt: .r8, offset: Int16(CFFSLayout.eUID), next)
-        // Freeing a file's blocks, as unlink does: write on the directory is enough.
-        let notFreeing = b.makeLabel()
-        b.load(.double, .r2, from: .r10, offset: -8)
-        b.branch(.ne, .r2, .immediate(Int32(AclContext.Operation.free.rawValue)), to: notFreeing)
-        if inDirectory { requireStickyRight() }
-        permission(of: .r1, header: true)
-        b.alu(.and, .r0, 3)
-        b.branch(.eq, .r0, 3, to: next)
-        b.bind(notFreeing)
+        // Anyone else needs write on the file, whatever the operation: freeing a file's
+        // blocks while its entry stays is truncating it (unlink frees them in the change
+        // that clears the entry, which the directory's rules allow). A symbolic link's
+        // contents are its owner's alone: its mode, 0777, grants nothing.
+        ifSuperuser(next)
+        b.load(.word, .r2, from: .r8, offset: Int16(CFFSLayout.eMode))
+        b.alu(.and, .r2, .immediate(Int32(FileMode.typeMask)))
+        b.branch(.eq, .r2, .immediate(Int32(FileMode.symlink)), to: deny)
         permission(of: .r8, header: false)
         b.emit(.branch(.set, .bits64, .r0, .immediate(2), offset: 0), to: next)
         b.jump(to: deny)

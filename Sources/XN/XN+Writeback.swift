@@ -26,21 +26,7 @@ extension XN {
     /// deepest, each level ending with a barrier.
     func write(_ blocks: [BlockNumber], by environment: EnvironmentID?, descending: Bool = true) throws(XNError) {
         let asked = Set(blocks).filter { dirtySet.contains($0) }
-        if descending {
-            var levels: [[BlockNumber]] = []
-            var frontier = asked.filter { moveGroups[$0] == nil }.sorted(), seen = Set<BlockNumber>()
-            while !frontier.isEmpty {
-                var next: [BlockNumber] = []
-                for block in frontier {
-                    for pointer in cache[block]?.pointers ?? [] where isUnwritten(pointer.block) && seen.insert(pointer.block).inserted {
-                        next.append(pointer.block)
-                    }
-                }
-                if !next.isEmpty { levels.append(next.sorted()) }
-                frontier = next
-            }
-            for level in levels.reversed() { try write(level, by: environment, descending: false) }
-        }
+        if descending { try writeNewBlocksBelow(asked) }
         // A block in a move group goes with its whole unit (`atomicUnit`), whoever dirtied
         // the others: writing them only makes durable what XN already let through.
         var groups: [[BlockNumber]] = []
@@ -100,6 +86,44 @@ extension XN {
         for block in dirty where cache[block]!.owner == nil && !isTainted(block) {
             released.append(ReleasedFrame(frame: cache[block]!.frame, owner: nil))
             cache[block] = nil
+        }
+    }
+
+    /// Writes the new blocks below `asked` (and below the move units they belong to) that
+    /// keep them from being written: in rounds, each writing whatever XN's ordering lets
+    /// go now, so children reach the disk before parents and units go whole. Stops when
+    /// nothing below is left unwritten, or a round writes nothing.
+    private func writeNewBlocksBelow(_ asked: Set<BlockNumber>) throws(XNError) {
+        var below: [BlockNumber] = []
+        var seen = asked
+        var frontier = asked.sorted()
+        while !frontier.isEmpty {
+            var next: [BlockNumber] = []
+            for block in frontier {
+                if let group = moveGroups[block] {
+                    for member in closed(Set(group)) where seen.insert(member).inserted { next.append(member) }
+                }
+                for pointer in cache[block]?.pointers ?? [] where isUnwritten(pointer.block) && seen.insert(pointer.block).inserted {
+                    next.append(pointer.block)
+                    below.append(pointer.block)
+                }
+            }
+            frontier = next
+        }
+        guard !below.isEmpty else { return }
+        var pending = below.reversed().filter { dirtySet.contains($0) }
+        for _ in 0...pending.count {
+            var progressed = false
+            for block in pending where dirtySet.contains(block) {
+                do {
+                    try write([block], by: nil, descending: false)
+                    progressed = true
+                } catch .tainted {
+                    continue
+                }
+            }
+            pending = pending.filter { dirtySet.contains($0) }
+            if pending.isEmpty || !progressed { return }
         }
     }
 

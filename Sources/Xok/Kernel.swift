@@ -93,10 +93,16 @@ public final class Kernel<H: Host> {
 
     /// Handles one call from `caller`.
     /// - Throws: the call's `KernelError` (docs/kernel-interface.md lists them per call);
-    ///   when it throws, nothing changed.
+    ///   when it throws, nothing changed, except that a writeback may have written some of
+    ///   the new blocks below those it names before it failed.
     public func handle(_ request: KernelRequest, from caller: EnvironmentID) throws(KernelError) -> KernelReply {
         guard environmentIndex(caller) != nil else { throw .noSuchEnvironment }
-        let reply = try dispatch(request, from: caller)
+        let reply: KernelReply
+        do { reply = try dispatch(request, from: caller) } catch {
+            // What a failed writeback did write is shown at once.
+            if case .xnWriteback = request { publish() }
+            throw error
+        }
         // After the change (a refused call changes nothing): a reader that saw the old
         // count before loading a page drops that page at its next look. A store into a
         // frame bound to the caller alone, or a call that changes frames for its caller

@@ -100,7 +100,7 @@ struct Fsck: ParsableCommand {
 
 struct Sim: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Seeded simulations: XN workloads on a simulated disk (with --crash or --exhaustive power failures), C-FFS workloads (--cffs), or the kernel (--kernel).",
+        abstract: "Seeded simulations: XN workloads on a simulated disk (with --crash or --exhaustive power failures), C-FFS workloads (--cffs), the kernel (--kernel), or a hostile co-user (--protection).",
         discussion: "Ends with 'RUNS runs, CRASHES crash points, VIOLATIONS violations'; exits 1 on any violation, naming its seed.")
 
     @Option(help: "Seeds to run: A-B, or N for 1-N.")
@@ -118,10 +118,29 @@ struct Sim: ParsableCommand {
     @Flag(help: "C-FFS workloads through ExOS instead of XN's tree file systems: after a crash, fsck (XN's and C-FFS's), synced files intact, renames atomic.")
     var cffs = false
 
+    @Flag(help: "A hostile user's random raw XN calls against other users' C-FFS files, each checked against UNIX's rules.")
+    var protection = false
+
+    @Option(help: "Calls per seed, with --protection.")
+    var calls = 5000
+
     func run() throws {
         let range = try parseSeeds(seeds)
         var runs = 0, crashes = 0
         var violations: [String] = []
+        if protection {
+            var total = 0, allowed = 0
+            for seed in range {
+                let report = ProtectionFuzz(seed: seed, calls: calls).run()
+                total += report.calls
+                allowed += report.allowed
+                violations += report.violations
+            }
+            for v in violations { print("violation: \(v)") }
+            print("\(range.count) runs, \(total) hostile calls, \(allowed) allowed, \(violations.count) violations")
+            if !violations.isEmpty { throw ExitCode(1) }
+            return
+        }
         for seed in range {
             if kernel {
                 let report = Simulation(seed: seed).run()

@@ -308,4 +308,14 @@ extension Process {
         }
         #expect(kernel.checkInvariants() == [])
     }
+
+    /// The property itself: a hostile user's random raw calls, each checked against UNIX's
+    /// rules (XokSimulation/ProtectionFuzz.swift). CI runs 100,000 calls
+    /// (`xok sim --protection`); this runs a few thousand.
+    @Test(arguments: [UInt64(101), 102]) func randomHostileCallsGetNothingUNIXWouldRefuse(seed: UInt64) {
+        let report = ProtectionFuzz(seed: seed, calls: 1500).run()
+        #expect(report.violations == [])
+        #expect(report.calls == 1500)
+        #expect(report.allowed > 100, "the generator reaches what bob may do, too")
+    }
 }

@@ -442,14 +442,6 @@ let xnErrorCases: [ErrorCase] = [
         let t = try w.trees()
         return (w.a, .xnWriteData(credential: Slot.own, t.file, .inline([(4096, [1])]))) },
     // Writeback and eviction
-    ErrorCase(call: "xnWriteback", error: .tainted, why: "a parent of unwritten metadata") { w in
-        let t = try w.trees()
-        _ = try t.a.add(under: t.rootA, type: t.a.type)
-        return (w.a, .xnWriteback([t.rootA])) },
-    ErrorCase(call: "xnWriteback", error: .permissionDenied, why: "another's dirty block") { w in
-        let t = try w.trees()
-        try t.a.write([1], at: 0, of: t.file)
-        return (w.b, .xnWriteback([t.file])) },
     ErrorCase(call: "xnWriteback", error: .ioError, why: "the disk fails") { w in
         let t = try w.trees()
         try t.a.write([1], at: 0, of: t.file)
