@@ -73,6 +73,9 @@ extension XN {
         }
     }
 
+    /// Whether anything waits for `drainEvents`.
+    public var hasEvents: Bool { !changed.isEmpty || !released.isEmpty }
+
     /// Blocks whose registry entry may have changed, and frames that left the cache,
     /// since the last call: the kernel republishes the one and gives back the other.
     public func drainEvents() -> (changed: [BlockNumber], released: [ReleasedFrame]) {

@@ -100,7 +100,7 @@ public final class Kernel<H: Host> {
         let reply: KernelReply
         do { reply = try dispatch(request, from: caller) } catch {
             // What a failed writeback did write is shown at once.
-            if case .xnWriteback = request { publish() }
+            if case .xnWriteback = request, xn?.hasEvents == true { publish() }
             throw error
         }
         // After the change (a refused call changes nothing): a reader that saw the old

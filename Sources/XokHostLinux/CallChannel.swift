@@ -102,6 +102,11 @@ public final class CallChannel {
 
     // MARK: The environment's side
 
+    /// Asked whenever a wait for a reply has lasted another 100 ms: whether the kernel's
+    /// side still lives. When it answers false, the call throws instead of waiting forever
+    /// on a daemon that died.
+    public var peerAlive: (() -> Bool)?
+
     /// Sends `request` and waits for the reply, which it returns in place: good until the
     /// next call. Throws when the request is too large, or the reply does not fit (the
     /// channel was tampered with).
@@ -111,7 +116,9 @@ public final class CallChannel {
         word(Self.requestLength).pointee = UInt32(request.count)
         let sequence = xok_load_acquire(word(Self.requestSequence)) &+ 1
         publish(sequence, at: Self.requestSequence, waking: Self.kernelSleeping)
-        wait(until: sequence, at: Self.replySequence, sleeping: Self.callerSleeping, timeout: nil)
+        guard wait(until: sequence, at: Self.replySequence, sleeping: Self.callerSleeping, timeout: nil, alive: peerAlive) else {
+            throw ChannelError("the kernel's side is gone")
+        }
         let count = Int(xok_load_acquire(word(Self.replyLength)))
         guard count <= Self.capacity else { throw ChannelError("a reply of \(count) bytes does not fit the channel") }
         return UnsafeRawBufferPointer(start: base + Self.replyOffset(length: count), count: count)
@@ -180,9 +187,10 @@ public final class CallChannel {
     }
 
     /// Waits until the word at `offset` holds `value`: spins, then sleeps on its futex.
-    /// Returns false when `timeout` (nanoseconds, nil for none) passes first.
+    /// Returns false when `timeout` (nanoseconds, nil for none) passes first, or `alive`
+    /// (asked after each 100 ms of sleep) says the other side is gone.
     @discardableResult
-    private func wait(until value: UInt32, at offset: Int, sleeping flag: Int, timeout: Int?) -> Bool {
+    private func wait(until value: UInt32, at offset: Int, sleeping flag: Int, timeout: Int?, alive: (() -> Bool)? = nil) -> Bool {
         let target = word(offset)
         if spin(until: value, target) { return true }
         let deadline = timeout.map { Self.now() + $0 }
@@ -199,6 +207,7 @@ public final class CallChannel {
             }
             if xok_load_acquire(target) == seen { _ = xok_futex_wait(target, seen, slice) }
             xok_store_release(word(flag), 0)
+            if let alive, xok_load_acquire(target) != value, !alive() { return false }
         }
     }
 

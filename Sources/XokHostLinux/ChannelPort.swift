@@ -125,11 +125,14 @@ public func serve<H: Host>(_ channel: CallChannel, kernel: Kernel<H>, environmen
 }
 
 /// The same with the handling given: `xokd` takes its kernel's lock around each call.
+/// `stopping` is asked after every call too (a flag: a client that calls without pause
+/// must not keep the daemon from shutting down).
 public func serve(_ channel: CallChannel, handle: (KernelRequest) throws(KernelError) -> KernelReply,
-                  while keepGoing: () -> Bool) throws(ChannelError) {
+                  while keepGoing: () -> Bool, stopping: () -> Bool = { false }) throws(ChannelError) {
     // The reply is encoded into storage reused call after call.
     var reply = WireWriter(capacity: 4096)
     while true {
+        if stopping() { return }
         guard let request = channel.nextRequest(timeoutNanoseconds: 100_000_000) else {
             if !keepGoing() { return }
             continue

@@ -41,6 +41,10 @@ public final class Xokd: @unchecked Sendable {
     /// Connections served at once, each with a thread of its own; one more is closed at
     /// once, so a flood of connections cannot exhaust the daemon's threads.
     public static let clientsMax = 256
+    /// Connections one user may have at once: a user cannot take every thread.
+    public static let clientsPerUserMax = 32
+    /// How long shutdown waits for the environments' threads before writing back.
+    public static let shutdownSeconds = 5
 
     let kernel: Kernel<LinuxHost>
     let host: LinuxHost
@@ -52,6 +56,17 @@ public final class Xokd: @unchecked Sendable {
     private let clients = Counter()
     /// Children made by `spawn` and not yet claimed, by token (under `lock`).
     private var adoptions: [[UInt8]: Adoption] = [:]
+    /// Each user's environment, which holds the user's share of the machine and is the
+    /// parent of every environment the user's connections make (under `lock`): one user's
+    /// connections divide that user's share, never anyone else's.
+    private var users: [UserKey: EnvironmentID] = [:]
+    /// Connections each user has open (under `lock`).
+    private var connections: [UInt32: Int] = [:]
+
+    struct UserKey: Hashable {
+        var uid: UInt32
+        var gid: UInt32
+    }
 
     /// Each environment's quota: this fraction of the machine's frames and disk.
     let parts: Int
@@ -110,10 +125,14 @@ public final class Xokd: @unchecked Sendable {
         return address
     }
 
-    /// Serves until `stop` is called, then waits for the environments' threads to notice,
-    /// writes everything back and shuts the kernel down.
+    /// Serves until `stop` is called, then refuses new connections and calls, lets the
+    /// calls in flight finish (each ends its thread's serving at once), waits at most
+    /// `shutdownSeconds` for the threads, writes everything back and shuts the kernel
+    /// down. Every 100 ms it moves the kernel's clock-driven state (forced revocations
+    /// past their deadline, predicates), as a timer interrupt would.
     public func run() throws {
         while !stopping.isSet {
+            lock.withLock { kernel.advance() }
             var ready = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
             guard poll(&ready, 1, 100) > 0 else { continue }
             let client = xok_accept(listener)
@@ -130,7 +149,10 @@ public final class Xokd: @unchecked Sendable {
             }
             thread.start()
         }
-        while clients.value > 0 { usleep(10_000) }
+        // Threads end after the call each is in; one stuck outside a call (a client that
+        // never finished its greeting) is not waited for past the bound.
+        let deadline = Date().addingTimeInterval(Double(Self.shutdownSeconds))
+        while clients.value > 0, Date() < deadline { usleep(10_000) }
         try lock.withLock {
             do { _ = try kernel.shutdown() } catch { throw SessionError("xokd: cannot write the disk back: \(error)") }
         }
@@ -152,9 +174,16 @@ public final class Xokd: @unchecked Sendable {
         let said = recv(client, &greeting, greeting.count, 0)
         let environment: EnvironmentID
         if said == Self.hello.count, Array(greeting.prefix(Self.hello.count)) == Self.hello {
+            let admitted = lock.withLock { () -> Bool in
+                guard connections[uid, default: 0] < Self.clientsPerUserMax else { return false }
+                connections[uid, default: 0] += 1
+                return true
+            }
+            guard admitted else { return }
+            defer { lock.withLock { connections[uid, default: 1] -= 1 } }
             do {
                 environment = try lock.withLock { () throws(KernelError) -> EnvironmentID in
-                    try ExOSEnvironment.make(kernel, uid: uid, gid: gid, quota: share(), mayCreate: true).port.environment
+                    try connectionEnvironment(under: try userEnvironment(uid: uid, gid: gid), uid: uid)
                 }
             } catch { return }
         } else if said == Self.adoptionHello.count + Self.tokenBytes, Array(greeting.prefix(Self.adoptionHello.count)) == Self.adoptionHello {
@@ -178,21 +207,43 @@ public final class Xokd: @unchecked Sendable {
             lock.lock()
             defer { lock.unlock() }
             return try kernel.handle(request, from: environment)
-        }, while: { !stopping.isSet && attend(client, environment, uid: uid, gid: gid) })
+        }, while: { !stopping.isSet && attend(client, environment, uid: uid, gid: gid) }, stopping: { stopping.isSet })
     }
 
-    /// A new environment's quota: 1/`parts` of what init has left, and room for up to
-    /// `childrenMax` descendants (`xok run`), which take their shares out of it.
-    func share() -> Quota {
-        var quota = ExOSEnvironment.share(of: kernel, parts: parts)
+    /// The environment that holds `uid`'s share (made at the user's first connection with
+    /// 2/`parts` of what init has left, and room for `clientsPerUserMax` connections with
+    /// their descendants). Called under `lock`.
+    func userEnvironment(uid: UInt32, gid: UInt32) throws(KernelError) -> EnvironmentID {
+        let key = UserKey(uid: uid, gid: gid)
+        if let known = users[key], kernel.quota(of: known) != nil { return known }
+        var quota = ExOSEnvironment.share(of: kernel, parts: max(1, parts / 2))
         if let (total, used) = kernel.quota(of: kernel.initEnvironment), let left = total.subtracting(used) {
-            quota.environments = min(Self.childrenMax, left.environments / UInt32(parts))
+            quota.environments = min(UInt32(Self.clientsPerUserMax) * (Self.childrenMax + 1), left.environments / UInt32(max(1, parts / 2)))
         }
-        return quota
+        let made = try ExOSEnvironment.make(kernel, uid: uid, gid: gid, quota: quota, mayCreate: true).port.environment
+        users[key] = made
+        return made
     }
 
-    /// Descendants one connecting process may have alive at once.
-    public static let childrenMax: UInt32 = 16
+    /// A connection's environment: a child of its user's, acting as the user (the same
+    /// capabilities, slot for slot), with half of what the user's has left (a first
+    /// connection gets 1/`parts` of the machine) and room for up to `childrenMax`
+    /// descendants (`xok run`). Called under `lock`.
+    func connectionEnvironment(under user: EnvironmentID, uid: UInt32) throws(KernelError) -> EnvironmentID {
+        guard let (total, used) = kernel.quota(of: user), let left = total.subtracting(used) else { throw .noSuchEnvironment }
+        let quota = Quota(environments: min(Self.childrenMax, left.environments > 0 ? left.environments - 1 : 0), frames: left.frames / 2, regions: left.regions / 2,
+                          slices: left.slices / 2, messages: left.messages / 2, blocks: left.blocks / 2,
+                          catalogueEntries: left.catalogueEntries / 2)
+        let name = uid == 0 ? CFFSNames.superuser : CFFSNames.user(uid)
+        let acl = try AccessControlList([try Capability(name: name, rights: .write)])
+        let slots = (0...Int(Self.environmentsSlot.rawValue)).map { CapabilitySlot($0) }
+        return try LocalPort(kernel: kernel, environment: user).createEnvironment(credential: Self.environmentsSlot, acl: acl, grants: slots, quota: quota)
+    }
+
+    /// Descendants one connecting process may have alive at once: with
+    /// `clientsPerUserMax` connections, 160 of the machine's 1,024 environments for a
+    /// user, so six users find their whole shares.
+    public static let childrenMax: UInt32 = 4
 
     /// Looks at a client's socket between calls: false when it closed or sent something
     /// that is not a request to spawn a child (the connection then ends); a spawn request
@@ -388,6 +439,16 @@ public final class Xokd: @unchecked Sendable {
             do { channel = try CallChannel.attach(fd: fds[0]) } catch {
                 close(fds[1])
                 throw error
+            }
+            // A daemon that dies mid-call closes the socket: the call then says so, and the
+            // process ends with an error instead of waiting forever.
+            channel.peerAlive = {
+                var state = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&state, 1, 0) >= 0, state.revents & Int16(POLLHUP | POLLERR) == 0 else {
+                    FileHandle.standardError.write(Data("xok: the daemon at \(path) is gone\n".utf8))
+                    exit(3)
+                }
+                return true
             }
             let port = ChannelPort(environment: welcome.environment, channel: channel, exposed: try MappedExposedState(fd: fds[1]))
             let identity = try CFFSIdentity(uid: welcome.uid, gid: welcome.gid, userSlot: ExOSSlot.user,
