@@ -27,9 +27,12 @@ public enum ExOSEnvironment {
     /// A new environment, child of init, acting as `uid` in groups `gid` and `groups`,
     /// and its C-FFS identity. With `admin`, it may install types and create roots. With
     /// `mayCreate`, the slot after its groups' holds the right to create environments
-    /// (write and grant on the environments' system name), each out of its own quota.
+    /// (write and grant on the environments' system name), each out of its own quota. Its
+    /// ancestors, and holders of `destroyer` (by default the user's own name), may
+    /// destroy it.
     public static func make<H: Host>(_ kernel: Kernel<H>, uid: UInt32, gid: UInt32, groups: [UInt32] = [], quota: Quota,
-                                     admin: Bool = false, mayCreate: Bool = false) throws(KernelError) -> (port: LocalPort<H>, identity: CFFSIdentity) {
+                                     admin: Bool = false, mayCreate: Bool = false,
+                                     destroyableBy destroyer: [UInt64]? = nil) throws(KernelError) -> (port: LocalPort<H>, identity: CFFSIdentity) {
         let root = LocalPort(kernel: kernel, environment: kernel.initEnvironment)
         let all = CapabilitySlot(0)
         var grants: [CapabilitySlot] = []
@@ -48,7 +51,7 @@ public enum ExOSEnvironment {
             groupSlots[group] = CapabilitySlot(ExOSSlot.firstGroup + i)
         }
         if mayCreate { grants.append(try root.derive(all, appending: [SystemACLs.environmentsName], rights: [.write, .grant])) }
-        let acl = try AccessControlList([try Capability(name: user, rights: .write)])
+        let acl = try AccessControlList([try Capability(name: destroyer ?? user, rights: .write)])
         let id = try root.createEnvironment(credential: all, acl: acl, grants: grants, quota: quota)
         let identity = try CFFSIdentity(uid: uid, gid: gid, userSlot: ExOSSlot.user, groupSlots: groupSlots,
                                         mountSlot: ExOSSlot.mount, frameSlot: ExOSSlot.frames)

@@ -220,7 +220,10 @@ public final class Xokd: @unchecked Sendable {
         if let (total, used) = kernel.quota(of: kernel.initEnvironment), let left = total.subtracting(used) {
             quota.environments = min(UInt32(Self.clientsPerUserMax) * (Self.childrenMax + 1), left.environments / UInt32(max(1, parts / 2)))
         }
-        let made = try ExOSEnvironment.make(kernel, uid: uid, gid: gid, quota: quota, mayCreate: true).port.environment
+        // Only the daemon (init) may end it: none of the user's own environments holds
+        // this name, so no connection can take its siblings down with it.
+        let made = try ExOSEnvironment.make(kernel, uid: uid, gid: gid, quota: quota, mayCreate: true,
+                                            destroyableBy: [CFFSNames.tag, 9, UInt64(uid)]).port.environment
         users[key] = made
         return made
     }

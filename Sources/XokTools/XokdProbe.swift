@@ -87,6 +87,26 @@ public struct XokdProbe {
         note("a flood of connections", held: flood.count == Xokd.clientsMax + 1 && early && refused >= 1 && afterFlood,
              "\(flood.count) opened, \(refused) closed at once\(early ? "" : " (too slow to tell)"); the daemon \(afterFlood ? "serves again" : "no longer serves")", report)
 
+        // Taking every environment the daemon has for its user, to dilute the quota the
+        // others share: its own connections divide its own share, and past
+        // `clientsPerUserMax` it is refused; then it is served again.
+        var mine: [Int32] = []
+        var welcomed = 0
+        for _ in 0..<(Xokd.clientsPerUserMax + 4) {
+            guard let fd = Self.connect(socketPath) else { break }
+            mine.append(fd)
+            var patience = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, socklen_t(MemoryLayout<timeval>.size))
+            var answer = [UInt8](repeating: 0, count: 64)
+            if Xokd.hello.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == Xokd.hello.count,
+               recv(fd, &answer, answer.count, 0) == Xokd.Welcome.bytes { welcomed += 1 }
+        }
+        for fd in mine { close(fd) }
+        usleep(300_000)
+        let servedAgain = withSession { $0.call(KernelRequest.upcallNext.encoded) != nil } ?? false
+        note("taking every environment for its user", held: welcomed <= Xokd.clientsPerUserMax && servedAgain,
+             "\(welcomed) of \(mine.count) welcomed (at most \(Xokd.clientsPerUserMax) a user); the daemon \(servedAgain ? "serves again" : "no longer serves")", report)
+
         // The pages it is given.
         var channelRefusals: [String] = []
         withSession { session in

@@ -167,7 +167,7 @@ import Testing
         probe.waitUntilExit()
         #expect(probe.terminationStatus == 0, "\(report)")
         let lines = report.split(separator: "\n")
-        #expect(lines.count == 19, "\(report)")
+        #expect(lines.count == 20, "\(report)")
         #expect(lines.allSatisfy { $0.hasPrefix("held") }, "\(report)")
         // The attacks on others' things had things to attack.
         let blocks = try #require(lines.first { $0.contains("other environments' cached blocks") })
