@@ -11,6 +11,7 @@ import XN
 import Xok
 import XokABI
 import XokSimulation
+import XokTools
 
 @Suite struct CorruptImages {
     /// A tree with small and large files, a symbolic link and nested directories, synced
@@ -155,5 +156,55 @@ extension CorruptImages {
         let report = CFFSCheck.check(superblock: superblock) { block in try? after.read([block]).first }
         #expect(report.violations == [])
         #expect(!report.notes.contains { $0.contains("block \(directoryBlock) was never laid out") }, "laid out at its first use")
+    }
+}
+
+extension CorruptImages {
+    /// Issue 23, findings 6 and 7: a crafted image with a nameless directory entry (a
+    /// walk that trusts names recurses into it for ever), a file of 2^64 - 1 bytes and a
+    /// link count of 65,535. fsck names each as damage; ExOS gives EIO for what holds
+    /// them, the shell an error, and nothing traps.
+    @Test func namelessEntriesAndImpossibleSizesAreDamageNotTraps() throws {
+        let m = try Machine(blocks: 4096, frames: 4096, seed: 5)
+        let os = m.root
+        try os.mkdir("/d")
+        try os.mkdir("/d/sub")
+        try os.put("/d/f", pattern(5000))
+        try os.mkdir("/e")
+        try os.put("/e/huge", pattern(100))
+        try os.sync()
+        let fs = os.fs
+        let d = try #require(try fs.lookup(Array("d".utf8), in: .root))
+        let sub = try #require(try fs.lookup(Array("sub".utf8), in: d))
+        let f = try #require(try fs.lookup(Array("f".utf8), in: d))
+        let e = try #require(try fs.lookup(Array("e".utf8), in: .root))
+        let huge = try #require(try fs.lookup(Array("huge".utf8), in: e))
+        let superblock = fs.superblock
+        var disk = try #require(try m.kernel.shutdown())
+        disk.corrupt(sub.block) { b in b[CFFSLayout.slotOffset(sub.slot) + CFFSLayout.eNameLength] = 0 }
+        disk.corrupt(huge.block) { b in b.put64(.max, at: CFFSLayout.slotOffset(huge.slot) + CFFSLayout.eSize) }
+        disk.corrupt(f.block) { b in
+            b[CFFSLayout.slotOffset(f.slot) + CFFSLayout.eNlink] = 0xff
+            b[CFFSLayout.slotOffset(f.slot) + CFFSLayout.eNlink + 1] = 0xff
+        }
+
+        var reader = disk
+        let report = CFFSCheck.check(superblock: superblock) { block in try? reader.read([block]).first }
+        #expect(report.violations.contains { $0.contains("has an invalid name") }, "\(report.violations)")
+        #expect(report.violations.contains { $0.contains("/e/huge") && $0.contains("past the") }, "\(report.violations)")
+        #expect(report.violations.contains { $0.contains("/d/f") && $0.contains("link count") }, "\(report.violations)")
+
+        let kernel = Kernel(host: SimulatedHost(frameCount: 4096))
+        try kernel.mountDisk(disk, format: false)
+        let again = try ExOSEnvironment.mount(kernel, uid: 0, gid: 0, now: { 1 })
+        #expect(throws: Errno.EIO) { _ = try again.list("/d") }
+        #expect(throws: Errno.EIO) { _ = try again.stat("/e/huge") }
+        #expect(throws: Errno.EIO) { _ = try again.open("/e/huge", .readOnly) }
+        #expect(throws: Errno.EIO) { _ = try again.list("/e") }
+        var errors: [String] = []
+        let shell = Shell(os: again, standardOutput: { _ in }, standardError: { errors.append($0) })
+        #expect(!shell.run("du -s /"))
+        #expect(errors.contains { $0.contains("Input/output error") }, "\(errors)")
+        #expect(kernel.checkInvariants() == [])
     }
 }

@@ -5,10 +5,13 @@
 
 @testable import CFFS
 import ExOS
+import Foundation
+@testable import XokTools
 import Testing
 import XN
 import Xok
 import XokABI
+import XokHostLinux
 import XokSimulation
 
 private func le64(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
@@ -317,5 +320,40 @@ extension Process {
         #expect(report.violations == [])
         #expect(report.calls == 1500)
         #expect(report.allowed > 100, "the generator reaches what bob may do, too")
+    }
+
+    /// Finding 10: a revocation's deadline is kept by the daemon's clock, with no call
+    /// from anyone to move it.
+    @Test func aRevocationDeadlineIsKeptByTheDaemonsClockAlone() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("xokd-clock-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let daemon = try Xokd(image: folder.appendingPathComponent("x.img").path, socket: folder.appendingPathComponent("s").path,
+                              frames: 4096, say: { _ in })
+        let done = StopFlag()
+        Thread {
+            try? daemon.run()
+            done.set()
+        }.start()
+        defer {
+            daemon.stop()
+            while !done.isSet { usleep(10_000) }
+        }
+        let kernel = daemon.kernel
+        let (a, b, frame) = try daemon.lock.withLock { () throws -> (LocalPort<LinuxHost>, LocalPort<LinuxHost>, FrameNumber) in
+            let quota = ExOSEnvironment.share(of: kernel, parts: 8)
+            let a = try ExOSEnvironment.make(kernel, uid: 1000, gid: 1000, quota: quota).port
+            let b = try ExOSEnvironment.make(kernel, uid: 1001, gid: 1001, quota: quota).port
+            let shared = try AccessControlList([try Capability(name: CFFSNames.mount, rights: .read),
+                                                try Capability(name: [SystemACLs.framesName], rights: .write)])
+            let frame = try a.allocateFrame(credential: ExOSSlot.frames, acl: shared)
+            _ = try b.map(frame, writable: false, credential: ExOSSlot.mount)
+            try a.revoke(frame, graceTicks: 200_000, credential: ExOSSlot.frames)   // 200 ms
+            return (a, b, frame)
+        }
+        #expect(daemon.lock.withLock { kernel.binding(of: frame, in: b.environment) } != nil)
+        usleep(800_000)
+        #expect(daemon.lock.withLock { kernel.binding(of: frame, in: b.environment) } == nil, "still bound 600 ms past its deadline")
+        _ = a
     }
 }
