@@ -59,27 +59,24 @@ struct PathMemory {
 }
 
 extension XN {
-    /// Refuses unless `credential` may pass through every block above `block` (a root
-    /// has none). Before a change to a block XN asks `requirePath(through: block, to:
-    /// block)` instead: the caller must be able to enter the block itself.
+    /// Refuses unless `credential` may pass through `parent` to `child` and through
+    /// every block above `parent`: the way to `child`. Before a change to a block XN asks
+    /// it with the block as both: the caller must be able to enter the block itself.
     /// - Throws: `notCached` (a block above it left the cache, and the way through it is
     ///   not remembered: read it in again), `aclDenied`, `udfFailed`.
-    public func requirePath(to block: BlockNumber, credential: Capability) throws(XNError) {
-        guard checksEnabled else { return }
-        try reach(block, credential, sharedDepth: 0)
-    }
-
-    /// Refuses unless `credential` may pass through `parent` to `child` and through
-    /// every block above `parent`.
-    /// - Throws: as `requirePath(to:credential:)`.
     public func requirePath(through parent: BlockNumber, to child: BlockNumber, credential: Capability) throws(XNError) {
         guard checksEnabled else { return }
-        try pass(parent, to: child, credential)
+        _ = try pass(parent, to: child, credential)
         try reach(parent, credential, sharedDepth: 0)
     }
 
+    /// Walks up from `block` to a root or a reach remembered. A reach is remembered for the
+    /// call's credential only when that credential itself passed every step: one made
+    /// with the caller's other capabilities must not serve another holder of the same
+    /// credential (the mount capability, say, which every user holds).
     private func reach(_ block: BlockNumber, _ credential: Capability, sharedDepth: Int) throws(XNError) {
         var below: [BlockNumber] = []
+        var ownCredentialAlone = true
         var current = block
         while true {
             guard let parent = parents[current] else { break }   // a root, or not allocated (refused by the caller)
@@ -92,7 +89,7 @@ extension XN {
                 var reached = false
                 for candidate in [parent] + others {
                     do {
-                        try pass(candidate, to: current, credential)
+                        if !(try pass(candidate, to: current, credential)) { ownCredentialAlone = false }
                         try reach(candidate, credential, sharedDepth: sharedDepth + 1)
                         reached = true
                         break
@@ -104,10 +101,11 @@ extension XN {
                 below.append(current)
                 break
             }
-            try pass(parent, to: current, credential)
+            if !(try pass(parent, to: current, credential)) { ownCredentialAlone = false }
             below.append(current)
             current = parent
         }
+        guard ownCredentialAlone else { return }
         if paths.reaches.count + below.count > PathMemory.entriesMax { paths.forgetAll() }
         for b in below { paths.reaches[PassKey(credential: credential, block: b)] = Reach(parent: parents[b], epoch: paths.epoch) }
     }
@@ -115,10 +113,11 @@ extension XN {
     /// Refuses unless `block`'s acl UDF lets `credential`, or another capability the
     /// caller holds (`pathCredentials`), pass through it to `target`: UNIX's search check
     /// counts every group of the process, whichever identity the call itself uses.
-    private func pass(_ block: BlockNumber, to target: BlockNumber, _ credential: Capability) throws(XNError) {
-        if paths.passes.contains(PassFact(credential: credential, block: block, target: target)) { return }
+    /// Returns whether `credential` itself passed.
+    private func pass(_ block: BlockNumber, to target: BlockNumber, _ credential: Capability) throws(XNError) -> Bool {
+        if paths.passes.contains(PassFact(credential: credential, block: block, target: target)) { return true }
         for case let other? in pathCredentials where other != credential {
-            if paths.passes.contains(PassFact(credential: other, block: block, target: target)) { return }
+            if paths.passes.contains(PassFact(credential: other, block: block, target: target)) { return false }
         }
         guard let entry = cache[block] else { throw .notCached }
         guard let template = template(entry.type) else { throw .aclDenied }
@@ -127,14 +126,14 @@ extension XN {
             try authorize(template, before: bytes, after: bytes, first: 0, count: 0, operation: .traverse, target: target,
                           credential: credential, block: block)
             remember(PassFact(credential: credential, block: block, target: target))
-            return
+            return true
         } catch .aclDenied {}
         for case let other? in pathCredentials where other != credential {
             do {
                 try authorize(template, before: bytes, after: bytes, first: 0, count: 0, operation: .traverse, target: target,
                               credential: other, block: block)
                 remember(PassFact(credential: other, block: block, target: target))
-                return
+                return false
             } catch .aclDenied {}
         }
         throw .aclDenied

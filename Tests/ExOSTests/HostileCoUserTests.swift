@@ -356,4 +356,24 @@ extension Process {
         #expect(daemon.lock.withLock { kernel.binding(of: frame, in: b.environment) } == nil, "still bound 600 ms past its deadline")
         _ = a
     }
+
+    /// XN remembers paths; one a user passed with a group's capability must not open for
+    /// another user who calls with a capability both hold (the mount capability, with
+    /// which anyone who reaches a symbolic link may read it).
+    @Test(arguments: Mode.allCases) func aPathPassedThroughAGroupStaysThatUsers(_ mode: Mode) throws {
+        let m = try Machine(mode)
+        try m.root.mkdir("/team", mode: 0o750)
+        try m.root.chown("/team", uid: 0, gid: 50)
+        try m.root.chmod("/team", 0o750)
+        try m.root.mkdir("/team/sub", mode: 0o755)
+        try m.root.symlink("/where/the/plans/are", "/team/sub/plans")
+        try m.root.sync()
+        let data = try m.root.fs.inode(try m.root.place("/team/sub/plans")).pointers[0]
+        let carol = try m.process(uid: 1002, gid: 50)
+        let eve = try m.process(uid: 1003, gid: 60)
+        _ = try carol.list("/")
+        _ = try eve.list("/")
+        try carol.fs.port.read(data, into: try carol.frame(), credential: ExOSSlot.mount)
+        #expect(throws: KernelError.permissionDenied) { try eve.fs.port.read(data, into: try eve.frame(), credential: ExOSSlot.mount) }
+    }
 }
