@@ -56,12 +56,7 @@ extension CFFS {
                 }
                 cursor[ref.block] = pointer + 1
                 if container == ref.block { inode.pointers[path.field] = pointer }
-                var header = BlockHeader(magic: CFFSLayout.indMagic, dirType: dirType, indType: indType, inoType: inoType)
-                header.level = UInt32(level)
-                header.uid = inode.uid
-                header.gid = inode.gid
-                header.mode = inode.mode
-                try cache.modify(pointer, .write, [(0, header.encoded)], credential: credential)
+                try cache.modify(pointer, .write, [(0, indirectHeader(level: level, of: inode).encoded)], credential: credential)
             }
             cache.note(pointer, parent: container, credential: credential)
             let entry = CFFSLayout.indPointersStart + 8 * slot
@@ -98,12 +93,18 @@ extension CFFS {
     /// Its UDF takes no pointer into a block not laid out.
     func layOutIfZero(_ block: BlockNumber, level: Int, of inode: Inode, credential: CapabilitySlot) throws(Errno) {
         guard try cache.read(block, parent: nil, credential: credential, count: 4).le32(0) == 0 else { return }
+        try cache.modify(block, .write, [(0, indirectHeader(level: level, of: inode).encoded)], credential: credential)
+    }
+
+    /// The header of an indirect block of `level` in `inode`'s file: the file's stamp,
+    /// which is what the indirect UDF requires of its layout.
+    func indirectHeader(level: Int, of inode: Inode) -> BlockHeader {
         var header = BlockHeader(magic: CFFSLayout.indMagic, dirType: dirType, indType: indType, inoType: inoType)
         header.level = UInt32(level)
         header.uid = inode.uid
         header.gid = inode.gid
         header.mode = inode.mode
-        try cache.modify(block, .write, [(0, header.encoded)], credential: credential)
+        return header
     }
 
     /// Where a directory's next file block should go: after the last one it got, or

@@ -122,18 +122,14 @@ extension XN {
         guard let entry = cache[block] else { throw .notCached }
         guard let template = template(entry.type) else { throw .aclDenied }
         let bytes = contents(entry)
-        do {
-            try authorize(template, before: bytes, after: bytes, first: 0, count: 0, operation: .traverse, target: target,
-                          credential: credential, block: block)
-            remember(PassFact(credential: credential, block: block, target: target))
-            return true
-        } catch .aclDenied {}
-        for case let other? in pathCredentials where other != credential {
+        var candidates = [credential]
+        for case let other? in pathCredentials where other != credential { candidates.append(other) }
+        for candidate in candidates {
             do {
                 try authorize(template, before: bytes, after: bytes, first: 0, count: 0, operation: .traverse, target: target,
-                              credential: other, block: block)
-                remember(PassFact(credential: other, block: block, target: target))
-                return false
+                              credential: candidate, block: block)
+                remember(PassFact(credential: candidate, block: block, target: target))
+                return candidate == credential
             } catch .aclDenied {}
         }
         throw .aclDenied
