@@ -64,7 +64,7 @@ public enum KernelLimits {
     public static let udfFramesMax = 4
     /// Bytes of one UDF program (2,048 instructions). C-FFS's directory `acl`, which holds
     /// UNIX's rules for entries, names, moves, sticky directories and a new block's
-    /// layout against its parent, is about 700.
+    /// layout against its parent, is 616.
     public static let udfBytesMax = udfFramesMax * pageBytes
 
     /// Checked relations between the limits; the kernel evaluates this at boot.
