@@ -595,13 +595,19 @@ struct UDFBuilder {
     /// next block, read or search on it (listing a directory needs only read); into the
     /// block itself, search; to anything else, search. The owner may always pass to the
     /// directory's own blocks (chmod must reach every header). A block not laid out yet
-    /// guards nothing: it points nowhere, and its layout has rules of its own.
+    /// may be entered (its layout has rules of its own) but not passed through: it has no
+    /// stamp to say who may, so whatever a damaged one still points to stays out of reach.
     mutating func routeTraverseOfDirectory() {
         let notTraverse = b.makeLabel(), search = b.makeLabel(), own = b.makeLabel()
         b.branch(.ne, .r9, .immediate(Int32(AclContext.Operation.traverse.rawValue)), to: notTraverse)
         requireRights(.read)
+        let laidOut = b.makeLabel()
         b.load(.word, .r2, from: .r1, offset: Int16(CFFSLayout.magic))
-        b.branch(.eq, .r2, 0, to: allow)
+        b.branch(.ne, .r2, 0, to: laidOut)
+        b.load(.double, .r2, from: .r1, offset: Int16(AclContext.blockNumberOffset))
+        b.branch(.eq, .r2, .r8, to: allow)
+        b.jump(to: deny)
+        b.bind(laidOut)
         permission(of: .r1, header: true)
         b.load(.double, .r2, from: .r1, offset: Int16(AclContext.blockNumberOffset))
         b.branch(.eq, .r2, .r8, to: own)

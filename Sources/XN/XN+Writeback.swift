@@ -90,29 +90,39 @@ extension XN {
     }
 
     /// Writes the new blocks below `asked` (and below the move units they belong to) that
-    /// keep them from being written: in rounds, each writing whatever XN's ordering lets
-    /// go now, so children reach the disk before parents and units go whole. Stops when
-    /// nothing below is left unwritten, or a round writes nothing.
+    /// keep them from being written: a level at a time from the deepest, each in one batch
+    /// and one barrier, so a co-writer's thousand new blocks cost a barrier a level, not
+    /// one each. A block its level cannot take yet (a move unit, a block still tainted by
+    /// another level's) is retried in rounds, each writing whatever XN's ordering lets go
+    /// now, until nothing below is left or a round writes nothing.
     private func writeNewBlocksBelow(_ asked: Set<BlockNumber>) throws(XNError) {
-        var below: [BlockNumber] = []
+        var levels: [[BlockNumber]] = []
         var seen = asked
         var frontier = asked.sorted()
         while !frontier.isEmpty {
-            var next: [BlockNumber] = []
+            var next: [BlockNumber] = [], level: [BlockNumber] = []
             for block in frontier {
                 if let group = moveGroups[block] {
                     for member in closed(Set(group)) where seen.insert(member).inserted { next.append(member) }
                 }
                 for pointer in cache[block]?.pointers ?? [] where isUnwritten(pointer.block) && seen.insert(pointer.block).inserted {
                     next.append(pointer.block)
-                    below.append(pointer.block)
+                    level.append(pointer.block)
                 }
             }
+            if !level.isEmpty { levels.append(level) }
             frontier = next
         }
-        guard !below.isEmpty else { return }
-        var pending = below.reversed().filter { dirtySet.contains($0) }
-        for _ in 0...pending.count {
+        guard !levels.isEmpty else { return }
+        for level in levels.reversed() {
+            let dirty = level.filter { dirtySet.contains($0) }
+            guard !dirty.isEmpty else { continue }
+            do { try write(dirty, by: nil, descending: false) } catch .tainted {
+                continue   // left to the rounds below
+            }
+        }
+        var pending = levels.reversed().flatMap { $0 }.filter { dirtySet.contains($0) }
+        for _ in 0...pending.count where !pending.isEmpty {
             var progressed = false
             for block in pending where dirtySet.contains(block) {
                 do {
@@ -123,7 +133,7 @@ extension XN {
                 }
             }
             pending = pending.filter { dirtySet.contains($0) }
-            if pending.isEmpty || !progressed { return }
+            if !progressed { return }
         }
     }
 
